@@ -1,0 +1,127 @@
+# mallet -- one Makefile; variants are variables:
+#   make DEBUG=0..3            internal assert level
+#   make SAN=address|undefined|thread
+#   make TRACK=valgrind        describe blocks to memcheck
+# A variant builds into its own folder under build/, so they coexist.
+
+CC      ?= cc
+DEBUG   ?= 0
+SAN     ?=
+TRACK   ?=
+PREFIX  ?= /usr/local
+
+BUILD := build$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden -pthread \
+           -Iinclude -Isrc -Iteach -DMALLET_DEBUG=$(DEBUG)
+LDFLAGS += -pthread
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+endif
+ifeq ($(TRACK),valgrind)
+CFLAGS  += -DMALLET_TRACK_VALGRIND=1
+endif
+
+# --- sources, by layer -------------------------------------------------------
+OS_SRC       := $(wildcard src/os/*.c src/debug/*.c)
+CORE_SRC     := $(wildcard src/*.c)
+OVERRIDE_SRC := $(wildcard src/override/*.c)
+DESIGNS_SRC  := $(wildcard teach/[0-9][0-9]_*.c)
+DESIGNS      := $(patsubst teach/%.c,%,$(DESIGNS_SRC))
+TEACH_NAMES  := $(foreach d,$(DESIGNS),$(word 2,$(subst _, ,$(d))))
+TEACH_SRC    := $(DESIGNS_SRC) $(filter-out teach/preload.c teach/gc.c $(DESIGNS_SRC),$(wildcard teach/*.c))
+GC_SRC       := $(wildcard teach/gc.c)
+TOOLS_SRC    := $(wildcard tools/*.c)
+TESTS_SRC    := $(wildcard tests/test_*.c)
+OVR_TESTS_SRC:= $(wildcard tests/override_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+OS_A    := $(BUILD)/libmallet-os.a
+CORE_A  := $(BUILD)/libmallet-core.a
+TEACH_A := $(BUILD)/libteach.a
+LIB_A   := $(BUILD)/libmallet.a
+LIB_SO  := $(BUILD)/libmallet.so
+GC_A    := $(if $(GC_SRC),$(BUILD)/teach/libteach-gc.a)
+TEACH_SO:= $(patsubst %,$(BUILD)/teach/libteach-%.so,$(TEACH_NAMES))
+MALLET  := $(if $(TOOLS_SRC),$(BUILD)/mallet)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TESTS_SRC))
+# Programs that replace malloc itself cannot share a process with a sanitizer.
+ifeq ($(SAN),)
+LIBS    := $(if $(CORE_SRC),$(LIB_A) $(LIB_SO))
+OVR_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(OVR_TESTS_SRC)) \
+             $(patsubst tests/%.c,$(BUILD)/tests/%.glibc,$(OVR_TESTS_SRC))
+PRELOADS := $(TEACH_SO)
+endif
+
+.PHONY: all lib teach tools tests test asan valgrind bench demo install clean secure fuzz
+all: lib teach tools tests
+lib: $(LIBS)
+teach: $(TEACH_A) $(PRELOADS) $(GC_A)
+tools: $(MALLET)
+tests: $(TESTS) $(OVR_TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+$(OS_A): $(call obj,$(OS_SRC))
+$(CORE_A): $(call obj,$(CORE_SRC))
+$(TEACH_A): $(call obj,$(TEACH_SRC))
+$(LIB_A): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
+$(GC_A): $(call obj,$(GC_SRC))
+%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
+	$(CC) -shared -ftls-model=initial-exec -Wl,-z,now -o $@ $^ $(LDFLAGS)
+
+# Each teach design as a preload library: the design, the one-lock wrapper
+# (compiled per design), the OS seam.
+$(BUILD)/teach/libteach-%.so: teach/preload.c $(TEACH_SRC) $(OS_SRC) teach/teach.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -DTEACH_PRELOAD -DTEACH_DESIGN=$* -o $@ \
+	    teach/preload.c $(filter teach/%_$*.c,$(DESIGNS_SRC)) $(OS_SRC) $(LDFLAGS)
+
+TEST_LIBS := $(TEACH_A) $(GC_A) $(if $(CORE_SRC),$(CORE_A)) $(OS_A)
+$(BUILD)/tests/%: tests/%.c tests/test.h $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
+$(BUILD)/tests/override_%: tests/override_%.c tests/test.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) -lm
+$(BUILD)/tests/override_%.glibc: tests/override_%.c tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTEST_ORACLE_GLIBC -o $@ $< $(LDFLAGS) -lm
+
+$(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
+	$(CC) -o $@ $^ $(LDFLAGS) -lm
+
+# --- the suite: plainly, under AddressSanitizer, under Valgrind memcheck ------
+test:
+	@tests/run.sh plain asan valgrind
+asan:
+	@tests/run.sh asan
+valgrind:
+	@tests/run.sh valgrind
+
+bench: all
+	bench/run.sh
+
+demo: all
+	@bench/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/mallet.h $(DESTDIR)$(PREFIX)/include/
+	$(if $(LIBS),install -m 755 $(LIBS) $(DESTDIR)$(PREFIX)/lib/)
+	$(if $(MALLET),install -m 755 $(MALLET) $(DESTDIR)$(PREFIX)/bin/)
+	sed 's|@PREFIX@|$(PREFIX)|' mallet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mallet.pc
+
+clean:
+	rm -rf build

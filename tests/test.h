@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+//
+// test.h -- the test harness. Include it once per test program:
+//
+//   TEST(name) { CHECK(expr); ... }
+//
+// Each TEST runs in a child process of its own under an alarm (TEST_TIMEOUT
+// seconds, default 120), so a crash or a hang fails that test alone. The
+// program ends with the line "N passed, N failed, N skipped" and exits non-zero
+// when anything failed. `prog NAME` runs the tests whose name contains NAME.
+//
+// test_dies(fn, arg, needle) runs fn(arg) in a child with stderr captured and
+// tells whether it died (a signal or a non-zero exit) printing `needle`.
+// TEST_SKIP("why") ends the current test as skipped.
+#ifndef MALLET_TEST_H
+#define MALLET_TEST_H
+
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct { const char *name; void (*fn)(void); } test_case_t;
+
+static test_case_t test_cases[256];
+static int test_count;
+static int test_failures;               // CHECK failures in this process
+
+#define TEST(name)                                                          \
+    static void test_##name(void);                                          \
+    __attribute__((constructor)) static void test_register_##name(void)     \
+    { test_cases[test_count++] = (test_case_t){ #name, test_##name }; }     \
+    static void test_##name(void)
+
+#define CHECK(expr)                                                          \
+    do { if (!(expr)) { test_failures++;                                     \
+        fprintf(stderr, "  CHECK failed: %s  (%s:%d)\n", #expr, __FILE__, __LINE__); \
+    } } while (0)
+
+#define TEST_SKIP(why) \
+    do { fprintf(stderr, "  skipped: %s\n", why); fflush(stderr); _exit(77); } while (0)
+
+// 1 when fn(arg) dies and its stderr contains needle; the text goes to out.
+static inline int test_dies(void (*fn)(void *), void *arg, const char *needle,
+                            char *out, size_t outsz)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        signal(SIGABRT, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], out + len, outsz - 1 - len)) > 0 && len + 1 < outsz)
+        len += (size_t)n;
+    while (n > 0) { char sink[512]; n = read(fds[0], sink, sizeof sink); }
+    out[len] = 0;
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    int died = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    return died && strstr(out, needle) != NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0, skipped = 0;
+    const char *t = getenv("TEST_TIMEOUT");
+    unsigned timeout = t ? (unsigned)atoi(t) : 120;
+    for (int i = 0; i < test_count; i++) {
+        if (argc > 1 && !strstr(test_cases[i].name, argv[1]))
+            continue;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(timeout);
+            test_cases[i].fn();
+            fflush(NULL);
+            _exit(test_failures ? 1 : 0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            passed++;
+            printf("ok    %s\n", test_cases[i].name);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+            skipped++;
+            printf("skip  %s\n", test_cases[i].name);
+        } else {
+            failed++;
+            if (WIFSIGNALED(status))
+                printf("FAIL  %s (signal %d%s)\n", test_cases[i].name, WTERMSIG(status),
+                       WTERMSIG(status) == SIGALRM ? ", timeout" : "");
+            else
+                printf("FAIL  %s (exit %d)\n", test_cases[i].name, WEXITSTATUS(status));
+        }
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed ? 1 : 0;
+}
+
+#endif
