@@ -36,6 +36,7 @@ GC_SRC       := $(wildcard teach/gc.c)
 TOOLS_SRC    := $(wildcard tools/*.c)
 TESTS_SRC    := $(wildcard tests/test_*.c)
 OVR_TESTS_SRC:= $(wildcard tests/override_*.c)
+BENCH_SRC    := $(wildcard bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -48,6 +49,7 @@ GC_A    := $(if $(GC_SRC),$(BUILD)/teach/libteach-gc.a)
 TEACH_SO:= $(patsubst %,$(BUILD)/teach/libteach-%.so,$(TEACH_NAMES))
 MALLET  := $(if $(TOOLS_SRC),$(BUILD)/mallet)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TESTS_SRC))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Programs that replace malloc itself cannot share a process with a sanitizer.
 ifeq ($(SAN),)
 LIBS    := $(if $(CORE_SRC),$(LIB_A) $(LIB_SO))
@@ -56,12 +58,13 @@ OVR_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(OVR_TESTS_SRC)) \
 PRELOADS := $(TEACH_SO)
 endif
 
-.PHONY: all lib teach tools tests test asan valgrind bench demo install clean secure fuzz
-all: lib teach tools tests
+.PHONY: all lib teach tools tests benches test asan valgrind bench demo install clean
+all: lib teach tools tests benches
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
 tools: $(MALLET)
 tests: $(TESTS) $(OVR_TESTS)
+benches: $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -97,6 +100,12 @@ $(BUILD)/tests/override_%: tests/override_%.c tests/test.h $(LIB_A)
 $(BUILD)/tests/override_%.glibc: tests/override_%.c tests/test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTEST_ORACLE_GLIBC -o $@ $< $(LDFLAGS) -lm
+
+# Benchmark programs link the in-process allocators; the malloc they call is
+# whichever LD_PRELOAD provides.
+$(BUILD)/bench/%: bench/%.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
 
 $(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS) -lm
