@@ -58,7 +58,7 @@ OVR_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(OVR_TESTS_SRC)) \
 PRELOADS := $(TEACH_SO)
 endif
 
-.PHONY: all lib teach tools tests benches test asan valgrind bench demo install clean
+.PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install clean
 all: lib teach tools tests benches
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
@@ -111,17 +111,21 @@ $(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS) -lm
 
 # --- the suite: plainly, under AddressSanitizer, under Valgrind memcheck ------
-test:
+# Debian packages the suite, benchmarks and demo use (.ci/packages).
+deps:
+	@.ci/deps
+
+test: deps
 	@tests/run.sh plain asan valgrind
-asan:
+asan: deps
 	@tests/run.sh asan
-valgrind:
+valgrind: deps
 	@tests/run.sh valgrind
 
-bench: all
+bench: deps all
 	bench/run.sh
 
-demo: all
+demo: deps all
 	@bench/demo.sh
 
 install: all
