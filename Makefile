@@ -56,13 +56,14 @@ LIBS    := $(if $(CORE_SRC),$(LIB_A) $(LIB_SO))
 OVR_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(OVR_TESTS_SRC)) \
              $(patsubst tests/%.c,$(BUILD)/tests/%.glibc,$(OVR_TESTS_SRC))
 PRELOADS := $(TEACH_SO)
+TRACE_SO := $(if $(wildcard tools/recorder/trace.c),$(BUILD)/libmallet-trace.so)
 endif
 
 .PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install clean
 all: lib teach tools tests benches
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
-tools: $(MALLET)
+tools: $(MALLET) $(TRACE_SO)
 tests: $(TESTS) $(OVR_TESTS)
 benches: $(BENCHES)
 
@@ -107,8 +108,15 @@ $(BUILD)/bench/%: bench/%.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
 
+# The command takes every in-process allocator whole: it looks them up by
+# weak reference, so a build without one still links and says so at run time.
 $(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
-	$(CC) -o $@ $^ $(LDFLAGS) -lm
+	$(CC) -o $@ $(call obj,$(TOOLS_SRC)) -Wl,--whole-archive $(TEST_LIBS) \
+	    -Wl,--no-whole-archive $(LDFLAGS) -lm
+
+# The trace recorder, preloaded by `mallet trace`.
+$(TRACE_SO): tools/recorder/trace.c
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) -ldl
 
 # --- the suite: plainly, under AddressSanitizer, under Valgrind memcheck ------
 # Debian packages the suite, benchmarks and demo use (.ci/packages).
@@ -134,6 +142,9 @@ install: all
 	install -m 644 include/mallet.h $(DESTDIR)$(PREFIX)/include/
 	$(if $(LIBS),install -m 755 $(LIBS) $(DESTDIR)$(PREFIX)/lib/)
 	$(if $(MALLET),install -m 755 $(MALLET) $(DESTDIR)$(PREFIX)/bin/)
+	install -d $(DESTDIR)$(PREFIX)/lib/mallet/teach
+	$(if $(TRACE_SO),install -m 755 $(TRACE_SO) $(DESTDIR)$(PREFIX)/lib/mallet/)
+	$(if $(PRELOADS),install -m 755 $(PRELOADS) $(DESTDIR)$(PREFIX)/lib/mallet/teach/)
 	sed 's|@PREFIX@|$(PREFIX)|' mallet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mallet.pc
 
 clean:
