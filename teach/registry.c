@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+//
+// registry.c -- the list of teaching allocators, in reading order, and the
+// lookup by name that tests, the replayer and the heap map use.
+#include "teach.h"
+
+#include <string.h>
+
+extern const teach_allocator_t teach_bump;
+extern const teach_allocator_t teach_firstfit;
+
+const teach_allocator_t *const teach_allocators[] = {
+    &teach_bump,
+    &teach_firstfit,
+    NULL,
+};
+
+const teach_allocator_t *teach_find(const char *name)
+{
+    for (const teach_allocator_t *const *a = teach_allocators; *a; a++)
+        if (strcmp((*a)->name, name) == 0)
+            return *a;
+    return NULL;
+}
