@@ -143,6 +143,7 @@ static void *bump_realloc(void *p, size_t n)
     void *q = bump_malloc(n);
     if (q == NULL)
         return NULL;
+    MALLET_TRACK_MEM_UNDEFINED(p, usable);   // the tail past the request is poisoned: let memcpy read it
     memcpy(q, p, usable);
     bump_free(p);
     return q;

@@ -193,6 +193,7 @@ static void *ff_realloc(void *p, size_t n)
     void *q = ff_malloc(n);
     if (q == NULL)
         return NULL;
+    MALLET_TRACK_MEM_UNDEFINED(p, usable);   // the tail past the request is poisoned: let memcpy read it
     memcpy(q, p, usable < n ? usable : n);
     ff_free(p);
     return q;
