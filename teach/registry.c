@@ -8,10 +8,12 @@
 
 extern const teach_allocator_t teach_bump;
 extern const teach_allocator_t teach_firstfit;
+extern const teach_allocator_t teach_split;
 
 const teach_allocator_t *const teach_allocators[] = {
     &teach_bump,
     &teach_firstfit,
+    &teach_split,
     NULL,
 };
 

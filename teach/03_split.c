@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+//
+// 03_split.c -- first fit with splitting.
+//
+// What it adds to first fit (02_firstfit.c): a free block bigger than the
+// request is cut in two. The request takes the tail end; the front stays on
+// the free list, in the same place, just smaller (K&R's trick: no list
+// surgery). Because leftovers are kept, the break can now grow in chunks of
+// SP_GROW bytes and one growth serves many small requests. realloc to a
+// smaller size gives the cut-off tail back to the list.
+//
+//     free block found (size 256)          after malloc(40)
+//     [hdr|        free 240         ]  ->  [hdr| free 176 ][hdr| used 48 ]
+//
+//     header (16 bytes):  [ size|F | next ]
+//       size   block size, header included (a multiple of 16); bit 0 = F, free
+//       next   free: the next free block;  in use: SP_MAGIC
+//
+// Requests of TEACH_MMAP_THRESHOLD bytes and more get a mapping of their own
+// (teach/source.h).
+//
+// Invariants. Blocks tile [base, break) with no gaps; each size is a
+// multiple of 16, at least SP_MIN; a block is on the free list exactly when
+// its F bit is set; a used block's `next` holds SP_MAGIC.
+//
+// Known weakness: no coalescing. Splitting only ever makes blocks smaller,
+// and two free neighbours never join, so after a phase of small blocks the
+// heap is a sand of small free pieces that cannot serve a bigger request:
+// the break grows though most of the heap is free (tests: free 1000 x 64,
+// then malloc 1000 x 128 grows the footprint). malloc still walks the whole
+// free list, which is now longer, since splitting makes more pieces.
+#include "source.h"
+
+#define SP_MAGIC ((struct sp_header *)0xf1f1f1f1f1f1f1f0ULL)  // "next" of a used block
+#define SP_FREE  ((size_t)1)                                   // the F bit of size
+
+typedef struct sp_header {
+    size_t size;                 // bytes in the block, header included; bit 0 = F (free)
+    struct sp_header *next;      // free: next free block (NULL ends); used: SP_MAGIC
+} sp_header_t;
+
+#define HDR     sizeof(sp_header_t)  // 16: keeps payloads 16-byte aligned
+#define SP_MIN  (HDR + TEACH_ALIGN)  // smallest block: a header and 16 bytes
+#define SP_GROW ((size_t)16 << 10)   // the break grows at least this much at a time
+
+static teach_source_t sp_src;    // the break and the large blocks
+static sp_header_t *sp_list;     // the free list, most recently freed first
+static size_t sp_live;           // usable bytes of the blocks in use
+
+// Header access, with the checkers told that the allocator (and only the
+// allocator) touches these 16 bytes.
+static sp_header_t sp_read(sp_header_t *h)
+{
+    MALLET_TRACK_MEM_DEFINED(h, HDR);
+    sp_header_t v = *h;
+    MALLET_TRACK_MEM_NOACCESS(h, HDR);
+    return v;
+}
+
+static void sp_write(sp_header_t *h, size_t size, sp_header_t *next)
+{
+    MALLET_TRACK_MEM_UNDEFINED(h, HDR);
+    h->size = size;
+    h->next = next;
+    MALLET_TRACK_MEM_NOACCESS(h, HDR);
+}
+
+// Block size for a request: header + payload rounded up to 16, payload at
+// least 16 so that malloc(0) gets a block of its own. 0 when n is absurd.
+static size_t sp_block_size(size_t n)
+{
+    size_t payload = source_round(n ? n : 1, TEACH_ALIGN);
+    if (payload == 0 || payload > SIZE_MAX / 2)
+        return 0;
+    return payload + HDR;
+}
+
+static void *sp_hand_out(sp_header_t *h, size_t size, size_t n)
+{
+    sp_write(h, size, SP_MAGIC);
+    sp_live += size - HDR;
+    void *p = (char *)h + HDR;
+    MALLET_TRACK_MALLOC(p, n, size - HDR, false);
+    (void)n;                            // only the checkers want the request
+    return p;
+}
+
+// Cut `size` bytes off the tail of free block h (currently `have` bytes) if
+// the rest can stand as a block of its own; return the block to hand out.
+// The front keeps h's place on the free list, so nothing else changes.
+static sp_header_t *sp_cut_tail(sp_header_t *h, size_t have, size_t size, sp_header_t *next)
+{
+    sp_write(h, (have - size) | SP_FREE, next);
+    return (sp_header_t *)((char *)h + have - size);
+}
+
+static void *sp_malloc(size_t n)
+{
+    if (n >= TEACH_MMAP_THRESHOLD) {
+        size_t usable;
+        void *p = source_large_malloc(&sp_src, n, &usable);
+        if (p)
+            sp_live += usable;
+        return p;
+    }
+    size_t size = sp_block_size(n);
+    for (int tries = 0; tries < 2; tries++) {
+        // First fit: the first free block big enough.
+        sp_header_t *prev = NULL;
+        for (sp_header_t *h = sp_list; h; ) {
+            sp_header_t v = sp_read(h);
+            size_t have = v.size & ~SP_FREE;
+            if (have >= size + SP_MIN)           // room to spare: split
+                return sp_hand_out(sp_cut_tail(h, have, size, v.next), size, n);
+            if (have >= size) {                  // too small to split: take whole
+                if (prev)
+                    sp_write(prev, sp_read(prev).size, v.next);
+                else
+                    sp_list = v.next;
+                return sp_hand_out(h, have, n);
+            }
+            prev = h;
+            h = v.next;
+        }
+        // Nothing fits: grow the break by a chunk, free it onto the list,
+        // and search again (it is now the list's first block).
+        size_t grow = size > SP_GROW ? size : SP_GROW;
+        sp_header_t *c = source_grow(&sp_src, grow);
+        if (c == NULL)
+            return NULL;                         // errno ENOMEM from the break
+        sp_write(c, grow | SP_FREE, sp_list);
+        sp_list = c;
+    }
+    return NULL;                                 // not reached: the chunk fits
+}
+
+// The header of a block we handed out, or a one-line report and abort.
+static sp_header_t sp_check(void *p, const char *func)
+{
+    sp_header_t *h = (sp_header_t *)((char *)p - HDR);
+    if (((uintptr_t)p & (TEACH_ALIGN - 1)) || !source_in_brk(&sp_src, h))
+        mallet__fatal("teach-split", func, "invalid pointer", p);
+    sp_header_t v = sp_read(h);
+    if (v.size & SP_FREE)
+        mallet__fatal("teach-split", func, "double free of", p);
+    if (v.next != SP_MAGIC)
+        mallet__fatal("teach-split", func, "invalid pointer", p);
+    return v;
+}
+
+static void sp_free(void *p)
+{
+    if (p == NULL)
+        return;
+    int saved = errno;
+    if (!source_in_brk(&sp_src, p)) {
+        intptr_t i = source_large_find(&sp_src, p);
+        if (i < 0)
+            mallet__fatal("teach-split", "free", "invalid pointer", p);
+        sp_live -= source_large_free(&sp_src, i);
+        errno = saved;
+        return;
+    }
+    sp_header_t v = sp_check(p, "free");
+    sp_live -= v.size - HDR;
+    MALLET_TRACK_FREE(p, v.size - HDR);
+    // Push on the front: O(1), and the block most likely still in cache is
+    // the first one the next malloc looks at.
+    sp_header_t *h = (sp_header_t *)((char *)p - HDR);
+    sp_write(h, v.size | SP_FREE, sp_list);
+    sp_list = h;
+    errno = saved;
+}
+
+// Usable bytes of a block we handed out, large or not.
+static size_t sp_usable(void *p, const char *func)
+{
+    if (!source_in_brk(&sp_src, p)) {
+        intptr_t i = source_large_find(&sp_src, p);
+        if (i < 0)
+            mallet__fatal("teach-split", func, "invalid pointer", p);
+        return sp_src.large[i].size;
+    }
+    return sp_check(p, func).size - HDR;
+}
+
+static size_t sp_usable_size(void *p)
+{
+    return p ? sp_usable(p, "malloc_usable_size") : 0;
+}
+
+static void *sp_realloc(void *p, size_t n)
+{
+    if (p == NULL)
+        return sp_malloc(n);
+    if (n == 0) {
+        sp_free(p);
+        return NULL;
+    }
+    size_t usable = sp_usable(p, "realloc");
+    bool small = source_in_brk(&sp_src, p);
+    if (!small && n >= TEACH_MMAP_THRESHOLD) {
+        // Large to large: let the kernel move the pages (mremap), no copy.
+        intptr_t i = source_large_find(&sp_src, p);
+        size_t now;
+        void *q = source_large_realloc(&sp_src, i, n, &now);
+        if (q)
+            sp_live = sp_live - usable + now;
+        return q;
+    }
+    if (small && n <= usable) {
+        // It fits: stay, and give the tail back if it can stand alone.
+        // (The checkers hear of a free and a new block: see source.h.)
+        sp_header_t *h = (sp_header_t *)((char *)p - HDR);
+        size_t have = usable + HDR, size = sp_block_size(n);
+        MALLET_TRACK_FREE(p, usable);
+        if (have >= size + SP_MIN) {
+            sp_header_t *t = (sp_header_t *)((char *)h + size);
+            sp_write(h, size, SP_MAGIC);
+            sp_write(t, (have - size) | SP_FREE, sp_list);
+            sp_list = t;
+            sp_live -= have - size;
+            usable = size - HDR;
+        }
+        MALLET_TRACK_MALLOC(p, n, usable, true);
+        return p;
+    }
+    void *q = sp_malloc(n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, usable < n ? usable : n);
+    sp_free(p);
+    return q;
+}
+
+static void sp_walk(teach_visit_fn visit, void *ctx)
+{
+    char *at = source_base(&sp_src), *top = source_top(&sp_src);
+    while (at && at < top) {
+        size_t size = sp_read((sp_header_t *)at).size;
+        visit(ctx, at, size & ~SP_FREE, !(size & SP_FREE));
+        at += size & ~SP_FREE;
+    }
+    source_large_walk(&sp_src, visit, ctx);
+}
+
+static void sp_reset(void)
+{
+    source_reset(&sp_src);
+    sp_list = NULL;
+    sp_live = 0;
+}
+
+static size_t sp_footprint(void)
+{
+    return source_footprint(&sp_src);
+}
+
+static size_t sp_live_bytes(void)
+{
+    return sp_live;
+}
+
+const teach_allocator_t teach_split = {
+    .name = "split",
+    .design = "first fit that splits oversized free blocks; no coalescing",
+    .malloc = sp_malloc,
+    .free = sp_free,
+    .realloc = sp_realloc,
+    .memalign = NULL,
+    .usable_size = sp_usable_size,
+    .walk = sp_walk,
+    .reset = sp_reset,
+    .footprint = sp_footprint,
+    .live_bytes = sp_live_bytes,
+};
