@@ -108,11 +108,10 @@ $(BUILD)/bench/%: bench/%.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
 
-# The command takes every in-process allocator whole: it looks them up by
-# weak reference, so a build without one still links and says so at run time.
-$(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
-	$(CC) -o $@ $(call obj,$(TOOLS_SRC)) -Wl,--whole-archive $(TEST_LIBS) \
-	    -Wl,--no-whole-archive $(LDFLAGS) -lm
+# The command refers to the in-process allocators weakly, so a build without
+# one still links; tools/link-flags.sh names the members to take.
+$(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS) tools/link-flags.sh
+	$(CC) -o $@ $(call obj,$(TOOLS_SRC)) $$(tools/link-flags.sh $(TEST_LIBS)) $(TEST_LIBS) $(LDFLAGS) -lm
 
 # The trace recorder, preloaded by `mallet trace`.
 $(TRACE_SO): tools/recorder/trace.c

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+//
+// tools.h -- what the parts of the `mallet` command share: the verbs, the
+// allocator names, where the build products are, traces in memory.
+//
+// The command is a program, not allocator code: it uses stdio and malloc
+// (glibc's) freely. It sees libmallet and the teach designs through their
+// public headers only, and refers to them weakly: a build that lacks one
+// still links, and the verb that needs it says so at run time.
+#ifndef MALLET_TOOLS_H
+#define MALLET_TOOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "mallet.h"
+#include "teach.h"
+
+#pragma weak teach_allocators
+#pragma weak teach_find
+#pragma weak mallet_malloc
+#pragma weak mallet_free
+#pragma weak mallet_realloc
+#pragma weak mallet_stats_get
+
+// --- verbs (each returns the process exit status) ----------------------------
+
+int tool_run(int argc, char **argv);
+int tool_trace(int argc, char **argv);
+int tool_replay(int argc, char **argv);
+int tool_replay_child(int argc, char **argv);
+int tool_heapmap(int argc, char **argv);
+int tool_bench(int argc, char **argv);
+
+// --- allocators ---------------------------------------------------------------
+
+typedef enum {
+    ALLOC_GLIBC,                 // the C library's malloc: nothing preloaded
+    ALLOC_MALLET,                // libmallet
+    ALLOC_TEACH,                 // one teach design
+    ALLOC_PEER,                  // an allocator installed on the system
+} alloc_kind_t;
+
+typedef struct alloc_desc {
+    const char *name;                 // as the user types it
+    alloc_kind_t kind;                // which of the four
+    const teach_allocator_t *teach;   // the design (ALLOC_TEACH), when linked in
+    const char *peer_file;            // library file name (ALLOC_PEER)
+    const char *peer_package;         // the Debian package that ships it (ALLOC_PEER)
+} alloc_desc_t;
+
+// Look `name` up; on failure print "VERB: unknown allocator NAME; valid: ..."
+// and return false.
+bool tool_alloc_lookup(const char *verb, const char *name, alloc_desc_t *out);
+// Print the valid names, space separated, to f.
+void tool_alloc_list(FILE *f);
+// The library to preload for `a` into out (empty for glibc). On failure
+// (not built, not installed) print why, naming the make target or the
+// Debian package, and return false.
+bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size_t cap);
+// True when libmallet is linked into this binary (in-process replay).
+bool tool_have_mallet(void);
+
+// --- files and processes --------------------------------------------------------
+
+// A build product: tries each of `rel` (relative to the directory of the
+// running binary) in turn; true with the first that exists in out.
+bool tool_find_product(char *out, size_t cap, const char *const *rel);
+// The directory that holds the running binary.
+const char *tool_exe_dir(void);
+// "SIGSEGV" for 11, "signal 77" when unnamed.
+const char *tool_signame(int sig, char *buf, size_t cap);
+// Wait for pid and return its exit status; for a signal, print
+// "VERB: WHAT crashed under ALLOC: signal N (SIGNAME)" and return 128 + N.
+int tool_wait(const char *verb, pid_t pid, const char *what, const char *alloc);
+// A median of n doubles (sorts them in place).
+double tool_median(double *v, int n);
+// Monotonic time in seconds.
+double tool_now(void);
+
+// --- traces in memory (tracefile.c) ---------------------------------------------
+
+typedef enum { OP_ALLOC, OP_FREE, OP_REALLOC } op_kind_t;
+
+typedef struct trace_op {
+    uint64_t size;               // requested bytes (OP_ALLOC, OP_REALLOC)
+    uint32_t id;                 // block id, < trace.n_ids
+    uint32_t kind : 2;           // op_kind_t
+    uint32_t line : 30;          // line in the file, for messages (saturates)
+} trace_op_t;
+
+typedef struct trace {
+    const char *path;            // as given on the command line
+    uint64_t heap_hint;          // header line 1: suggested heap size
+    uint64_t n_ids;              // header line 2
+    uint64_t n_ops;              // operations read (= header line 3)
+    uint64_t weight;             // header line 4 (1 when the header has 3 lines)
+    trace_op_t *ops;             // n_ops entries, in mmap'd memory
+    size_t ops_cap;              // bytes mapped for ops
+} trace_t;
+
+// Read and check a trace (plain, .gz or .zst). On error print
+// "PATH:LINE: expected ..." (or why the file cannot be read) and return
+// false. Memory comes from mmap, so a replay under a preloaded allocator
+// sees none of it in its heap.
+bool trace_load(const char *path, trace_t *t);
+void trace_free(trace_t *t);
+
+#endif
