@@ -21,7 +21,9 @@
 
 #include "tools.h"
 
-#define PEER_DIR "/usr/lib/x86_64-linux-gnu/"
+// Where the peers are looked for; MALLET_PEER_DIR overrides it (another
+// distribution's layout, or a test's stand-in library).
+#define PEER_DIR "/usr/lib/x86_64-linux-gnu"
 
 typedef struct peer {
     const char *name;            // allocator name
@@ -130,13 +132,15 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
     switch (a->kind) {
     case ALLOC_GLIBC:
         return true;
-    case ALLOC_PEER:
-        snprintf(out, cap, "%s%s", PEER_DIR, a->peer_file);
+    case ALLOC_PEER: {
+        const char *dir = getenv("MALLET_PEER_DIR");
+        snprintf(out, cap, "%s/%s", dir && *dir ? dir : PEER_DIR, a->peer_file);
         if (stat(out, &st) == 0)
             return true;
         fprintf(stderr, "%s: %s is not installed (%s missing): apt-get install %s\n",
                 verb, a->name, out, a->peer_package);
         return false;
+    }
     case ALLOC_MALLET: {
         const char *rel[] = { "libmallet.so", "../lib/libmallet.so", NULL };
         if (tool_find_product(out, cap, rel))

@@ -133,7 +133,7 @@ int tool_trace(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char lib[PATH_MAX], file[PATH_MAX], cwd[PATH_MAX];
+    char lib[PATH_MAX], file[PATH_MAX * 2], cwd[PATH_MAX];
     const char *rel[] = { "libmallet-trace.so", "../lib/mallet/libmallet-trace.so", NULL };
     if (!tool_find_product(lib, sizeof lib, rel)) {
         fprintf(stderr, "mallet trace: the recorder libmallet-trace.so is not beside %s (run `make tools`)\n",
@@ -141,12 +141,17 @@ int tool_trace(int argc, char **argv)
         return 2;
     }
     // Absolute: the program may change directory before it allocates.
+    int len;
     if (out[0] == '/')
-        snprintf(file, sizeof file, "%s", out);
+        len = snprintf(file, sizeof file, "%s", out);
     else if (getcwd(cwd, sizeof cwd))
-        snprintf(file, sizeof file, "%s/%s", cwd, out);
+        len = snprintf(file, sizeof file, "%s/%s", cwd, out);
     else
-        snprintf(file, sizeof file, "./%s", out);
+        len = snprintf(file, sizeof file, "./%s", out);
+    if (len < 0 || (size_t)len >= PATH_MAX) {
+        fprintf(stderr, "mallet trace: %s: the path is too long\n", out);
+        return 2;
+    }
     int probe = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (probe < 0) {
         fprintf(stderr, "mallet trace: %s: %s\n", out, strerror(errno));
