@@ -4,8 +4,10 @@
 //
 // What it is. malloc moves the break (teach/source.h) up by the block size
 // and returns the old break; free does nothing. A block is a 16-byte header
-// (its size, a magic number) followed by the payload, so usable_size and
-// realloc know how big a block is.
+// (its size, a magic number, the request) followed by the payload, so
+// usable_size and realloc know how big a block is. The request is kept for
+// realloc (which copies only the bytes asked for) and for the memory
+// checkers, which guard the bytes past it.
 //
 //     break before            break after malloc(20)
 //     |                       |
@@ -27,11 +29,12 @@
 // break, which is how a string builder would like it.
 #include "source.h"
 
-#define BUMP_MAGIC 0xb0b0b0b0b0b0b0b0ULL   // marks a header we wrote
+#define BUMP_MAGIC 0xb0b0                    // marks a header we wrote
 
 typedef struct bump_header {
-    size_t size;                 // bytes in the block, header included
-    uint64_t magic;              // BUMP_MAGIC; tells our blocks from stray pointers
+    uint64_t size : 48;          // bytes in the block, header included
+    uint64_t magic : 16;         // BUMP_MAGIC: tells our headers from stray pointers
+    uint64_t request;            // bytes asked for; the checkers guard the rest
 } bump_header_t;
 
 #define HDR sizeof(bump_header_t)   // 16: keeps payloads 16-byte aligned
@@ -53,11 +56,10 @@ static bump_header_t bump_read(bump_header_t *h)
     return v;
 }
 
-static void bump_write(bump_header_t *h, size_t size)
+static void bump_write(bump_header_t *h, size_t size, size_t request)
 {
     MALLET_TRACK_MEM_UNDEFINED(h, HDR);
-    h->size = size;
-    h->magic = BUMP_MAGIC;
+    *h = (bump_header_t){ .size = size, .magic = BUMP_MAGIC, .request = request };
     MALLET_TRACK_MEM_NOACCESS(h, HDR);
 }
 
@@ -81,7 +83,7 @@ static void *bump_malloc(size_t n)
     bump_header_t *h = source_grow(&bump_src, size);
     if (h == NULL)
         return NULL;                       // errno ENOMEM from the break
-    bump_write(h, size);
+    bump_write(h, size, n);
     bump_live += size - HDR;
     void *p = (char *)h + HDR;
     MALLET_TRACK_MALLOC(p, n, size - HDR, false);
@@ -123,7 +125,8 @@ static void *bump_realloc(void *p, size_t n)
     bump_header_t *h = bump_header_of(p);
     size_t usable = v.size - HDR;
     if (n <= usable) {
-        source_track_resize(p, n, usable);
+        bump_write(h, v.size, n);
+        MALLET_TRACK_RESIZE(p, v.request, n, usable);
         return p;
     }
     size_t size = bump_block_size(n);
@@ -135,16 +138,15 @@ static void *bump_realloc(void *p, size_t n)
     if ((char *)h + v.size == source_top(&bump_src)) {
         if (source_grow(&bump_src, size - v.size) == NULL)
             return NULL;
-        bump_write(h, size);
+        bump_write(h, size, n);
         bump_live += size - v.size;
-        source_track_resize(p, n, size - HDR);
+        MALLET_TRACK_RESIZE(p, v.request, n, size - HDR);
         return p;
     }
     void *q = bump_malloc(n);
     if (q == NULL)
         return NULL;
-    MALLET_TRACK_MEM_UNDEFINED(p, usable);   // the tail past the request is poisoned: let memcpy read it
-    memcpy(q, p, usable);
+    memcpy(q, p, v.request);            // the bytes past the request mean nothing
     bump_free(p);
     return q;
 }

@@ -8,8 +8,9 @@
 // exactly one block.
 //
 //     header (16 bytes)          payload
-//     [ size|F  |  next ]        [ ...user bytes... ]
-//       |    |     `-- free: the next free block;  in use: FF_MAGIC
+//     [ size|F  |  next  ]       [ ...user bytes... ]
+//       |    |     `-- free: the next free block;
+//       |    |         in use: FF_MAGIC and the request (the checkers want it)
 //       |    `-------- bit 0: 1 while the block is on the free list
 //       `------------- block size, header included (a multiple of 16)
 //
@@ -18,7 +19,7 @@
 //
 // Invariants. Blocks tile [base, break) with no gaps; each header's size is
 // a multiple of 16, at least 32; a block is on the free list exactly when its
-// F bit is set; a used block's `next` holds FF_MAGIC.
+// F bit is set; a used block's header holds FF_MAGIC.
 //
 // Known weaknesses (each fixed by a later design):
 //   - no splitting: a 16-byte request may take a 4 KiB free block, and all
@@ -30,18 +31,25 @@
 //   - malloc is a walk of the whole free list: slow with many free blocks.
 #include "source.h"
 
-#define FF_MAGIC ((struct ff_header *)0xf1f1f1f1f1f1f1f0ULL)  // "next" of a used block
-#define FF_FREE  ((size_t)1)                                   // the F bit of size
+#define FF_MAGIC 0xf1f1f1f1u         // in the header of every block in use
+#define FF_FREE  ((size_t)1)         // the F bit of size
 
 typedef struct ff_header {
-    size_t size;                 // bytes in the block, header included; bit 0 = F (free)
-    struct ff_header *next;      // free: next free block (NULL ends); used: FF_MAGIC
+    size_t size;                     // bytes in the block, header included; bit 0 = F (free)
+    union {
+        struct ff_header *next;      // free: the next free block (NULL ends the list)
+        struct {
+            uint32_t magic;          // in use: FF_MAGIC, tells our blocks from stray pointers
+            uint32_t request;        // in use: bytes asked for (< 128 KiB); the checkers guard the rest
+        } used;
+    };
 } ff_header_t;
 
 #define HDR sizeof(ff_header_t)  // 16: keeps payloads 16-byte aligned
 
 static teach_source_t ff_src;    // the break and the large blocks
-static ff_header_t *ff_list;     // the free list, most recently freed first
+static ff_header_t *ff_list;     // the free list, oldest free block first
+static ff_header_t *ff_tail;     // its last block, where free appends
 static size_t ff_live;           // usable bytes of the blocks in use
 
 // Header access, with the checkers told that the allocator (and only the
@@ -54,11 +62,17 @@ static ff_header_t ff_read(ff_header_t *h)
     return v;
 }
 
-static void ff_write(ff_header_t *h, size_t size, ff_header_t *next)
+static void ff_write_free(ff_header_t *h, size_t size, ff_header_t *next)
 {
     MALLET_TRACK_MEM_UNDEFINED(h, HDR);
-    h->size = size;
-    h->next = next;
+    *h = (ff_header_t){ .size = size | FF_FREE, .next = next };
+    MALLET_TRACK_MEM_NOACCESS(h, HDR);
+}
+
+static void ff_write_used(ff_header_t *h, size_t size, size_t request)
+{
+    MALLET_TRACK_MEM_UNDEFINED(h, HDR);
+    *h = (ff_header_t){ .size = size, .used = { FF_MAGIC, (uint32_t)request } };
     MALLET_TRACK_MEM_NOACCESS(h, HDR);
 }
 
@@ -74,12 +88,37 @@ static size_t ff_block_size(size_t n)
 
 static void *ff_hand_out(ff_header_t *h, size_t size, size_t n)
 {
-    ff_write(h, size, FF_MAGIC);
+    ff_write_used(h, size, n);
     ff_live += size - HDR;
     void *p = (char *)h + HDR;
     MALLET_TRACK_MALLOC(p, n, size - HDR, false);
     (void)n;                            // only the checkers want the request
     return p;
+}
+
+// Append free block h (of `size` bytes) to the tail of the free list.
+// Appending, not pushing: blocks are reused in the order they were freed, so
+// a program that frees and asks again for the same sizes gets its blocks back
+// in order instead of cutting big blocks for small requests.
+static void ff_append(ff_header_t *h, size_t size)
+{
+    ff_write_free(h, size, NULL);
+    if (ff_tail)
+        ff_write_free(ff_tail, ff_read(ff_tail).size & ~FF_FREE, h);
+    else
+        ff_list = h;
+    ff_tail = h;
+}
+
+// Take h off the free list; prev is the block before it (NULL: h is first).
+static void ff_unlink(ff_header_t *prev, ff_header_t *h, ff_header_t *next)
+{
+    if (prev)
+        ff_write_free(prev, ff_read(prev).size & ~FF_FREE, next);
+    else
+        ff_list = next;
+    if (ff_tail == h)
+        ff_tail = prev;
 }
 
 static void *ff_malloc(size_t n)
@@ -97,10 +136,7 @@ static void *ff_malloc(size_t n)
     for (ff_header_t *h = ff_list; h; ) {
         ff_header_t v = ff_read(h);
         if ((v.size & ~FF_FREE) >= size) {
-            if (prev)
-                ff_write(prev, ff_read(prev).size, v.next);
-            else
-                ff_list = v.next;
+            ff_unlink(prev, h, v.next);
             return ff_hand_out(h, v.size & ~FF_FREE, n);
         }
         prev = h;
@@ -121,7 +157,7 @@ static ff_header_t ff_check(void *p, const char *func)
     ff_header_t v = ff_read(h);
     if (v.size & FF_FREE)
         mallet__fatal("teach-firstfit", func, "double free of", p);
-    if (v.next != FF_MAGIC)
+    if (v.used.magic != FF_MAGIC)
         mallet__fatal("teach-firstfit", func, "invalid pointer", p);
     return v;
 }
@@ -142,29 +178,30 @@ static void ff_free(void *p)
     ff_header_t v = ff_check(p, "free");
     ff_live -= v.size - HDR;
     MALLET_TRACK_FREE(p, v.size - HDR);
-    // Push on the front: O(1), and the block most likely still in cache is
-    // the first one the next malloc looks at.
-    ff_header_t *h = (ff_header_t *)((char *)p - HDR);
-    ff_write(h, v.size | FF_FREE, ff_list);
-    ff_list = h;
+    ff_append((ff_header_t *)((char *)p - HDR), v.size);
     errno = saved;
 }
 
-// Usable bytes of a block we handed out, large or not.
-static size_t ff_usable(void *p, const char *func)
+// Usable bytes of a block we handed out, large or not; *request receives
+// the bytes asked for.
+static size_t ff_usable(void *p, const char *func, size_t *request)
 {
     if (!source_in_brk(&ff_src, p)) {
         intptr_t i = source_large_find(&ff_src, p);
         if (i < 0)
             mallet__fatal("teach-firstfit", func, "invalid pointer", p);
+        *request = ff_src.large[i].request;
         return ff_src.large[i].size;
     }
-    return ff_check(p, func).size - HDR;
+    ff_header_t v = ff_check(p, func);
+    *request = v.used.request;
+    return v.size - HDR;
 }
 
 static size_t ff_usable_size(void *p)
 {
-    return p ? ff_usable(p, "malloc_usable_size") : 0;
+    size_t request;
+    return p ? ff_usable(p, "malloc_usable_size", &request) : 0;
 }
 
 static void *ff_realloc(void *p, size_t n)
@@ -175,7 +212,8 @@ static void *ff_realloc(void *p, size_t n)
         ff_free(p);
         return NULL;
     }
-    size_t usable = ff_usable(p, "realloc");
+    size_t request;
+    size_t usable = ff_usable(p, "realloc", &request);
     bool small = source_in_brk(&ff_src, p);
     if (!small && n >= TEACH_MMAP_THRESHOLD) {
         // Large to large: let the kernel move the pages (mremap), no copy.
@@ -187,14 +225,16 @@ static void *ff_realloc(void *p, size_t n)
         return q;
     }
     if (small && n <= usable) {
-        source_track_resize(p, n, usable);   // it fits: stay (no splitting here)
+        // It fits: stay (this design cannot split off the rest).
+        ff_header_t *h = (ff_header_t *)((char *)p - HDR);
+        ff_write_used(h, usable + HDR, n);
+        MALLET_TRACK_RESIZE(p, request, n, usable);
         return p;
     }
     void *q = ff_malloc(n);
     if (q == NULL)
         return NULL;
-    MALLET_TRACK_MEM_UNDEFINED(p, usable);   // the tail past the request is poisoned: let memcpy read it
-    memcpy(q, p, usable < n ? usable : n);
+    memcpy(q, p, request < n ? request : n);   // the bytes past the request mean nothing
     ff_free(p);
     return q;
 }
@@ -213,7 +253,7 @@ static void ff_walk(teach_visit_fn visit, void *ctx)
 static void ff_reset(void)
 {
     source_reset(&ff_src);
-    ff_list = NULL;
+    ff_list = ff_tail = NULL;
     ff_live = 0;
 }
 

@@ -6,22 +6,26 @@
 // request is cut in two. The request takes the tail end; the front stays on
 // the free list, in the same place, just smaller (K&R's trick: no list
 // surgery). Because leftovers are kept, the break can now grow in chunks of
-// SP_GROW bytes and one growth serves many small requests. realloc to a
-// smaller size gives the cut-off tail back to the list.
+// SP_GROW bytes and one growth serves many small requests. The unused end of
+// the last chunk is the "wilderness": it stays off the free list and is cut
+// only when no freed block fits, so freed memory is reused before fresh
+// memory is touched. realloc to a smaller size gives the cut-off tail back to
+// the list.
 //
 //     free block found (size 256)          after malloc(40)
 //     [hdr|        free 240         ]  ->  [hdr| free 176 ][hdr| used 48 ]
 //
 //     header (16 bytes):  [ size|F | next ]
 //       size   block size, header included (a multiple of 16); bit 0 = F, free
-//       next   free: the next free block;  in use: SP_MAGIC
+//       next   free: the next free block;
+//              in use: SP_MAGIC and the request (the checkers want it)
 //
 // Requests of TEACH_MMAP_THRESHOLD bytes and more get a mapping of their own
 // (teach/source.h).
 //
 // Invariants. Blocks tile [base, break) with no gaps; each size is a
 // multiple of 16, at least SP_MIN; a block is on the free list exactly when
-// its F bit is set; a used block's `next` holds SP_MAGIC.
+// its F bit is set; a used block's header holds SP_MAGIC.
 //
 // Known weakness: no coalescing. Splitting only ever makes blocks smaller,
 // and two free neighbours never join, so after a phase of small blocks the
@@ -31,12 +35,18 @@
 // free list, which is now longer, since splitting makes more pieces.
 #include "source.h"
 
-#define SP_MAGIC ((struct sp_header *)0xf1f1f1f1f1f1f1f0ULL)  // "next" of a used block
-#define SP_FREE  ((size_t)1)                                   // the F bit of size
+#define SP_MAGIC 0xf1f1f1f1u         // in the header of every block in use
+#define SP_FREE  ((size_t)1)         // the F bit of size
 
 typedef struct sp_header {
-    size_t size;                 // bytes in the block, header included; bit 0 = F (free)
-    struct sp_header *next;      // free: next free block (NULL ends); used: SP_MAGIC
+    size_t size;                     // bytes in the block, header included; bit 0 = F (free)
+    union {
+        struct sp_header *next;      // free: the next free block (NULL ends the list)
+        struct {
+            uint32_t magic;          // in use: SP_MAGIC, tells our blocks from stray pointers
+            uint32_t request;        // in use: bytes asked for (< 128 KiB); the checkers guard the rest
+        } used;
+    };
 } sp_header_t;
 
 #define HDR     sizeof(sp_header_t)  // 16: keeps payloads 16-byte aligned
@@ -44,7 +54,10 @@ typedef struct sp_header {
 #define SP_GROW ((size_t)16 << 10)   // the break grows at least this much at a time
 
 static teach_source_t sp_src;    // the break and the large blocks
-static sp_header_t *sp_list;     // the free list, most recently freed first
+static sp_header_t *sp_list;     // the free list, oldest free block first
+static sp_header_t *sp_tail;     // its last block, where free appends
+static sp_header_t *sp_wild;     // the wilderness: free space at the end of the heap, off the list
+static size_t sp_wild_size;      // its bytes (0: none); it always ends at the break
 static size_t sp_live;           // usable bytes of the blocks in use
 
 // Header access, with the checkers told that the allocator (and only the
@@ -57,11 +70,17 @@ static sp_header_t sp_read(sp_header_t *h)
     return v;
 }
 
-static void sp_write(sp_header_t *h, size_t size, sp_header_t *next)
+static void sp_write_free(sp_header_t *h, size_t size, sp_header_t *next)
 {
     MALLET_TRACK_MEM_UNDEFINED(h, HDR);
-    h->size = size;
-    h->next = next;
+    *h = (sp_header_t){ .size = size | SP_FREE, .next = next };
+    MALLET_TRACK_MEM_NOACCESS(h, HDR);
+}
+
+static void sp_write_used(sp_header_t *h, size_t size, size_t request)
+{
+    MALLET_TRACK_MEM_UNDEFINED(h, HDR);
+    *h = (sp_header_t){ .size = size, .used = { SP_MAGIC, (uint32_t)request } };
     MALLET_TRACK_MEM_NOACCESS(h, HDR);
 }
 
@@ -77,7 +96,7 @@ static size_t sp_block_size(size_t n)
 
 static void *sp_hand_out(sp_header_t *h, size_t size, size_t n)
 {
-    sp_write(h, size, SP_MAGIC);
+    sp_write_used(h, size, n);
     sp_live += size - HDR;
     void *p = (char *)h + HDR;
     MALLET_TRACK_MALLOC(p, n, size - HDR, false);
@@ -90,8 +109,33 @@ static void *sp_hand_out(sp_header_t *h, size_t size, size_t n)
 // The front keeps h's place on the free list, so nothing else changes.
 static sp_header_t *sp_cut_tail(sp_header_t *h, size_t have, size_t size, sp_header_t *next)
 {
-    sp_write(h, (have - size) | SP_FREE, next);
+    sp_write_free(h, have - size, next);
     return (sp_header_t *)((char *)h + have - size);
+}
+
+// Append free block h (of `size` bytes) to the tail of the free list.
+// Appending, not pushing: blocks are reused in the order they were freed, so
+// a program that frees and asks again for the same sizes gets its blocks back
+// in order instead of cutting big blocks for small requests.
+static void sp_append(sp_header_t *h, size_t size)
+{
+    sp_write_free(h, size, NULL);
+    if (sp_tail)
+        sp_write_free(sp_tail, sp_read(sp_tail).size & ~SP_FREE, h);
+    else
+        sp_list = h;
+    sp_tail = h;
+}
+
+// Take h off the free list; prev is the block before it (NULL: h is first).
+static void sp_unlink(sp_header_t *prev, sp_header_t *h, sp_header_t *next)
+{
+    if (prev)
+        sp_write_free(prev, sp_read(prev).size & ~SP_FREE, next);
+    else
+        sp_list = next;
+    if (sp_tail == h)
+        sp_tail = prev;
 }
 
 static void *sp_malloc(size_t n)
@@ -104,34 +148,43 @@ static void *sp_malloc(size_t n)
         return p;
     }
     size_t size = sp_block_size(n);
-    for (int tries = 0; tries < 2; tries++) {
-        // First fit: the first free block big enough.
-        sp_header_t *prev = NULL;
-        for (sp_header_t *h = sp_list; h; ) {
-            sp_header_t v = sp_read(h);
-            size_t have = v.size & ~SP_FREE;
-            if (have >= size + SP_MIN)           // room to spare: split
-                return sp_hand_out(sp_cut_tail(h, have, size, v.next), size, n);
-            if (have >= size) {                  // too small to split: take whole
-                if (prev)
-                    sp_write(prev, sp_read(prev).size, v.next);
-                else
-                    sp_list = v.next;
-                return sp_hand_out(h, have, n);
-            }
-            prev = h;
-            h = v.next;
+    // First fit: the first free block big enough.
+    sp_header_t *prev = NULL;
+    for (sp_header_t *h = sp_list; h; ) {
+        sp_header_t v = sp_read(h);
+        size_t have = v.size & ~SP_FREE;
+        if (have >= size + SP_MIN)               // room to spare: split
+            return sp_hand_out(sp_cut_tail(h, have, size, v.next), size, n);
+        if (have >= size) {                      // too small to split: take whole
+            sp_unlink(prev, h, v.next);
+            return sp_hand_out(h, have, n);
         }
-        // Nothing fits: grow the break by a chunk, free it onto the list,
-        // and search again (it is now the list's first block).
-        size_t grow = size > SP_GROW ? size : SP_GROW;
-        sp_header_t *c = source_grow(&sp_src, grow);
+        prev = h;
+        h = v.next;
+    }
+    // Nothing on the list fits: carve from the wilderness, growing the
+    // break by a chunk when it is too small. The wilderness always ends at
+    // the break, so growth simply makes it longer.
+    if (sp_wild_size < size) {
+        size_t grow = size - sp_wild_size > SP_GROW ? size - sp_wild_size : SP_GROW;
+        char *c = source_grow(&sp_src, grow);
         if (c == NULL)
             return NULL;                         // errno ENOMEM from the break
-        sp_write(c, grow | SP_FREE, sp_list);
-        sp_list = c;
+        if (sp_wild_size == 0)
+            sp_wild = (sp_header_t *)c;
+        sp_wild_size += grow;
     }
-    return NULL;                                 // not reached: the chunk fits
+    sp_header_t *h = sp_wild;
+    if (sp_wild_size < size + SP_MIN) {          // the rest could not stand alone
+        size = sp_wild_size;
+        sp_wild = NULL;
+        sp_wild_size = 0;
+    } else {
+        sp_wild = (sp_header_t *)((char *)h + size);
+        sp_wild_size -= size;
+        sp_write_free(sp_wild, sp_wild_size, NULL);
+    }
+    return sp_hand_out(h, size, n);
 }
 
 // The header of a block we handed out, or a one-line report and abort.
@@ -143,7 +196,7 @@ static sp_header_t sp_check(void *p, const char *func)
     sp_header_t v = sp_read(h);
     if (v.size & SP_FREE)
         mallet__fatal("teach-split", func, "double free of", p);
-    if (v.next != SP_MAGIC)
+    if (v.used.magic != SP_MAGIC)
         mallet__fatal("teach-split", func, "invalid pointer", p);
     return v;
 }
@@ -164,29 +217,30 @@ static void sp_free(void *p)
     sp_header_t v = sp_check(p, "free");
     sp_live -= v.size - HDR;
     MALLET_TRACK_FREE(p, v.size - HDR);
-    // Push on the front: O(1), and the block most likely still in cache is
-    // the first one the next malloc looks at.
-    sp_header_t *h = (sp_header_t *)((char *)p - HDR);
-    sp_write(h, v.size | SP_FREE, sp_list);
-    sp_list = h;
+    sp_append((sp_header_t *)((char *)p - HDR), v.size);
     errno = saved;
 }
 
-// Usable bytes of a block we handed out, large or not.
-static size_t sp_usable(void *p, const char *func)
+// Usable bytes of a block we handed out, large or not; *request receives
+// the bytes asked for.
+static size_t sp_usable(void *p, const char *func, size_t *request)
 {
     if (!source_in_brk(&sp_src, p)) {
         intptr_t i = source_large_find(&sp_src, p);
         if (i < 0)
             mallet__fatal("teach-split", func, "invalid pointer", p);
+        *request = sp_src.large[i].request;
         return sp_src.large[i].size;
     }
-    return sp_check(p, func).size - HDR;
+    sp_header_t v = sp_check(p, func);
+    *request = v.used.request;
+    return v.size - HDR;
 }
 
 static size_t sp_usable_size(void *p)
 {
-    return p ? sp_usable(p, "malloc_usable_size") : 0;
+    size_t request;
+    return p ? sp_usable(p, "malloc_usable_size", &request) : 0;
 }
 
 static void *sp_realloc(void *p, size_t n)
@@ -197,7 +251,8 @@ static void *sp_realloc(void *p, size_t n)
         sp_free(p);
         return NULL;
     }
-    size_t usable = sp_usable(p, "realloc");
+    size_t request;
+    size_t usable = sp_usable(p, "realloc", &request);
     bool small = source_in_brk(&sp_src, p);
     if (!small && n >= TEACH_MMAP_THRESHOLD) {
         // Large to large: let the kernel move the pages (mremap), no copy.
@@ -210,25 +265,22 @@ static void *sp_realloc(void *p, size_t n)
     }
     if (small && n <= usable) {
         // It fits: stay, and give the tail back if it can stand alone.
-        // (The checkers hear of a free and a new block: see source.h.)
         sp_header_t *h = (sp_header_t *)((char *)p - HDR);
         size_t have = usable + HDR, size = sp_block_size(n);
-        MALLET_TRACK_FREE(p, usable);
+        MALLET_TRACK_RESIZE(p, request, n, usable);
         if (have >= size + SP_MIN) {
             sp_header_t *t = (sp_header_t *)((char *)h + size);
-            sp_write(h, size, SP_MAGIC);
-            sp_write(t, (have - size) | SP_FREE, sp_list);
-            sp_list = t;
+            sp_append(t, have - size);
             sp_live -= have - size;
-            usable = size - HDR;
+            have = size;
         }
-        MALLET_TRACK_MALLOC(p, n, usable, true);
+        sp_write_used(h, have, n);
         return p;
     }
     void *q = sp_malloc(n);
     if (q == NULL)
         return NULL;
-    memcpy(q, p, usable < n ? usable : n);
+    memcpy(q, p, request < n ? request : n);   // the bytes past the request mean nothing
     sp_free(p);
     return q;
 }
@@ -247,7 +299,8 @@ static void sp_walk(teach_visit_fn visit, void *ctx)
 static void sp_reset(void)
 {
     source_reset(&sp_src);
-    sp_list = NULL;
+    sp_list = sp_tail = sp_wild = NULL;
+    sp_wild_size = 0;
     sp_live = 0;
 }
 

@@ -42,6 +42,7 @@
 typedef struct source_large {
     char *addr;                 // the mapping, which is also the payload
     size_t size;                // bytes mapped (a whole number of pages)
+    size_t request;             // bytes asked for: the checkers guard the rest
 } source_large_t;
 
 typedef struct teach_source {
@@ -157,7 +158,7 @@ static inline void *source_large_malloc(teach_source_t *s, size_t n, size_t *usa
     char *p = mallet__os_map(size, 0);
     if (p == NULL)
         return NULL;
-    s->large[s->nlarge++] = (source_large_t){ p, size };
+    s->large[s->nlarge++] = (source_large_t){ p, size, n };
     s->large_bytes += size;
     MALLET_TRACK_MEM_NOACCESS(p, size);
     MALLET_TRACK_MALLOC(p, n, size, false);
@@ -197,35 +198,30 @@ static inline void *source_large_realloc(teach_source_t *s, intptr_t i, size_t n
         return NULL;
     }
     source_large_t *b = &s->large[i];
+    if (size == b->size) {
+        MALLET_TRACK_RESIZE(b->addr, b->request, n, size);
+        b->request = n;
+        *usable = size;
+        return b->addr;
+    }
     // The checkers cannot follow a block through mremap: end the block,
-    // move the pages, and start it again with its bytes marked defined.
+    // move the pages, and start it again with its bytes marked defined
+    // (memcheck then stops tracking which of them are uninitialised, which
+    // can hide an error but never invents one).
     MALLET_TRACK_FREE(b->addr, b->size);
     MALLET_TRACK_MEM_DEFINED(b->addr, b->size);
-    char *q = size == b->size ? b->addr : mallet__os_remap(b->addr, b->size, size);
+    char *q = mallet__os_remap(b->addr, b->size, size);
     if (q == NULL) {
         MALLET_TRACK_MEM_NOACCESS(b->addr, b->size);
-        MALLET_TRACK_MALLOC(b->addr, b->size, b->size, true);
+        MALLET_TRACK_MALLOC(b->addr, b->request, b->size, true);
         return NULL;
     }
     s->large_bytes = s->large_bytes - b->size + size;
-    b->addr = q;
-    b->size = size;
+    *b = (source_large_t){ q, size, n };
     MALLET_TRACK_MEM_NOACCESS(q, size);
     MALLET_TRACK_MALLOC(q, n, size, true);
     *usable = size;
     return q;
-}
-
-// A block stays where it is and now serves n bytes. We keep the block size,
-// not the request, and memcheck's in-place resize wants the old request; so
-// the checkers are told the block was freed and handed out again, its bytes
-// defined. (ASan keeps the bytes either way; memcheck stops tracking which of
-// them are uninitialised, which only hides errors, never invents them.)
-static inline void source_track_resize(void *p, size_t n, size_t size)
-{
-    MALLET_TRACK_FREE(p, size);
-    MALLET_TRACK_MALLOC(p, n, size, true);
-    (void)p, (void)n, (void)size;
 }
 
 // Visit every large block (each is its own region).
