@@ -26,8 +26,10 @@
 //
 // When to collect: when the block bytes handed out since the last
 // collection reach the bytes that survived it -- the heap has doubled -- and
-// are at least GC_MIN_TRIGGER. The check sits on the slow path only (a class
-// out of pages, a large block), so it costs the fast path nothing.
+// are at least GC_MIN_TRIGGER. Nothing is freed between collections, so
+// that is one comparison of the live bytes with a mark set at the end of
+// each collection, and it sits on the slow path only (a class out of pages,
+// a large block), so the fast path pays nothing for it.
 //
 // Known weakness: a large block rounds up to whole 64 KiB pages (a 33 KiB
 // request takes 64 KiB), and a page keeps every surviving block where it is,
@@ -148,6 +150,7 @@ static void gc_small_setup(gc_page_t *pg, unsigned c)
     pg->fresh = !dirty;
     pg->bsize = gc_class_size(c);
     pg->nblocks = (uint32_t)(GC_PAGE / pg->bsize);
+    pg->inverse = (uint32_t)(((1ull << 32) + pg->bsize - 1) / pg->bsize);
     pg->used[(pg->nblocks - 1) / 64] = gc_pad_bits(pg);
     gc_heap_grew(GC_PAGE);
 }
@@ -285,8 +288,7 @@ static void gc_collect_now(void)
     heap.stats.last_freed = 0;
     mallet__gc_mark();
     gc_sweep();
-    heap.since = 0;
-    heap.trigger = heap.live > GC_MIN_TRIGGER ? heap.live : GC_MIN_TRIGGER;
+    heap.collect_at = heap.live + (heap.live > GC_MIN_TRIGGER ? heap.live : GC_MIN_TRIGGER);
     uint64_t pause = gc_now_us() - t0;
     heap.stats.collections++;
     heap.stats.last_pause_us = pause;
@@ -309,7 +311,7 @@ __attribute__((noinline)) static void gc_collect_spilled(void)
 // ---------------------------------------------------------------------------
 // Allocation
 
-static bool gc_init(void)
+MALLET_COLD static bool gc_init(void)
 {
     size_t i = 0;
     while (!mallet__brk_init_private(&heap.arena, gc_arena_sizes[i]))
@@ -326,7 +328,7 @@ static bool gc_init(void)
     if (!mallet__gc_mark_init())
         goto fail_reqs;
     heap.base = (uintptr_t)heap.arena.base;
-    heap.trigger = GC_MIN_TRIGGER;
+    heap.collect_at = GC_MIN_TRIGGER;
     heap.ready = true;
     return true;
 fail_reqs:
@@ -343,12 +345,12 @@ fail_arena:
 // Collect if the heap has doubled since the last collection.
 static void gc_maybe_collect(void)
 {
-    if (heap.since >= heap.trigger)
+    if (heap.live >= heap.collect_at)
         gc_collect_spilled();
 }
 
 // A page of class c with a free block, or NULL when the heap is full.
-static gc_page_t *gc_class_refill(unsigned c)
+MALLET_COLD static gc_page_t *gc_class_refill(unsigned c)
 {
     gc_maybe_collect();
     if (heap.avail[c])
@@ -370,7 +372,7 @@ static void *gc_small_alloc(size_t n)
 {
     unsigned c = gc_class_of(n);
     gc_page_t *pg = heap.avail[c];
-    if (unlikely(pg == NULL) && (pg = gc_class_refill(c)) == NULL)
+    if (pg == NULL && (pg = gc_class_refill(c)) == NULL)
         return NULL;
     unsigned w = pg->cursor;
     uint64_t free_bits;
@@ -393,12 +395,10 @@ static void *gc_small_alloc(size_t n)
     MALLET_TRACK_MALLOC(p, n, bsize, true);
     MALLET_TRACK_MEM_NOACCESS(p + n, bsize - n);
     heap.live += bsize;
-    heap.since += bsize;
-    heap.stats.bytes_allocated += bsize;
     return p;
 }
 
-static void *gc_large_alloc(size_t n)
+MALLET_COLD static void *gc_large_alloc(size_t n)
 {
     if (n > (size_t)(heap.arena.limit - heap.arena.base))
         return NULL;
@@ -430,14 +430,13 @@ static void *gc_large_alloc(size_t n)
     MALLET_TRACK_MALLOC(p, n, bytes, true);
     gc_heap_grew(bytes);
     heap.live += bytes;
-    heap.since += bytes;
-    heap.stats.bytes_allocated += bytes;
     return p;
 }
 
-void *gc_malloc(size_t n)
+// Everything but "a small block from a page that has one".
+MALLET_COLD static void *gc_malloc_slow(size_t n)
 {
-    if (unlikely(!heap.ready) && !gc_init()) {
+    if (!heap.ready && !gc_init()) {
         errno = ENOMEM;
         return NULL;
     }
@@ -445,6 +444,13 @@ void *gc_malloc(size_t n)
     if (p == NULL)
         errno = ENOMEM;
     return p;
+}
+
+void *gc_malloc(size_t n)
+{
+    if (likely(n <= GC_SMALL_MAX) && likely(heap.avail[gc_class_of(n)] != NULL))
+        return gc_small_alloc(n);
+    return gc_malloc_slow(n);
 }
 
 // ---------------------------------------------------------------------------
@@ -464,6 +470,7 @@ size_t gc_live_bytes(void)
 void gc_stats_get(gc_stats_t *out)
 {
     *out = heap.stats;
+    out->bytes_allocated = heap.stats.bytes_freed + heap.live;   // nothing else leaves the heap
     out->live_bytes = heap.live;
     out->heap_bytes = heap.heap_bytes;
 }

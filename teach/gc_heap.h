@@ -70,6 +70,7 @@ typedef struct gc_page {
     bool dirty;                      // free: freed by the sweep running now, not yet purged
     uint32_t bsize;                  // small: block size
     uint32_t nblocks;                // small: blocks on the page
+    uint32_t inverse;                // small: ceil(2^32 / bsize), see gc_block_index
     uint32_t nused;                  // small: blocks handed out
     uint32_t npages;                 // large head, free-run head: pages in the run
     uint32_t head;                   // large tail: page number of the head
@@ -102,8 +103,7 @@ typedef struct gc_heap {
 
     size_t live;                     // block bytes handed out, not reclaimed
     size_t heap_bytes;               // bytes of pages that are not free
-    size_t since;                    // block bytes handed out since the last collection
-    size_t trigger;                  // collect when `since` reaches this
+    size_t collect_at;               // collect when `live` reaches this
 
     uintptr_t *stack;                // mark stack: blocks marked, not yet scanned
     size_t stack_len;                // entries in use
@@ -129,6 +129,14 @@ static inline gc_page_t *gc_desc(size_t page_no)
 static inline char *gc_page_addr(const gc_page_t *pg)
 {
     return mallet__gc.arena.base + ((size_t)(pg - gc_desc(0)) << GC_PAGE_SHIFT);
+}
+
+// offset / bsize as a multiply, for the mark loop's sake. Exact for offsets
+// below 2^16 and sizes up to 2^15: the rounding of `inverse` adds less than
+// 2^-16 to the quotient, and a quotient's fraction is never above 1 - 2^-15.
+static inline size_t gc_block_index(const gc_page_t *pg, size_t offset)
+{
+    return (size_t)(((uint64_t)offset * pg->inverse) >> 32);
 }
 
 #if GC_MEMCHECK

@@ -104,7 +104,7 @@ static void gc_mark_word(uintptr_t w)
             return;
         pg->mark[0] = 1;
     } else if (pg->kind == GC_PAGE_SMALL) {
-        size_t i = (w - start) / pg->bsize;
+        size_t i = gc_block_index(pg, w - start);
         uint64_t bit = 1ull << (i % 64);
         if (i >= pg->nblocks || !(pg->used[i / 64] & bit) || (pg->mark[i / 64] & bit))
             return;
@@ -134,7 +134,7 @@ GC_NO_ASAN static void gc_scan_block(uintptr_t block)
     size_t len = pg->req;
     if (pg->kind == GC_PAGE_SMALL) {
 #if GC_MEMCHECK
-        len = gc_reqs(pg)[(block - (uintptr_t)gc_page_addr(pg)) / pg->bsize];
+        len = gc_reqs(pg)[gc_block_index(pg, block - (uintptr_t)gc_page_addr(pg))];
 #else
         len = pg->bsize;
 #endif
