@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+//
+// alloc.c -- the allocation side of the malloc family under mallet_* names,
+// with glibc's rules: errno ENOMEM on exhaustion (never a crash), NULL +
+// ENOMEM when count * size overflows, EINVAL from posix_memalign for an
+// alignment that is not a power-of-two multiple of sizeof(void *) (errno
+// left alone), realloc(p, 0) frees and returns NULL, realloc(NULL, n) is
+// malloc(n), malloc(0) a unique block.
+//
+// Alignment is served exactly: up to 64 KiB by the smallest class whose
+// size is a multiple of the alignment (pages start 64 KiB aligned, so every
+// block of such a class is aligned; the waste stays below the alignment),
+// above that by an aligned large mapping. No request is rounded up to its
+// alignment.
+#include <errno.h>
+#include <string.h>
+
+#include "heap.h"
+#include "large.h"
+#include "mallet.h"
+#include "os/os.h"
+
+MALLET_API void *mallet_malloc(size_t size)
+{
+    return mallet__malloc_fast(size);
+}
+
+MALLET_API void *mallet_calloc(size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total > MALLET_SMALL_MAX) {
+        bool zeroed = false;
+        void *p = mallet__large_alloc(total, 0, &zeroed);
+        if (p && !zeroed)
+            memset(p, 0, total);
+        return p;
+    }
+    void *p = mallet__malloc_fast(total);
+    if (p)
+        memset(p, 0, total);
+    return p;
+}
+
+// The bytes a live block holds for its user (what a copy must carry), and
+// its block size. Reports func's error and aborts when p is not a live
+// block of ours.
+static size_t block_sizes(const void *ptr, const char *func, size_t *block)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    mallet_page_t *page = mallet__span_page_of(p);
+    if (page == NULL) {
+        size_t n = mallet__large_usable(ptr);
+        if (n == 0)
+            mallet__fatal("mallet", func, "invalid pointer", ptr);
+        *block = n;
+        return n;
+    }
+    if (!mallet__page_is_block(page, p) || !mallet__bit_get(p))
+        mallet__fatal("mallet", func, "invalid pointer", ptr);
+    *block = page->block_size;
+#if MALLET_TRACK_ENABLED
+    if (page->req)
+        return page->req[mallet__page_index(page, p)];
+#endif
+    return page->block_size;
+}
+
+MALLET_API size_t mallet_usable_size(const void *p)
+{
+    if (p == NULL)
+        return 0;
+    size_t block;
+    return block_sizes(p, "malloc_usable_size", &block);
+}
+
+MALLET_API void *mallet_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return mallet__malloc_fast(size);
+    if (size == 0) {
+        mallet__free_fast(p, "realloc");
+        return NULL;
+    }
+    size_t block, held = block_sizes(p, "realloc", &block);
+    if (block <= MALLET_SMALL_MAX && mallet__span_page_of((uintptr_t)p)) {
+        if (size <= block && size >= block / 2) {
+#if MALLET_TRACK_ENABLED
+            mallet_page_t *page = mallet__span_page_of((uintptr_t)p);
+            if (page->req)
+                page->req[mallet__page_index(page, (uintptr_t)p)] = (uint32_t)size;
+#endif
+            MALLET_TRACK_RESIZE(p, held, size, block);
+            return p;
+        }
+    } else if (size > MALLET_SMALL_MAX) {
+        return mallet__large_resize(p, size);
+    }
+    void *q = mallet__malloc_fast(size);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, held < size ? held : size);
+    mallet__free_fast(p, "realloc");
+    return q;
+}
+
+MALLET_API void *mallet_reallocarray(void *p, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return mallet_realloc(p, total);
+}
+
+// align: a power of two.
+static void *aligned_block(size_t align, size_t size)
+{
+    if (align <= MALLET_GRAIN)
+        return mallet__malloc_fast(size);
+    if (align <= MALLET_UNIT_SIZE && size <= MALLET_SMALL_MAX) {
+        unsigned c = mallet__size_class(size);
+        while (c < MALLET_CLASSES && mallet__class_size(c) % align != 0)
+            c++;
+        if (c < MALLET_CLASSES) {
+            mallet_heap_t *heap = mallet__tls_heap;
+            void *b = mallet__page_pop(heap->current[c], size);
+            return b ? b : mallet__malloc_slow(heap, size, (int)c);
+        }
+    }
+    return mallet__large_alloc(size, align, NULL);
+}
+
+MALLET_API void *mallet_memalign(size_t align, size_t size)
+{
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1))
+        align = (size_t)1 << (64 - __builtin_clzl(align));
+    return aligned_block(align, size);
+}
+
+MALLET_API void *mallet_aligned_alloc(size_t align, size_t size)
+{
+    return mallet_memalign(align, size);
+}
+
+MALLET_API int mallet_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align % sizeof(void *) != 0 || (align & (align - 1)) != 0 || align == 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned_block(align, size);
+    errno = saved;
+    if (p == NULL)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+MALLET_API void *mallet_valloc(size_t size)
+{
+    return aligned_block(mallet__os_page_size(), size);
+}
+
+MALLET_API void *mallet_pvalloc(size_t size)
+{
+    size_t pg = mallet__os_page_size();
+    if (size > SIZE_MAX - pg) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned_block(pg, (size + pg - 1) & ~(pg - 1));
+}

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+//
+// free.c -- free and its slow path: NULL, large blocks, frees into full
+// pages, other threads' pages, and the checks that stay on in every build.
+//
+// Errors are reported in one line and abort, never allocate:
+//   not one of our addresses, not a block start  -> "invalid pointer"
+//   a block whose bit is clear                    -> "double free"
+// The bitmap makes a double free of a small block always visible (until
+// its block is handed out again, when freeing it is legitimate again); for
+// a large block the record's tombstone plays that part.
+//
+// free never changes errno: the slow path saves and restores it around
+// the system calls it may make.
+#include <errno.h>
+
+#include "heap.h"
+#include "large.h"
+#include "mallet.h"
+
+void mallet__free_slow(void *ptr, const char *func)
+{
+    if (ptr == NULL)
+        return;
+    int saved = errno;
+    uintptr_t p = (uintptr_t)ptr;
+    mallet_page_t *page = mallet__span_page_of(p);
+    if (page == NULL) {
+        if (!mallet__large_free(ptr, func))
+            mallet__fatal("mallet", func, "invalid pointer", ptr);
+        errno = saved;
+        return;
+    }
+    if (!mallet__page_is_block(page, p))
+        mallet__fatal("mallet", func, "invalid pointer", ptr);
+    if (!mallet__bit_get(p))
+        mallet__fatal("mallet", func, "double free of", ptr);
+    mallet_heap_t *heap = mallet__tls_heap;
+    uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE);
+    if ((owner & ~MALLET_PAGE_FULL) == (uintptr_t)heap) {
+        // Our own page, on our full list: back to the queue, then the push.
+        mallet__lock(&heap->lock);
+        mallet__heap_unfull(heap, page);
+        MALLET_TRACK_FREE(ptr, page->block_size);
+        mallet__link_write(page, p, page->local_free);
+        page->local_free = p;
+        uint64_t *w = mallet__bit_word(p);
+        __atomic_store_n(w, *w & ~mallet__bit_mask(p), __ATOMIC_RELEASE);
+        mallet__unlock(&heap->lock);
+    } else {
+        MALLET_TRACK_FREE(ptr, page->block_size);
+        mallet__remote_free(heap, page, p);
+    }
+    errno = saved;
+}
+
+MALLET_API void mallet_free(void *p)
+{
+    mallet__free_fast(p, "free");
+}
+
+MALLET_API void mallet_free_sized(void *p, size_t size)
+{
+    (void)size;
+    mallet__free_fast(p, "free_sized");
+}
+
+MALLET_API void mallet_free_aligned_sized(void *p, size_t align, size_t size)
+{
+    (void)align, (void)size;
+    mallet__free_fast(p, "free_aligned_sized");
+}

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+//
+// heap.c -- thread heaps: the malloc slow path, finding a page with free
+// blocks, sweeping empty pages, abandoning a heap.
+//
+// Where a page is found, in order: the current page's own lists (collect
+// other threads' frees, swap in local_free, carve more blocks); the other
+// pages in the class's queue; an abandoned page of the class; a new page
+// from the segments. A page found with no free block moves to the full list
+// and its owner field gets MALLET_PAGE_FULL, so the next free into it misses
+// the fast path and moves it back (see mallet__free_slow, remote_free.c).
+//
+// Empty pages stay in their queue until a sweep (every purge_delay_ms / 2 on
+// the owner's slow path, or from the purger thread) finds them: one per
+// class is kept as a spare for one more sweep, so a program that empties
+// and refills a page in a loop does not pay for a new page each time; the
+// rest go back to their segment, to be purged after the delay.
+//
+// Calls: page.c, span.c, thread.c (adoption), remote_free.c, large.c.
+#include "heap.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "init.h"
+#include "large.h"
+#include "options.h"
+#include "os/os.h"
+#include "thread.h"
+
+#define EMPTY_PAGES_DIRECT(n) [0 ... (n) - 1] = &mallet__page_empty
+
+mallet_heap_t mallet__heap_empty = {
+    .direct = { EMPTY_PAGES_DIRECT(MALLET_DIRECT_SLOTS) },
+    .current = { EMPTY_PAGES_DIRECT(MALLET_CLASSES) },
+};
+
+mallet_lock_t mallet__heaps_lock;
+mallet_heap_t *mallet__heaps;
+static mallet_heap_t *heap_pool;         // heaps of exited threads, for reuse
+
+// --- the heap records themselves --------------------------------------------
+
+static mallet_heap_t *heap_record(void)
+{
+    mallet__lock(&mallet__heaps_lock);
+    mallet_heap_t *heap = heap_pool;
+    if (heap) {
+        heap_pool = heap->next;
+    } else {
+        // Heap records come from the OS a batch at a time, never from malloc.
+        size_t chunk = 64 * 1024, n = chunk / sizeof(mallet_heap_t);
+        mallet_heap_t *batch = mallet__os_map(chunk, 0);
+        if (batch == NULL) {
+            mallet__unlock(&mallet__heaps_lock);
+            return NULL;
+        }
+        for (size_t i = 1; i < n; i++) {
+            batch[i].next = heap_pool;
+            heap_pool = &batch[i];
+        }
+        heap = &batch[0];
+    }
+    memset(heap, 0, sizeof *heap);
+    for (unsigned i = 0; i < MALLET_DIRECT_SLOTS; i++)
+        heap->direct[i] = &mallet__page_empty;
+    for (unsigned c = 0; c < MALLET_CLASSES; c++)
+        heap->current[c] = &mallet__page_empty;
+    heap->alive = 1;
+    heap->next = mallet__heaps;
+    if (mallet__heaps)
+        mallet__heaps->prev = heap;
+    mallet__heaps = heap;
+    mallet__unlock(&mallet__heaps_lock);
+    return heap;
+}
+
+mallet_heap_t *mallet__heap_create(void)
+{
+    mallet__init();
+    mallet_heap_t *heap = heap_record();
+    if (heap == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    heap->next_sweep_ms = mallet__clock_ms() + 1;
+    mallet__tls_heap = heap;
+    mallet__thread_attach(heap);
+    return heap;
+}
+
+// Unlink heap from the live list, fold its counters into the orphan totals
+// and put the record in the pool. heaps_lock held.
+void mallet__heap_release_locked(mallet_heap_t *heap)
+{
+    for (int i = 0; i < MALLET_STAT_COUNT; i++)
+        mallet__stat_orphan_add((mallet_stat_id_t)i, heap->stat[i]);
+    if (heap->prev)
+        heap->prev->next = heap->next;
+    else
+        mallet__heaps = heap->next;
+    if (heap->next)
+        heap->next->prev = heap->prev;
+    heap->alive = 0;
+    heap->prev = NULL;
+    heap->next = heap_pool;
+    heap_pool = heap;
+}
+
+// --- current pages -------------------------------------------------------------
+
+static void heap_set_current(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
+{
+    const mallet_class_t *k = &mallet__classes[c];
+    heap->current[c] = page;
+    for (unsigned i = k->direct_lo; i <= k->direct_hi; i++)
+        heap->direct[i] = page;
+    if (page != &mallet__page_empty)
+        page->spare_seen = 0;
+}
+
+// Count the blocks now on page->free as placed before the fast path.
+static void heap_count_installed(mallet_heap_t *heap, mallet_page_t *page)
+{
+    uint32_t free_now;
+    if (page->local_free == 0)
+        free_now = page->capacity - mallet__page_used(page);
+    else
+        free_now = mallet__page_free_count(page);
+    mallet__stat_add(heap, blocks_installed, free_now);
+}
+
+static void heap_uninstall(mallet_heap_t *heap, unsigned c)
+{
+    mallet_page_t *page = heap->current[c];
+    if (page == &mallet__page_empty)
+        return;
+    mallet__stat_add(heap, blocks_returned, mallet__page_free_count(page));
+    heap_set_current(heap, c, &mallet__page_empty);
+}
+
+static void heap_make_full(mallet_heap_t *heap, mallet_page_t *page)
+{
+    mallet__page_list_remove(&heap->queue[page->cls], page);
+    mallet__page_list_push(&heap->full[page->cls], page);
+    page->where = MALLET_PAGE_FULLQ;
+    __atomic_store_n(&page->heap, (uintptr_t)heap | MALLET_PAGE_FULL, __ATOMIC_SEQ_CST);
+    // A remote free pushed just before the tag was visible would not have
+    // seen it: look once more, now that it is (see remote_free.c).
+    if (__atomic_load_n(&page->thread_free, __ATOMIC_SEQ_CST) != 0)
+        mallet__heap_unfull(heap, page);
+}
+
+void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page)
+{
+    if (page->where != MALLET_PAGE_FULLQ ||
+        __atomic_load_n(&page->heap, __ATOMIC_RELAXED) != ((uintptr_t)heap | MALLET_PAGE_FULL))
+        return;
+    mallet__page_list_remove(&heap->full[page->cls], page);
+    mallet__page_list_push(&heap->queue[page->cls], page);
+    page->where = MALLET_PAGE_QUEUE;
+    __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
+}
+
+// Make page (already in the queue, with free blocks) the current one.
+static mallet_page_t *heap_use(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
+{
+    heap_count_installed(heap, page);
+    heap_set_current(heap, c, page);
+    return page;
+}
+
+// Give page free blocks from its own lists; false when it has none.
+static bool page_refill(mallet_page_t *page)
+{
+    mallet__page_collect(page);
+    return page->free != 0 || mallet__page_extend(page);
+}
+
+static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
+{
+    mallet_page_t *page = heap->current[c];
+    if (page != &mallet__page_empty) {
+        if (page_refill(page))
+            return heap_use(heap, c, page);
+        heap_set_current(heap, c, &mallet__page_empty);
+        heap_make_full(heap, page);
+    }
+    for (page = heap->queue[c].first; page;) {
+        mallet_page_t *next = page->next;
+        if (page_refill(page))
+            return heap_use(heap, c, page);
+        heap_make_full(heap, page);
+        page = next;
+    }
+    page = mallet__thread_adopt(heap, c);
+    if (page == NULL) {
+        page = mallet__span_page_alloc(c, heap);
+        if (page == NULL)
+            return NULL;
+        mallet__stat_add(heap, pages_allocated, 1);
+        mallet__page_extend(page);
+    }
+    page->where = MALLET_PAGE_QUEUE;
+    mallet__page_list_push(&heap->queue[c], page);
+    return heap_use(heap, c, page);
+}
+
+void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
+{
+    if (heap == &mallet__heap_empty) {
+        heap = mallet__heap_create();
+        if (heap == NULL)
+            return NULL;
+    }
+    unsigned c = cls < 0 ? mallet__size_class(req) : (unsigned)cls;
+    if (heap->rf_count)
+        mallet__remote_flush(heap);
+    mallet__lock(&heap->lock);
+    mallet_page_t *page = heap->current[c];
+    void *b = page == &mallet__page_empty ? NULL : mallet__page_pop_checked(page);
+    if (b == NULL) {
+        page = heap_find_page(heap, c);
+        if (page)
+            b = mallet__page_pop_checked(page);
+    }
+    uint64_t now = mallet__clock_ms();
+    if (now >= heap->next_sweep_ms)
+        mallet__heap_housekeeping(heap, now);
+    mallet__unlock(&heap->lock);
+    mallet__heap_after_slow();
+    if (b == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mallet__track_alloc(page, (uintptr_t)b, req);
+    return b;
+}
+
+void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
+{
+    if (size <= MALLET_SMALL_MAX) {
+        unsigned c = mallet__size_class(size);
+        void *b = mallet__page_pop(heap->current[c], size);
+        return b ? b : mallet__malloc_slow(heap, size, (int)c);
+    }
+    return mallet__large_alloc(size, 0, NULL);
+}
+
+// --- sweeping and abandoning --------------------------------------------------
+
+void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign)
+{
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        bool spare_kept = false;
+        for (mallet_page_t *page = heap->queue[c].first; page;) {
+            mallet_page_t *next = page->next;
+            bool current = page == heap->current[c];
+            if (foreign && current) {
+                page = next;
+                continue;
+            }
+            if (!foreign)
+                mallet__page_collect(page);
+            if (mallet__page_is_empty(page)) {
+                if (!all && !spare_kept && !page->spare_seen) {
+                    page->spare_seen = 1;
+                    spare_kept = true;
+                } else if (!all && current) {
+                    spare_kept = true;
+                } else {
+                    if (current)
+                        heap_uninstall(heap, c);
+                    mallet__page_list_remove(&heap->queue[c], page);
+                    mallet__stat_add(heap, pages_retired, 1);
+                    mallet__span_page_retire(page);
+                }
+            }
+            page = next;
+        }
+    }
+}
+
+void mallet__heap_abandon(mallet_heap_t *heap)
+{
+    if (heap->rf_count)
+        mallet__remote_flush(heap);
+    mallet__lock(&heap->lock);
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        heap_uninstall(heap, c);
+        mallet_page_list_t *lists[2] = { &heap->queue[c], &heap->full[c] };
+        for (int l = 0; l < 2; l++) {
+            mallet_page_t *page;
+            while ((page = lists[l]->first) != NULL) {
+                mallet__page_list_remove(lists[l], page);
+                mallet__page_collect(page);
+                if (mallet__page_is_empty(page)) {
+                    mallet__stat_add(heap, pages_retired, 1);
+                    mallet__span_page_retire(page);
+                } else {
+                    mallet__stat_add(heap, pages_abandoned, 1);
+                    mallet__thread_abandon_page(page);
+                }
+            }
+        }
+    }
+    mallet__unlock(&heap->lock);
+}
+
+void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now)
+{
+    mallet__heap_sweep(heap, false, false);
+    mallet__span_purge(now, false);
+    mallet__large_decay(now, false);
+    heap->next_sweep_ms = now + (uint64_t)mallet__option(purge_delay_ms) / 2 + 1;
+}
+
+void mallet__heap_after_slow(void)
+{
+    mallet__thread_after_slow();
+}

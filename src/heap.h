@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+//
+// heap.h -- the per-thread heap and the two fast paths.
+//
+// A thread reaches its heap through an initial-exec TLS pointer that starts
+// at mallet__heap_empty, a static heap whose slots all point to a page with
+// no free blocks: the first malloc of a thread simply misses the fast path
+// and the slow path builds the heap. No "initialised?" test anywhere.
+//
+// Fast paths (leaves: no calls, no stats, no atomics, no locks):
+//   malloc  direct[(size+15)/16] -> page; pop page->free; check the decoded
+//           link stays in the segment; set the block's bit.
+//   free    segment map bit -> unit map -> page; owner test; the block's bit
+//           must be set (else double free or interior pointer); push on
+//           local_free; clear the bit.
+// Anything else tail-calls the slow path. The block's bit is cleared after
+// the push, so a sweeping thread that sees a page's bits all clear also
+// sees the page's lists settled.
+//
+// The heap lock is taken by the owner in its slow paths only; the purger
+// thread try-locks it to retire the owner's empty pages, and a thread that
+// frees into a page on the owner's full list takes it to move the page back.
+#ifndef MALLET_HEAP_H
+#define MALLET_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "debug/track.h"
+#include "lock.h"
+#include "page.h"
+#include "span.h"
+#include "stats.h"
+
+typedef struct mallet_heap {
+    mallet_page_t *direct[MALLET_DIRECT_SLOTS];    // current page per 16-byte step <= 1 KiB
+    mallet_page_t *current[MALLET_CLASSES];        // current page per class
+    mallet_page_list_t queue[MALLET_CLASSES];      // owned pages that may have free blocks
+    mallet_page_list_t full[MALLET_CLASSES];       // owned pages found with none
+    mallet_lock_t lock;                            // owner's slow paths, purger, un-full
+    uint8_t alive;                                 // owned by a running thread
+    mallet_page_t *rf_page;                        // page of the pending remote-free batch
+    uintptr_t rf_head;                             // batch: first block (links encoded for rf_page)
+    uintptr_t rf_tail;                             // batch: last block
+    uint32_t rf_count;                             // batch: blocks
+    uint64_t next_sweep_ms;                        // clock time of the next housekeeping
+    uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
+    struct mallet_heap *next;                      // in the list of live heaps / the free pool
+    struct mallet_heap *prev;                      // in the list of live heaps
+} mallet_heap_t;
+
+extern mallet_heap_t mallet__heap_empty;
+extern __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec")));
+
+// --- slow paths (heap.c, free.c) ----------------------------------------------
+
+// Allocate `req` bytes of class cls (cls < 0: the class of req) for heap.
+void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls);
+// Any request the direct slots do not cover: larger small classes, large.
+void *mallet__malloc_generic(mallet_heap_t *heap, size_t size);
+// Everything free's fast path did not do: NULL, large, foreign, remote,
+// full pages, and the errors.
+void mallet__free_slow(void *p, const char *func);
+
+// --- the fast paths -------------------------------------------------------------
+
+static inline void mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t req)
+{
+#if MALLET_TRACK_ENABLED
+    if (page->req)
+        page->req[mallet__page_index(page, b)] = (uint32_t)req;
+#endif
+    MALLET_TRACK_MALLOC((void *)b, req, page->block_size, 0);
+    (void)page, (void)b, (void)req;
+}
+
+// Pop from page->free when the next link is in place; NULL otherwise.
+static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
+{
+    uintptr_t b = page->free;
+    if (__builtin_expect(b == 0, 0))
+        return NULL;
+    uintptr_t next = mallet__link_read(page, b);
+    if (__builtin_expect(((next ^ b) & MALLET_LINK_CHECK) != 0, 0))
+        return NULL;          // end of list or damage: the slow path decides
+    uint64_t *w = mallet__bit_word(b);
+    uint64_t bit = mallet__bit_mask(b), v = *w;
+    if (__builtin_expect((v & bit) != 0, 0))
+        return NULL;          // a live block on the free list: damage
+    *w = v | bit;
+    page->free = next;
+    mallet__track_alloc(page, b, req);
+    return (void *)b;
+}
+
+static inline void *mallet__malloc_fast(size_t size)
+{
+    mallet_heap_t *heap = mallet__tls_heap;
+    if (__builtin_expect(size <= MALLET_DIRECT_MAX, 1)) {
+        mallet_page_t *page = heap->direct[(size + MALLET_GRAIN - 1) >> MALLET_GRAIN_SHIFT];
+        void *b = mallet__page_pop(page, size);
+        if (__builtin_expect(b != NULL, 1))
+            return b;
+        return mallet__malloc_slow(heap, size, -1);
+    }
+    return mallet__malloc_generic(heap, size);
+}
+
+static inline void mallet__free_fast(void *ptr, const char *func)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    // Rotating the low bits to the top makes a misaligned pointer (and NULL,
+    // whose segment is never mapped) fail the segment test below.
+    uintptr_t g = (p >> MALLET_GRAIN_SHIFT) | (p << (64 - MALLET_GRAIN_SHIFT));
+    uintptr_t s = g >> (MALLET_SEG_SHIFT - MALLET_GRAIN_SHIFT);
+    if (__builtin_expect(mallet__segmap_test(s), 1)) {
+        mallet_segment_t *seg = mallet__segment_of(p);
+        mallet_page_t *page = seg->unit_page[(p >> MALLET_UNIT_SHIFT) & (MALLET_SEG_UNITS - 1)];
+        if (__builtin_expect(page->heap == (uintptr_t)mallet__tls_heap, 1)) {
+            uint64_t *w = &seg->bits[(g & (MALLET_SEG_GRAINS - 1)) >> 6];
+            uint64_t bit = (uint64_t)1 << (g & 63), v = *w;
+            if (__builtin_expect((v & bit) != 0, 1)) {
+                MALLET_TRACK_FREE(ptr, page->block_size);
+                mallet__link_write(page, p, page->local_free);
+                page->local_free = p;
+                __atomic_signal_fence(__ATOMIC_RELEASE);
+                __atomic_store_n(w, v & ~bit, __ATOMIC_RELEASE);
+                return;
+            }
+        }
+    }
+    mallet__free_slow(ptr, func);
+}
+
+// --- heap.c ---------------------------------------------------------------------
+
+extern mallet_lock_t mallet__heaps_lock;
+extern mallet_heap_t *mallet__heaps;               // live heaps
+// Make the calling thread's heap (NULL + ENOMEM when out of memory).
+mallet_heap_t *mallet__heap_create(void);
+// Retire the record of a heap that has no pages left; heaps_lock held.
+void mallet__heap_release_locked(mallet_heap_t *heap);
+// Collect every page of heap; retire the empty ones (all of them when
+// `all`, else keeping one spare per class); heap->lock held by the caller.
+// A thread other than the owner passes foreign = true: then only pages that
+// are not current and whose bits are all clear are touched.
+void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign);
+// Retire or abandon every page; the heap is then unused (thread exit, fork).
+void mallet__heap_abandon(mallet_heap_t *heap);
+// Take a page of the owner's full list back into its queue (lock held).
+void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page);
+// Work done after a slow path with no lock held: starting the purger,
+// registering fork and exit handlers.
+void mallet__heap_after_slow(void);
+// Housekeeping on the clock: sweep the heap, purge idle units.
+void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now);
+
+// --- remote_free.c --------------------------------------------------------------
+
+// Free p, a live block of page, owned by another thread (or by none).
+void mallet__remote_free(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p);
+// Hand over the pending batch of heap.
+void mallet__remote_flush(mallet_heap_t *heap);
+
+#endif

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+//
+// init.c -- lazy start-up and the key generator.
+//
+// Start-up runs once, on the first slow path of the process: options from
+// the environment, the class table, a random seed, the thread-exit key.
+// A second thread arriving meanwhile waits; nothing here allocates.
+#define _GNU_SOURCE
+#include "init.h"
+
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "size_class.h"
+#include "thread.h"
+
+int mallet__init_state;
+static uint64_t random_state;        // advanced by a constant per call
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t mallet__random_next(void)
+{
+    return mix64(__atomic_add_fetch(&random_state, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED));
+}
+
+static void random_seed(void)
+{
+    uint64_t seed = 0;
+    // The raw system call: getrandom(3) is fine too, but nothing of libc
+    // is trusted to be ready here.
+    if (syscall(SYS_getrandom, &seed, sizeof seed, 1 /* GRND_NONBLOCK */) != (long)sizeof seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed;
+    }
+    random_state = mix64(seed);
+}
+
+void mallet__init_slow(void)
+{
+    int expect = 0;
+    if (!__atomic_compare_exchange_n(&mallet__init_state, &expect, 1, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE) != 2)
+            sched_yield();
+        return;
+    }
+    mallet__options_init();
+    mallet__size_class_init();
+    random_seed();
+    mallet__thread_init();
+    __atomic_store_n(&mallet__init_state, 2, __ATOMIC_RELEASE);
+}

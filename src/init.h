@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+//
+// init.h -- lazy start-up, and the random numbers keys are made from.
+//
+// mallet__init() runs on the first slow path. It may be the first code of
+// the process to run (called from ld.so, from dlsym, from a TLS
+// constructor), so it allocates nothing and calls nothing of libc that
+// could: options come from walking `environ`, randomness from the raw
+// getrandom system call.
+#ifndef MALLET_INIT_H
+#define MALLET_INIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+extern int mallet__init_state;      // 0 not started, 1 running, 2 done
+
+void mallet__init_slow(void);
+
+static inline void mallet__init(void)
+{
+    if (__builtin_expect(__atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE) != 2, 0))
+        mallet__init_slow();
+}
+
+// 64 random-looking bits, different on every call (thread-safe).
+uint64_t mallet__random_next(void);
+
+#endif

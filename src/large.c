@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: MIT
+//
+// large.c -- large blocks: their mappings, the address-keyed record table,
+// mremap growth, and the cache of freed mappings.
+//
+// Everything shared is under large_lock, a leaf lock; system calls that can
+// be slow (mmap, munmap, mremap) are made outside it. The record table is
+// open addressing with linear probing, in memory taken from the OS; it is
+// rebuilt (dropping tombstones, growing if need be) when 70% full.
+#include "large.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "debug/debug.h"
+#include "debug/track.h"
+#include "init.h"
+#include "lock.h"
+#include "options.h"
+#include "os/os.h"
+#include "size_class.h"
+
+enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_GONE };
+
+typedef struct large_slot {
+    uintptr_t addr;        // block address (= mapping start)
+    size_t size;           // mapping length, the usable size
+    size_t req;            // requested size
+    uintptr_t state;       // SLOT_EMPTY / _LIVE / _FREED (tombstone) / _GONE (moved away)
+} large_slot_t;
+
+typedef struct large_cached {
+    uintptr_t addr;        // mapping start
+    size_t size;           // mapping length
+    uint64_t since_ms;     // when it was freed
+} large_cached_t;
+
+#define CACHE_MAX 256
+
+static mallet_lock_t large_lock;
+static struct {
+    large_slot_t *slots;   // the record table
+    size_t cap;            // slots (a power of two)
+    size_t used;           // slots not empty
+    uint64_t live;         // live blocks
+    uint64_t live_bytes;   // their mapping lengths
+    large_cached_t cache[CACHE_MAX];  // freed mappings kept for reuse
+    size_t cached;         // entries in cache
+    uint64_t cached_bytes; // their lengths
+} large;
+
+static inline size_t page_round(size_t n)
+{
+    size_t pg = mallet__os_page_size();
+    return (n + pg - 1) & ~(pg - 1);
+}
+
+static inline size_t slot_hash(uintptr_t a)
+{
+    return (size_t)(((a >> 12) * 0x9E3779B97F4A7C15ull) >> 20);
+}
+
+// The slot for addr: its record, or the empty slot where it would go.
+static large_slot_t *slot_find(uintptr_t addr)
+{
+    size_t mask = large.cap - 1;
+    for (size_t i = slot_hash(addr) & mask;; i = (i + 1) & mask) {
+        large_slot_t *s = &large.slots[i];
+        if (s->state == SLOT_EMPTY || s->addr == addr)
+            return s;
+    }
+}
+
+static bool table_rebuild(size_t want)
+{
+    size_t cap = 1024;
+    while (cap < want)
+        cap *= 2;
+    large_slot_t *slots = mallet__os_map(cap * sizeof(large_slot_t), 0);
+    if (slots == NULL)
+        return false;
+    large_slot_t *old = large.slots;
+    size_t old_cap = large.cap;
+    large.slots = slots;
+    large.cap = cap;
+    large.used = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].state != SLOT_LIVE)
+            continue;
+        *slot_find(old[i].addr) = old[i];
+        large.used++;
+    }
+    if (old)
+        mallet__os_release(old, old_cap * sizeof(large_slot_t));
+    return true;
+}
+
+// Record a live block; large_lock held.
+static bool record_insert(uintptr_t addr, size_t size, size_t req)
+{
+    if (large.slots == NULL || (large.used + 1) * 10 > large.cap * 7) {
+        if (!table_rebuild((large.live + 1) * 4))
+            return false;
+    }
+    large_slot_t *s = slot_find(addr);
+    if (s->state == SLOT_EMPTY)
+        large.used++;
+    *s = (large_slot_t){ addr, size, req, SLOT_LIVE };
+    large.live++;
+    large.live_bytes += size;
+    return true;
+}
+
+static large_slot_t *record_live(uintptr_t addr)
+{
+    if (large.slots == NULL)
+        return NULL;
+    large_slot_t *s = slot_find(addr);
+    return s->state == SLOT_LIVE ? s : NULL;
+}
+
+// Take a cached mapping of at least size bytes, not much more; lock held.
+static uintptr_t cache_take(size_t size, size_t *got)
+{
+    size_t best = CACHE_MAX;
+    for (size_t i = 0; i < large.cached; i++) {
+        size_t s = large.cache[i].size;
+        if (s >= size && s <= size + size / 4 + MALLET_UNIT_SIZE &&
+            (best == CACHE_MAX || s < large.cache[best].size))
+            best = i;
+    }
+    if (best == CACHE_MAX)
+        return 0;
+    uintptr_t addr = large.cache[best].addr;
+    *got = large.cache[best].size;
+    large.cached_bytes -= large.cache[best].size;
+    large.cache[best] = large.cache[--large.cached];
+    return addr;
+}
+
+void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
+{
+    mallet__init();
+    if (size > PTRDIFF_MAX - (1u << 22) || align > PTRDIFF_MAX / 2) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = page_round(size ? size : 1);
+    bool fresh = false;
+    uintptr_t addr = 0;
+    size_t got = len;
+    if (align <= mallet__os_page_size()) {
+        mallet__lock(&large_lock);
+        addr = cache_take(len, &got);
+        mallet__unlock(&large_lock);
+        align = 0;
+    }
+    if (addr == 0) {
+        void *p = mallet__os_map(len, align);
+        if (p == NULL) {
+            // Cached mappings may be what stands in the way (address space,
+            // the mapping limit): give them back and try once more.
+            mallet__large_decay(0, true);
+            p = mallet__os_map(len, align);
+        }
+        if (p == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        addr = (uintptr_t)p;
+        fresh = true;
+    }
+    mallet__lock(&large_lock);
+    bool ok = record_insert(addr, got, size);
+    mallet__unlock(&large_lock);
+    if (!ok) {
+        mallet__os_release((void *)addr, got);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (zeroed)
+        *zeroed = fresh;
+    MALLET_TRACK_MALLOC((void *)addr, size, got, fresh);
+    return (void *)addr;
+}
+
+bool mallet__large_free(void *p, const char *func)
+{
+    uintptr_t addr = (uintptr_t)p;
+    if (addr & (mallet__os_page_size() - 1))
+        return false;
+    mallet__lock(&large_lock);
+    large_slot_t *s = large.slots ? slot_find(addr) : NULL;
+    if (s == NULL || s->state == SLOT_EMPTY || s->state == SLOT_GONE) {
+        mallet__unlock(&large_lock);
+        return false;
+    }
+    if (s->state == SLOT_FREED) {
+        mallet__unlock(&large_lock);
+        mallet__fatal("mallet", func, "double free of", p);
+    }
+    size_t size = s->size;
+    s->state = SLOT_FREED;
+    large.live--;
+    large.live_bytes -= size;
+    MALLET_TRACK_FREE(p, size);
+    bool keep = large.cached < (size_t)mallet__option(large_cache_count) && large.cached < CACHE_MAX &&
+                large.cached_bytes + size <= (uint64_t)mallet__option(large_cache_mb) << 20 &&
+                large.live + large.cached < (uint64_t)mallet__option(map_budget);
+    if (keep) {
+        large.cache[large.cached++] = (large_cached_t){ addr, size, mallet__clock_ms() };
+        large.cached_bytes += size;
+    }
+    mallet__unlock(&large_lock);
+    if (!keep)
+        mallet__os_release(p, size);
+    return true;
+}
+
+size_t mallet__large_usable(const void *p)
+{
+    mallet__lock(&large_lock);
+    large_slot_t *s = record_live((uintptr_t)p);
+#if MALLET_TRACK_ENABLED
+    size_t n = s ? s->req : 0;     // checkers see exactly the request
+#else
+    size_t n = s ? s->size : 0;
+#endif
+    mallet__unlock(&large_lock);
+    return n;
+}
+
+void *mallet__large_resize(void *p, size_t size)
+{
+    if (size > PTRDIFF_MAX - (1u << 22)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = page_round(size);
+    mallet__lock(&large_lock);
+    large_slot_t *s = record_live((uintptr_t)p);
+    size_t old = s ? s->size : 0, old_req = s ? s->req : 0;
+    (void)old_req;
+    if (s && len <= old && len >= old / 2) {
+        s->req = size;
+        mallet__unlock(&large_lock);
+        MALLET_TRACK_RESIZE(p, old_req, size, old);
+        return p;
+    }
+    mallet__unlock(&large_lock);
+    if (s == NULL)
+        return NULL;
+#if MALLET_TRACK_ENABLED
+    // Checkers keep per-byte state that a kernel move would not carry.
+    void *q = mallet__large_alloc(size, 0, NULL);
+    if (q) {
+        memcpy(q, p, old_req < size ? old_req : size);
+        mallet__large_free(p, "realloc");
+    }
+    return q;
+#else
+    void *q = mallet__os_remap(p, old, len);
+    if (q == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mallet__lock(&large_lock);
+    s = slot_find((uintptr_t)p);
+    if (q == p) {
+        large.live_bytes += len - old;
+        s->size = len;
+        s->req = size;
+    } else {
+        s->state = SLOT_GONE;
+        large.live--;
+        large.live_bytes -= old;
+        if (!record_insert((uintptr_t)q, len, size)) {
+            mallet__unlock(&large_lock);
+            mallet__fatal("mallet", "realloc", "out of memory for the record of", q);
+        }
+    }
+    mallet__unlock(&large_lock);
+    return q;
+#endif
+}
+
+void mallet__large_decay(uint64_t now, bool force)
+{
+    uint64_t delay = (uint64_t)mallet__option(purge_delay_ms);
+    large_cached_t drop[CACHE_MAX];
+    size_t n = 0;
+    mallet__lock(&large_lock);
+    for (size_t i = 0; i < large.cached;) {
+        if (force || large.cache[i].since_ms + delay <= now) {
+            drop[n++] = large.cache[i];
+            large.cached_bytes -= large.cache[i].size;
+            large.cache[i] = large.cache[--large.cached];
+        } else {
+            i++;
+        }
+    }
+    mallet__unlock(&large_lock);
+    for (size_t i = 0; i < n; i++)
+        mallet__os_release((void *)drop[i].addr, drop[i].size);
+}
+
+void mallet__large_totals(mallet_large_totals_t *t)
+{
+    mallet__lock(&large_lock);
+    t->live = large.live;
+    t->allocated = large.live_bytes;
+    t->mapped = large.live_bytes + large.cached_bytes;
+    t->cached = large.cached_bytes;
+    mallet__unlock(&large_lock);
+}
+
+void mallet__large_lock_all(void)
+{
+    mallet__lock(&large_lock);
+}
+
+void mallet__large_unlock_all(void)
+{
+    mallet__unlock(&large_lock);
+}
+
+uint64_t mallet__large_mapped(void)
+{
+    return __atomic_load_n(&large.live_bytes, __ATOMIC_RELAXED) +
+           __atomic_load_n(&large.cached_bytes, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+//
+// large.h -- blocks above MALLET_SMALL_MAX (and small ones with an alignment
+// above 64 KiB): one mapping each, metadata out of band.
+//
+// A block's record (address, mapping length, requested size) lives in a
+// hash table keyed by address, never next to the block. A freed block's
+// record stays behind as a tombstone, so freeing it again is reported as a
+// double free until the address is mapped anew or the table is compacted.
+//
+// realloc grows and shrinks with mremap (no copy). Freed mappings go to a
+// small cache, kept for purge_delay_ms, so grow/shrink churn reuses them
+// instead of paying an mmap/munmap pair per call; the cache is bounded in
+// bytes (large_cache_mb) and entries (large_cache_count), and the count of
+// live mappings is held under map_budget, far below the kernel's limit.
+#ifndef MALLET_LARGE_H
+#define MALLET_LARGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// A block of at least size bytes aligned to align (0: page alignment). When
+// zeroed is not NULL it says whether the memory is known to be zero.
+void *mallet__large_alloc(size_t size, size_t align, bool *zeroed);
+// Free p if it is a live large block: true. False when p is not one of
+// ours at all. A double free is reported and aborts.
+bool mallet__large_free(void *p, const char *func);
+// Usable size of a live large block, 0 when p is not one.
+size_t mallet__large_usable(const void *p);
+// Resize a live large block to size bytes (> MALLET_SMALL_MAX), in place or
+// with mremap. NULL + ENOMEM when the kernel refuses; the block is intact.
+void *mallet__large_resize(void *p, size_t size);
+// Drop cached mappings older than purge_delay_ms (all when force).
+void mallet__large_decay(uint64_t now_ms, bool force);
+
+// fork: take and release large_lock (see thread.c).
+void mallet__large_lock_all(void);
+void mallet__large_unlock_all(void);
+
+typedef struct mallet_large_totals {
+    uint64_t live;         // live large blocks
+    uint64_t allocated;    // their usable bytes
+    uint64_t mapped;       // their mappings plus the cache's, in bytes
+    uint64_t cached;       // bytes in the cache
+} mallet_large_totals_t;
+
+void mallet__large_totals(mallet_large_totals_t *t);
+// Bytes mapped for large blocks and the cache, read without the lock.
+uint64_t mallet__large_mapped(void);
+
+#endif

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+//
+// options.h -- every tunable of libmallet, in one table.
+//
+// One X(name, default, meaning) line per option; the environment variable is
+// MALLET_<NAME> (upper case), read once at start-up by walking `environ`
+// without allocating. mallet_option_get/set take the lower-case name.
+// Adding an option is adding one line here.
+#ifndef MALLET_OPTIONS_H
+#define MALLET_OPTIONS_H
+
+#include <stdint.h>
+
+#define MALLET_OPTION_LIST(X)                                                                      \
+    X(purge_delay_ms, 250, "ms an empty page or a cached large span waits before its memory goes back to the OS") \
+    X(purger, 1, "1: a background thread purges once the process is large, so an idle process shrinks; 0: purge only in allocation slow paths") \
+    X(purger_start_mb, 32, "MiB mapped before the background purger thread is started")          \
+    X(large_cache_mb, 64, "MiB of freed large blocks kept mapped for reuse")                        \
+    X(large_cache_count, 64, "freed large blocks kept mapped for reuse, at most")                   \
+    X(map_budget, 16384, "mappings of large blocks libmallet keeps, at most (the kernel allows 65530 by default)") \
+    X(stats, 0, "1: print a statistics summary on stderr at exit")
+
+typedef enum {
+#define MALLET_OPTION_ENUM(name, def, meaning) MALLET_OPT_##name,
+    MALLET_OPTION_LIST(MALLET_OPTION_ENUM)
+#undef MALLET_OPTION_ENUM
+    MALLET_OPT_COUNT
+} mallet_option_id_t;
+
+extern int64_t mallet__options[MALLET_OPT_COUNT];
+
+#define mallet__option(name) (__atomic_load_n(&mallet__options[MALLET_OPT_##name], __ATOMIC_RELAXED))
+
+// Set every option to its default, then apply MALLET_* from the environment.
+void mallet__options_init(void);
+
+#endif

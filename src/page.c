@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+//
+// page.c -- one page and its lists: carving blocks, collecting other
+// threads' frees, the checked pop, emptiness from the bitmap.
+//
+// Everything here runs on slow paths, by the page's owner or by the sole
+// holder of an ownerless page (abandoned list, fork child). The fast paths
+// in heap.h pop and push inline and come here when a list runs dry.
+#include "page.h"
+
+#include "os/os.h"
+#include "init.h"
+
+#include <stdlib.h>
+
+mallet_page_t mallet__page_none;
+mallet_page_t mallet__page_empty;
+
+void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct mallet_heap *heap)
+{
+    const mallet_class_t *k = &mallet__classes[cls];
+    page->free = 0;
+    page->local_free = 0;
+    __atomic_store_n(&page->thread_free, 0, __ATOMIC_RELAXED);
+    page->key = mallet__random_next() | 1;
+    page->start = start;
+    page->block_size = k->size;
+    page->capacity = 0;
+    page->reserved = k->blocks;
+    page->cls = (uint8_t)cls;
+    page->units = k->units;
+    page->spare_seen = 0;
+    page->next = page->prev = NULL;
+    __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
+    MALLET_TRACK_MEM_NOACCESS(start, (size_t)k->units * MALLET_UNIT_SIZE);
+#if MALLET_TRACK_ENABLED
+    size_t bytes = (k->blocks * sizeof(uint32_t) + mallet__os_page_size() - 1) &
+                   ~(mallet__os_page_size() - 1);
+    page->req = mallet__os_map(bytes, 0);
+#endif
+}
+
+bool mallet__page_extend(mallet_page_t *page)
+{
+    if (page->capacity >= page->reserved)
+        return false;
+    // A few KiB at a time: a page is touched (and made resident) only as
+    // far as it is used.
+    uint32_t n = (4096 + page->block_size - 1) / page->block_size;
+    if (n < 4)
+        n = 4;
+    if (n > page->reserved - page->capacity)
+        n = page->reserved - page->capacity;
+    uintptr_t first = (uintptr_t)page->start + (uintptr_t)page->capacity * page->block_size;
+    uintptr_t b = first;
+    for (uint32_t i = 1; i < n; i++, b += page->block_size)
+        mallet__link_write(page, b, b + page->block_size);
+    mallet__link_write(page, b, page->free);
+    page->free = first;
+    page->capacity += n;
+    return true;
+}
+
+bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p)
+{
+    if (page->block_size == 0 || p < (uintptr_t)page->start)
+        return false;
+    uintptr_t off = p - (uintptr_t)page->start;
+    return off < (uintptr_t)page->capacity * page->block_size && off % page->block_size == 0;
+}
+
+void mallet__page_corrupt(const mallet_page_t *page)
+{
+    char store[128];
+    mallet_buf_t b = { store, sizeof store, 0 };
+    mallet__buf_str(&b, "mallet: heap corruption: free list of page ");
+    mallet__buf_hex(&b, (uintptr_t)page->start);
+    mallet__buf_str(&b, " damaged\n");
+    mallet__buf_flush(&b, 2);
+    abort();
+}
+
+// A decoded link must be 0 or a carved block of the same page.
+static inline void page_check_link(const mallet_page_t *page, uintptr_t next)
+{
+    if (next != 0 && !mallet__page_is_block(page, next))
+        mallet__page_corrupt(page);
+}
+
+void mallet__page_collect(mallet_page_t *page)
+{
+    uintptr_t head = __atomic_exchange_n(&page->thread_free, 0, __ATOMIC_ACQUIRE);
+    if (head != 0) {
+        page_check_link(page, head);
+        uintptr_t b = head;
+        for (;;) {
+            uintptr_t next = mallet__link_read(page, b);
+            page_check_link(page, next);
+            uint64_t *w = mallet__bit_word(b);
+            uint64_t bit = mallet__bit_mask(b);
+            // A block freed twice by other threads reaches here twice; the
+            // second visit finds its bit already clear (this also ends a
+            // cycle the second push made).
+            if (!(*w & bit))
+                mallet__fatal("mallet", "free", "double free of", (void *)b);
+            __atomic_store_n(w, *w & ~bit, __ATOMIC_RELAXED);
+            if (next == 0)
+                break;
+            b = next;
+        }
+        mallet__link_write(page, b, page->local_free);
+        page->local_free = head;
+    }
+    if (page->free == 0) {
+        page->free = page->local_free;
+        page->local_free = 0;
+    }
+}
+
+static inline const uint64_t *page_bits(const mallet_page_t *page, size_t *words)
+{
+    uintptr_t s = (uintptr_t)page->start;
+    *words = (size_t)page->units * (MALLET_UNIT_SIZE >> (MALLET_GRAIN_SHIFT + 6));
+    return mallet__bit_word(s);
+}
+
+bool mallet__page_is_empty(const mallet_page_t *page)
+{
+    size_t n;
+    const uint64_t *w = page_bits(page, &n);
+    for (size_t i = 0; i < n; i++)
+        if (__atomic_load_n(&w[i], __ATOMIC_ACQUIRE) != 0)
+            return false;
+    return __atomic_load_n(&page->thread_free, __ATOMIC_RELAXED) == 0;
+}
+
+uint32_t mallet__page_used(const mallet_page_t *page)
+{
+    size_t n;
+    const uint64_t *w = page_bits(page, &n);
+    uint32_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
+    return used;
+}
+
+uint32_t mallet__page_free_count(const mallet_page_t *page)
+{
+    uint32_t n = 0;
+    for (uintptr_t b = page->free; b != 0 && n <= page->reserved; b = mallet__link_read(page, b))
+        n++;
+    return n;
+}
+
+void *mallet__page_pop_checked(mallet_page_t *page)
+{
+    uintptr_t b = page->free;
+    if (b == 0)
+        return NULL;
+    if (!mallet__page_is_block(page, b))
+        mallet__page_corrupt(page);
+    uintptr_t next = mallet__link_read(page, b);
+    page_check_link(page, next);
+    uint64_t *w = mallet__bit_word(b);
+    uint64_t bit = mallet__bit_mask(b);
+    if (*w & bit)
+        mallet__page_corrupt(page);
+    page->free = next;
+    __atomic_store_n(w, *w | bit, __ATOMIC_RELAXED);
+    return (void *)b;
+}
+
+void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page)
+{
+    page->prev = NULL;
+    page->next = l->first;
+    if (l->first)
+        l->first->prev = page;
+    else
+        l->last = page;
+    l->first = page;
+}
+
+void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page)
+{
+    if (page->prev)
+        page->prev->next = page->next;
+    else
+        l->first = page->next;
+    if (page->next)
+        page->next->prev = page->prev;
+    else
+        l->last = page->prev;
+    page->next = page->prev = NULL;
+}

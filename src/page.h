@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+//
+// page.h -- one page: blocks of one class and their three free lists; the
+// segment that holds the page's descriptor and block bitmap.
+//
+//   free         blocks to hand out; only the owner pops, in the fast path.
+//   local_free   the owner's frees; swapped in when `free` runs dry, which
+//                brings the owner into the slow path at a steady cadence.
+//   thread_free  frees from other threads, pushed with one atomic operation
+//                (a whole batch at a time) and collected by the owner.
+//
+// Links are encoded: the word in a free block at address `at` holds
+// next ^ key ^ at, where key is random per page. A decoded link that leaves
+// the segment or is not 16-byte aligned means an overflow rewrote it: the
+// program stops with "heap corruption" instead of following it.
+//
+// The block bitmap of a segment has one bit per 16-byte granule; the bit of
+// a block's first granule is set while the block is handed out. free(p)
+// therefore tells a live block (bit set) from a double free or an interior
+// pointer (bit clear) with one load, and the owner is the only writer of the
+// bits of its pages (other threads' frees clear theirs when collected).
+//
+// Segment layout: unit 0 holds mallet_segment_t (descriptors, unit map,
+// bitmap); units 1..63 hold pages. A page's descriptor is pages[u] of its
+// first unit u; unit_page[] maps every unit to its page, or to
+// mallet__page_none when the unit is free.
+#ifndef MALLET_PAGE_H
+#define MALLET_PAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "debug/debug.h"
+#include "debug/track.h"
+#include "size_class.h"
+
+struct mallet_heap;
+
+// page->heap is the owner's address, or'ed with this while the page is on
+// the owner's full list (so a free into a full page misses the fast path and
+// moves the page back where the owner looks for blocks); 0 when abandoned.
+#define MALLET_PAGE_FULL ((uintptr_t)1)
+
+// Where a page's descriptor is listed.
+enum {
+    MALLET_PAGE_FREE = 0,     // units not in use; descriptor unused
+    MALLET_PAGE_QUEUE,        // owner's queue of pages with (maybe) free blocks
+    MALLET_PAGE_FULLQ,        // owner's full list
+    MALLET_PAGE_ABANDONED,    // global abandoned list of its class
+};
+
+typedef struct mallet_page {
+    uintptr_t free;                 // first block to hand out, 0 when none
+    uintptr_t key;                  // link-encoding key, random per page
+    uintptr_t local_free;           // owner's frees since the last refill
+    uintptr_t heap;                 // owner | MALLET_PAGE_FULL, 0 when abandoned
+    uintptr_t thread_free;          // other threads' frees (atomic)
+    char *start;                    // first block
+    uint32_t block_size;            // class size in bytes (0: not a page)
+    uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
+    uint32_t reserved;              // blocks that fit
+    uint8_t cls;                    // size class
+    uint8_t units;                  // length in units
+    uint8_t where;                  // MALLET_PAGE_FREE / _QUEUE / _FULLQ / _ABANDONED
+    uint8_t spare_seen;             // found empty by one sweep already
+    struct mallet_page *next;       // in its list
+    struct mallet_page *prev;       // in its list
+#if MALLET_TRACK_ENABLED
+    uint32_t *req;                  // requested size per block (checker builds)
+#endif
+} mallet_page_t;
+
+typedef struct mallet_page_list {
+    mallet_page_t *first;           // head
+    mallet_page_t *last;            // tail
+} mallet_page_list_t;
+
+typedef struct mallet_segment {
+    uint64_t free_units;            // bit u: unit u belongs to no page
+    uint64_t purged_units;          // bit u: free unit u's memory went back to the OS
+    struct mallet_segment *next;    // in the global segment list
+    uint64_t dirty_ms[MALLET_SEG_UNITS];          // when each free unit was last used
+    mallet_page_t *unit_page[MALLET_SEG_UNITS];   // page covering each unit
+    mallet_page_t pages[MALLET_SEG_UNITS];        // descriptors, at a page's first unit
+    uint64_t bits[MALLET_SEG_GRAINS / 64];        // 1 = a live block starts at this granule
+} mallet_segment_t;
+
+_Static_assert(sizeof(mallet_segment_t) <= MALLET_UNIT_SIZE, "segment metadata fits unit 0");
+
+// Unused units point here: block_size 0, owner 0, so frees miss the fast path.
+extern mallet_page_t mallet__page_none;
+// The page every slot of the empty heap points to: no free blocks.
+extern mallet_page_t mallet__page_empty;
+
+static inline mallet_segment_t *mallet__segment_of(uintptr_t p)
+{
+    return (mallet_segment_t *)(p & ~(uintptr_t)MALLET_SEG_MASK);
+}
+
+// A decoded link is plausible when it stays in the block's segment and is
+// 16-byte aligned; 0 (end of list) fails this test and is handled apart.
+#define MALLET_LINK_CHECK (~(uintptr_t)MALLET_SEG_MASK | (MALLET_GRAIN - 1))
+
+static inline uintptr_t mallet__link_read(const mallet_page_t *page, uintptr_t at)
+{
+    MALLET_TRACK_MEM_DEFINED((void *)at, sizeof(uintptr_t));
+    uintptr_t v = *(uintptr_t *)at ^ page->key ^ at;
+    MALLET_TRACK_MEM_NOACCESS((void *)at, sizeof(uintptr_t));
+    return v;
+}
+
+static inline void mallet__link_write(const mallet_page_t *page, uintptr_t at, uintptr_t next)
+{
+    MALLET_TRACK_MEM_UNDEFINED((void *)at, sizeof(uintptr_t));
+    *(uintptr_t *)at = next ^ page->key ^ at;
+    MALLET_TRACK_MEM_NOACCESS((void *)at, sizeof(uintptr_t));
+}
+
+// The bitmap word and bit of the block at p.
+static inline uint64_t *mallet__bit_word(uintptr_t p)
+{
+    return &mallet__segment_of(p)->bits[(p & MALLET_SEG_MASK) >> (MALLET_GRAIN_SHIFT + 6)];
+}
+static inline uint64_t mallet__bit_mask(uintptr_t p)
+{
+    return (uint64_t)1 << ((p >> MALLET_GRAIN_SHIFT) & 63);
+}
+static inline bool mallet__bit_get(uintptr_t p)
+{
+    return (__atomic_load_n(mallet__bit_word(p), __ATOMIC_RELAXED) & mallet__bit_mask(p)) != 0;
+}
+
+// --- page.c -----------------------------------------------------------------
+
+// Make a fresh page of class cls over `units` units at start, owned by heap.
+void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct mallet_heap *heap);
+// Carve more blocks onto the free list; false when the page is carved out.
+bool mallet__page_extend(mallet_page_t *page);
+// Move thread_free onto local_free, clearing the blocks' bits; then, if
+// `free` is empty, make local_free the free list. Owner (or sole holder) only.
+void mallet__page_collect(mallet_page_t *page);
+// True when no block of the page is handed out (all bits clear).
+bool mallet__page_is_empty(const mallet_page_t *page);
+// Blocks handed out (bits set).
+uint32_t mallet__page_used(const mallet_page_t *page);
+// Blocks on the free list (walks it; slow paths only).
+uint32_t mallet__page_free_count(const mallet_page_t *page);
+// Pop with every check (slow path): NULL when the free list is empty.
+void *mallet__page_pop_checked(mallet_page_t *page);
+// Is p the start of one of the page's carved blocks?
+bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p);
+// Report a damaged free list and abort.
+MALLET_NORETURN MALLET_COLD void mallet__page_corrupt(const mallet_page_t *page);
+
+// Page lists (doubly linked, owner or lock holder only).
+void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page);
+void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page);
+
+#if MALLET_TRACK_ENABLED
+static inline uint32_t mallet__page_index(const mallet_page_t *page, uintptr_t p)
+{
+    return (uint32_t)((p - (uintptr_t)page->start) / page->block_size);
+}
+#endif
+
+#endif

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+//
+// remote_free.c -- frees of blocks whose page another thread owns (or
+// nobody owns: an abandoned page).
+//
+// Such frees are batched per page: the freeing heap chains up to
+// REMOTE_BATCH blocks of one page (links already encoded with that page's
+// key) and hands the whole chain over with one compare-and-swap on the
+// page's thread_free. A producer/consumer pair thus pays one atomic
+// operation per batch, not per block. A batch is handed over when the next
+// remote free is for another page, when it is full, and on the freeing
+// thread's next slow path, trim or exit. Its blocks keep their bits set
+// until the owner collects them, so their page cannot be retired meanwhile.
+//
+// A thread with no heap (its first call was free) pushes single blocks and
+// builds nothing.
+//
+// A page on its owner's full list (owner field tagged MALLET_PAGE_FULL) is
+// moved back to the owner's queue after the push, under the owner's lock,
+// so the owner will look at it again. The push is a seq_cst operation and
+// the owner re-reads thread_free after tagging, so one of the two sides
+// always sees the other.
+#include "heap.h"
+
+#define REMOTE_BATCH 64
+
+static void page_push_chain(mallet_page_t *page, uintptr_t head, uintptr_t tail)
+{
+    uintptr_t old = __atomic_load_n(&page->thread_free, __ATOMIC_RELAXED);
+    do {
+        mallet__link_write(page, tail, old);
+    } while (!__atomic_compare_exchange_n(&page->thread_free, &old, head, true,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+    uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_SEQ_CST);
+    if (owner & MALLET_PAGE_FULL) {
+        mallet_heap_t *h = (mallet_heap_t *)(owner & ~MALLET_PAGE_FULL);
+        mallet__lock(&h->lock);
+        mallet__heap_unfull(h, page);
+        mallet__unlock(&h->lock);
+    }
+}
+
+void mallet__remote_flush(mallet_heap_t *heap)
+{
+    if (heap->rf_count == 0)
+        return;
+    page_push_chain(heap->rf_page, heap->rf_head, heap->rf_tail);
+    mallet__stat_add(heap, remote_batches, 1);
+    heap->rf_page = NULL;
+    heap->rf_head = heap->rf_tail = 0;
+    heap->rf_count = 0;
+}
+
+void mallet__remote_free(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
+{
+    if (heap == &mallet__heap_empty) {
+        mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);
+        mallet__stat_orphan_add(MALLET_STAT_remote_batches, 1);
+        page_push_chain(page, p, p);
+        return;
+    }
+    mallet__stat_add(heap, remote_frees, 1);
+    if (heap->rf_page != page)
+        mallet__remote_flush(heap);
+    if (heap->rf_count == 0) {
+        heap->rf_page = page;
+        heap->rf_tail = p;
+    } else {
+        mallet__link_write(page, p, heap->rf_head);
+    }
+    heap->rf_head = p;
+    if (++heap->rf_count >= REMOTE_BATCH)
+        mallet__remote_flush(heap);
+}

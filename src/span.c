@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+//
+// span.c -- segments: mapping them, finding runs of free units for pages,
+// retiring pages, purging idle units, returning empty segments.
+//
+// All of it runs under seg_lock. A new page prefers units whose memory is
+// still resident (no page faults to pay again), then any free run, then a
+// new segment. Segment lists are short (one entry per 4 MiB), so a walk is
+// cheap beside the page it produces.
+#include "span.h"
+
+#include <errno.h>
+
+#include "init.h"
+#include "options.h"
+#include "os/os.h"
+
+uint64_t mallet__segmap[MALLET_SEGMAP_BITS / 64];
+mallet_lock_t mallet__seg_lock;
+
+#define ALL_UNITS (~(uint64_t)1)            // units 1..63; unit 0 is metadata
+
+static struct {
+    mallet_segment_t *first;    // every mapped segment, newest first
+    uint64_t mapped;            // segments mapped now, in bytes
+    uint64_t purged_now;        // bytes of free units purged and not reused
+    uint64_t purged;            // bytes purged, ever
+    uint64_t retired;           // bytes of pages retired, ever
+} spans;
+
+static inline uint64_t run_mask(unsigned n)
+{
+    return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+}
+
+// First unit u >= 1 where n bits of mask starting at u are all set, or 0.
+static unsigned find_run(uint64_t mask, unsigned n)
+{
+    uint64_t want = run_mask(n);
+    for (unsigned u = 1; u + n <= MALLET_SEG_UNITS; u++) {
+        if (((mask >> u) & want) == want)
+            return u;
+        if (!(mask >> u))
+            break;
+    }
+    return 0;
+}
+
+static mallet_segment_t *segment_map(void)
+{
+    mallet_segment_t *seg = mallet__os_map(MALLET_SEG_SIZE, MALLET_SEG_SIZE);
+    if (seg == NULL)
+        return NULL;
+    seg->free_units = ALL_UNITS;
+    seg->purged_units = 0;
+    for (unsigned u = 0; u < MALLET_SEG_UNITS; u++)
+        seg->unit_page[u] = &mallet__page_none;
+    seg->next = spans.first;
+    spans.first = seg;
+    spans.mapped += MALLET_SEG_SIZE;
+    uintptr_t s = (uintptr_t)seg >> MALLET_SEG_SHIFT;
+    __atomic_or_fetch(&mallet__segmap[s >> 6], (uint64_t)1 << (s & 63), __ATOMIC_RELEASE);
+    return seg;
+}
+
+mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
+{
+    unsigned n = mallet__classes[cls].units;
+    mallet_segment_t *seg = NULL;
+    unsigned u = 0;
+    mallet__lock(&mallet__seg_lock);
+    for (int pass = 0; pass < 2 && u == 0; pass++) {
+        for (seg = spans.first; seg; seg = seg->next) {
+            uint64_t f = seg->free_units;
+            if (pass == 0)
+                f &= ~seg->purged_units;
+            if (f && (u = find_run(f, n)) != 0)
+                break;
+        }
+    }
+    if (u == 0) {
+        seg = segment_map();
+        if (seg == NULL) {
+            mallet__unlock(&mallet__seg_lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        u = 1;
+    }
+    uint64_t bits = run_mask(n) << u;
+    seg->free_units &= ~bits;
+    uint64_t was_purged = seg->purged_units & bits;
+    seg->purged_units &= ~bits;
+    spans.purged_now -= (uint64_t)__builtin_popcountll(was_purged) * MALLET_UNIT_SIZE;
+    mallet_page_t *page = &seg->pages[u];
+    page->where = MALLET_PAGE_FREE;
+    mallet__page_init(page, (char *)seg + (size_t)u * MALLET_UNIT_SIZE, cls, heap);
+    for (unsigned i = u; i < u + n; i++)
+        __atomic_store_n(&seg->unit_page[i], page, __ATOMIC_RELEASE);
+    mallet__unlock(&mallet__seg_lock);
+    return page;
+}
+
+void mallet__span_page_retire(mallet_page_t *page)
+{
+    mallet_segment_t *seg = mallet__segment_of((uintptr_t)page->start);
+    unsigned u = (unsigned)(((uintptr_t)page->start & MALLET_SEG_MASK) >> MALLET_UNIT_SHIFT);
+    unsigned n = page->units;
+    uint64_t now = mallet__clock_ms();
+#if MALLET_TRACK_ENABLED
+    if (page->req)
+        mallet__os_release(page->req, (page->reserved * sizeof(uint32_t) + mallet__os_page_size() - 1) &
+                                      ~(mallet__os_page_size() - 1));
+    page->req = NULL;
+#endif
+    MALLET_TRACK_MEM_NOACCESS(page->start, (size_t)n * MALLET_UNIT_SIZE);
+    mallet__lock(&mallet__seg_lock);
+    for (unsigned i = u; i < u + n; i++) {
+        __atomic_store_n(&seg->unit_page[i], &mallet__page_none, __ATOMIC_RELEASE);
+        seg->dirty_ms[i] = now;
+    }
+    page->block_size = 0;
+    page->where = MALLET_PAGE_FREE;
+    __atomic_store_n(&page->heap, 0, __ATOMIC_RELEASE);
+    seg->free_units |= run_mask(n) << u;
+    spans.retired += (uint64_t)n * MALLET_UNIT_SIZE;
+    mallet__unlock(&mallet__seg_lock);
+}
+
+static void segment_release(mallet_segment_t **link, mallet_segment_t *seg)
+{
+    *link = seg->next;
+    uintptr_t s = (uintptr_t)seg >> MALLET_SEG_SHIFT;
+    __atomic_and_fetch(&mallet__segmap[s >> 6], ~((uint64_t)1 << (s & 63)), __ATOMIC_RELEASE);
+    spans.mapped -= MALLET_SEG_SIZE;
+    spans.purged_now -= (uint64_t)__builtin_popcountll(seg->purged_units) * MALLET_UNIT_SIZE;
+    mallet__os_release(seg, MALLET_SEG_SIZE);
+}
+
+size_t mallet__span_purge(uint64_t now, bool force)
+{
+    uint64_t delay = (uint64_t)mallet__option(purge_delay_ms);
+    size_t given = 0;
+    mallet__lock(&mallet__seg_lock);
+    mallet_segment_t **link = &spans.first;
+    while (*link) {
+        mallet_segment_t *seg = *link;
+        uint64_t idle = 0;
+        for (unsigned u = 1; u < MALLET_SEG_UNITS; u++)
+            if (((seg->free_units >> u) & 1) && (force || seg->dirty_ms[u] + delay <= now))
+                idle |= (uint64_t)1 << u;
+        if (idle == seg->free_units && seg->free_units == ALL_UNITS) {
+            given += (size_t)__builtin_popcountll(~seg->purged_units & ALL_UNITS) * MALLET_UNIT_SIZE;
+            segment_release(link, seg);
+            continue;
+        }
+        uint64_t todo = idle & ~seg->purged_units;
+        while (todo) {
+            unsigned u = (unsigned)__builtin_ctzll(todo);
+            unsigned e = u;
+            while (e < MALLET_SEG_UNITS && ((todo >> e) & 1))
+                e++;
+            mallet__os_purge((char *)seg + (size_t)u * MALLET_UNIT_SIZE, (size_t)(e - u) * MALLET_UNIT_SIZE);
+            uint64_t bits = run_mask(e - u) << u;
+            seg->purged_units |= bits;
+            todo &= ~bits;
+            given += (size_t)(e - u) * MALLET_UNIT_SIZE;
+            spans.purged_now += (uint64_t)(e - u) * MALLET_UNIT_SIZE;
+        }
+        link = &seg->next;
+    }
+    spans.purged += given;
+    mallet__unlock(&mallet__seg_lock);
+    return given;
+}
+
+void mallet__span_totals(mallet_span_totals_t *t)
+{
+    mallet__lock(&mallet__seg_lock);
+    t->mapped = spans.mapped;
+    t->resident = spans.mapped - spans.purged_now;
+    t->purged = spans.purged;
+    t->retired = spans.retired;
+    t->active = t->allocated = t->live_blocks = 0;
+    for (mallet_segment_t *seg = spans.first; seg; seg = seg->next) {
+        for (unsigned u = 1; u < MALLET_SEG_UNITS; u++) {
+            mallet_page_t *page = seg->unit_page[u];
+            if (page == &mallet__page_none || page != &seg->pages[u])
+                continue;
+            uint32_t used = mallet__page_used(page);
+            if (used) {
+                t->active += (uint64_t)page->units * MALLET_UNIT_SIZE;
+                t->allocated += (uint64_t)used * page->block_size;
+                t->live_blocks += used;
+            }
+        }
+    }
+    mallet__unlock(&mallet__seg_lock);
+}
+
+uint64_t mallet__span_mapped(void)
+{
+    return __atomic_load_n(&spans.mapped, __ATOMIC_RELAXED);
+}
+
+uint64_t mallet__span_retired(void)
+{
+    return __atomic_load_n(&spans.retired, __ATOMIC_RELAXED);
+}

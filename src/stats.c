@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+//
+// stats.c -- merging the counters, mallet_stats_get, the printed summary
+// (MALLET_STATS=1 at exit, mallet_stats_print, malloc_stats).
+//
+// Call counts come from the slow-path counters: a block is counted as
+// allocated when the free list holding it is placed before the fast path,
+// minus what is left when the list is put away; the lists current right
+// now are walked for the calling thread and counted whole for the others
+// (so other running threads can be ahead by at most one page per class).
+// Frees are allocations minus live blocks, which the bitmaps give exactly.
+#include "stats.h"
+
+#include "heap.h"
+#include "init.h"
+#include "large.h"
+#include "mallet.h"
+#include "options.h"
+
+uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
+
+static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
+{
+    for (int i = 0; i < MALLET_STAT_COUNT; i++)
+        out[i] = __atomic_load_n(&mallet__stats_orphan[i], __ATOMIC_RELAXED);
+    mallet_heap_t *self = mallet__tls_heap;
+    *threads = 0;
+    mallet__lock(&mallet__heaps_lock);
+    for (mallet_heap_t *h = mallet__heaps; h; h = h->next) {
+        (*threads)++;
+        for (int i = 0; i < MALLET_STAT_COUNT; i++)
+            out[i] += __atomic_load_n(&h->stat[i], __ATOMIC_RELAXED);
+    }
+    mallet__unlock(&mallet__heaps_lock);
+    if (self != &mallet__heap_empty) {
+        mallet__lock(&self->lock);
+        for (unsigned c = 0; c < MALLET_CLASSES; c++)
+            if (self->current[c] != &mallet__page_empty)
+                out[MALLET_STAT_blocks_returned] += mallet__page_free_count(self->current[c]);
+        mallet__unlock(&self->lock);
+    }
+}
+
+MALLET_API void mallet_stats_get(mallet_stats_t *s)
+{
+    mallet__init();
+    uint64_t c[MALLET_STAT_COUNT], threads;
+    stats_merge(c, &threads);
+    mallet_span_totals_t st;
+    mallet_large_totals_t lt;
+    mallet__span_totals(&st);
+    mallet__large_totals(&lt);
+    s->allocated = st.allocated + lt.allocated;
+    s->active = st.active + lt.allocated;
+    s->mapped = st.mapped + lt.mapped;
+    s->resident = st.resident + lt.mapped;
+    s->purged = st.purged;
+    s->large_allocated = lt.allocated;
+    uint64_t small = c[MALLET_STAT_blocks_installed] - c[MALLET_STAT_blocks_returned];
+    s->malloc_calls = small + c[MALLET_STAT_large_allocs];
+    uint64_t live = st.live_blocks + lt.live;
+    s->free_calls = s->malloc_calls > live ? s->malloc_calls - live : 0;
+    s->remote_frees = c[MALLET_STAT_remote_frees];
+    s->pages_abandoned = c[MALLET_STAT_pages_abandoned];
+    s->pages_adopted = c[MALLET_STAT_pages_adopted];
+    s->threads = threads;
+}
+
+static void line(mallet_buf_t *b, const char *name, uint64_t v, const char *meaning)
+{
+    mallet__buf_str(b, "mallet:   ");
+    mallet__buf_str(b, name);
+    mallet__buf_u64w(b, v, 36 - (int)__builtin_strlen(name));
+    mallet__buf_str(b, "  ");
+    mallet__buf_str(b, meaning);
+    mallet__buf_str(b, "\n");
+}
+
+MALLET_API void mallet_stats_print(int fd)
+{
+    mallet_stats_t s;
+    mallet_stats_get(&s);
+    uint64_t c[MALLET_STAT_COUNT], threads;
+    stats_merge(c, &threads);
+    char store[4096];
+    mallet_buf_t b = { store, sizeof store, 0 };
+    mallet__buf_str(&b, "mallet: statistics\n");
+    line(&b, "allocated", s.allocated, "bytes in live blocks");
+    line(&b, "active", s.active, "bytes in pages holding a live block, and large blocks");
+    line(&b, "mapped", s.mapped, "bytes mapped from the OS");
+    line(&b, "resident", s.resident, "bytes mapped and not purged");
+    line(&b, "purged", s.purged, "bytes given back to the OS, ever");
+    line(&b, "large_allocated", s.large_allocated, "bytes in live large blocks");
+    line(&b, "malloc_calls", s.malloc_calls, "allocations, ever");
+    line(&b, "free_calls", s.free_calls, "frees, ever");
+    line(&b, "threads", s.threads, "thread heaps alive");
+#define MALLET_STAT_LINE(name, meaning) line(&b, #name, c[MALLET_STAT_##name], meaning);
+    MALLET_STAT_LIST(MALLET_STAT_LINE)
+#undef MALLET_STAT_LINE
+    mallet__buf_flush(&b, fd);
+}
+
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+    if (__atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE) == 2 && mallet__option(stats))
+        mallet_stats_print(2);
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+//
+// thread.c -- the TLS heap pointer, thread exit, abandoned pages, fork.
+//
+// Thread exit: a pthread key's destructor abandons the heap. Its empty
+// pages go back to their segments; the others are put on a global list per
+// class with owner 0, where other threads' frees keep landing on thread_free
+// as before. A thread that needs a page of that class adopts one (it
+// becomes the owner and collects those frees); the purger retires the ones
+// that become empty with nobody adopting them.
+//
+// Fork: one pthread_atfork registration, made lazily from a slow path (it
+// may allocate, so never from a constructor and never under a lock). The
+// prepare handler takes every lock in the global order of lock.h --
+// heaps_lock, every heap's lock in list order, abandoned_lock, seg_lock,
+// large_lock -- so no other thread is inside the allocator's shared state
+// when the process is copied. The parent releases them in reverse; the
+// child resets them, then abandons the heaps of the threads that did not
+// come along, so their pages can be adopted.
+#include "thread.h"
+
+#include <pthread.h>
+
+#include "large.h"
+#include "purge.h"
+
+__thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec"))) = &mallet__heap_empty;
+
+mallet_lock_t mallet__abandoned_lock;
+static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per class
+static pthread_key_t exit_key;
+static bool exit_key_ok;                                // exit_key was created
+static uint8_t atfork_state;                            // 0 none, 1 registering/done
+
+static void thread_exit(void *value)
+{
+    mallet_heap_t *heap = value;
+    if (heap == NULL || heap == &mallet__heap_empty)
+        return;
+    mallet__tls_heap = &mallet__heap_empty;
+    mallet__heap_abandon(heap);
+    mallet__lock(&mallet__heaps_lock);
+    mallet__heap_release_locked(heap);
+    mallet__unlock(&mallet__heaps_lock);
+}
+
+void mallet__thread_init(void)
+{
+    exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
+void mallet__thread_attach(mallet_heap_t *heap)
+{
+    if (exit_key_ok)
+        pthread_setspecific(exit_key, heap);
+}
+
+void mallet__thread_abandon_page(mallet_page_t *page)
+{
+    mallet__lock(&mallet__abandoned_lock);
+    page->where = MALLET_PAGE_ABANDONED;
+    __atomic_store_n(&page->heap, 0, __ATOMIC_RELEASE);
+    mallet__page_list_push(&abandoned[page->cls], page);
+    mallet__unlock(&mallet__abandoned_lock);
+}
+
+mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        if (__atomic_load_n(&abandoned[c].first, __ATOMIC_RELAXED) == NULL)
+            return NULL;
+        mallet__lock(&mallet__abandoned_lock);
+        mallet_page_t *page = abandoned[c].first;
+        if (page)
+            mallet__page_list_remove(&abandoned[c], page);
+        mallet__unlock(&mallet__abandoned_lock);
+        if (page == NULL)
+            return NULL;
+        __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
+        page->where = MALLET_PAGE_FREE;
+        mallet__stat_add(heap, pages_adopted, 1);
+        mallet__page_collect(page);
+        if (page->free || mallet__page_extend(page))
+            return page;
+        page->where = MALLET_PAGE_QUEUE;
+        mallet__page_list_push(&heap->queue[c], page);
+    }
+    return NULL;
+}
+
+void mallet__thread_sweep_abandoned(void)
+{
+    mallet__lock(&mallet__abandoned_lock);
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        for (mallet_page_t *page = abandoned[c].first; page;) {
+            mallet_page_t *next = page->next;
+            mallet__page_collect(page);
+            if (mallet__page_is_empty(page)) {
+                mallet__page_list_remove(&abandoned[c], page);
+                mallet__span_page_retire(page);
+            }
+            page = next;
+        }
+    }
+    mallet__unlock(&mallet__abandoned_lock);
+}
+
+// --- fork ---------------------------------------------------------------------
+
+static void fork_prepare(void)
+{
+    mallet__lock(&mallet__heaps_lock);
+    for (mallet_heap_t *h = mallet__heaps; h; h = h->next)
+        mallet__lock(&h->lock);
+    mallet__lock(&mallet__abandoned_lock);
+    mallet__lock(&mallet__seg_lock);
+    mallet__large_lock_all();
+}
+
+static void fork_parent(void)
+{
+    mallet__large_unlock_all();
+    mallet__unlock(&mallet__seg_lock);
+    mallet__unlock(&mallet__abandoned_lock);
+    for (mallet_heap_t *h = mallet__heaps; h; h = h->next)
+        mallet__unlock(&h->lock);
+    mallet__unlock(&mallet__heaps_lock);
+}
+
+static void fork_child(void)
+{
+    fork_parent();
+    mallet__purge_forget_thread();
+    mallet_heap_t *self = mallet__tls_heap;
+    mallet__lock(&mallet__heaps_lock);
+    for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
+        next = h->next;
+        if (h == self)
+            continue;
+        mallet__heap_abandon(h);
+        mallet__heap_release_locked(h);
+    }
+    mallet__unlock(&mallet__heaps_lock);
+}
+
+void mallet__thread_after_slow(void)
+{
+    if (__atomic_load_n(&atfork_state, __ATOMIC_RELAXED) == 0 &&
+        __atomic_exchange_n(&atfork_state, 1, __ATOMIC_ACQ_REL) == 0)
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+    mallet__purge_maybe_start();
+}

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+//
+// thread.h -- threads coming and going: the TLS heap pointer, thread exit,
+// abandoned pages and their adoption, fork.
+#ifndef MALLET_THREAD_H
+#define MALLET_THREAD_H
+
+#include <stdbool.h>
+
+#include "heap.h"
+
+extern mallet_lock_t mallet__abandoned_lock;
+
+// Create the thread-exit key (start-up; allocates nothing).
+void mallet__thread_init(void);
+// Arrange for heap to be abandoned when the calling thread exits.
+void mallet__thread_attach(mallet_heap_t *heap);
+// Put a page with live blocks on the abandoned list of its class.
+void mallet__thread_abandon_page(mallet_page_t *page);
+// An abandoned page of class c with free blocks, now owned by heap (not on
+// any of its lists yet), or NULL. Pages taken without free blocks are put
+// on heap's queue.
+mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c);
+// Collect abandoned pages and retire the ones left empty.
+void mallet__thread_sweep_abandoned(void);
+// After a slow path, no lock held: register the fork handlers once, start
+// the purger thread when the process has grown.
+void mallet__thread_after_slow(void);
+
+#endif
