@@ -278,6 +278,40 @@ static void gc_sweep(void)
     gc_rebuild_free_runs();
 }
 
+// DEBUG=3: each small page's count agrees with its bitmaps, no mark bit
+// survives a sweep, and the class lists hold exactly the pages with room.
+static bool gc_heap_ok(void)
+{
+    size_t with_room = 0, listed = 0, in_use = 0;
+    for (size_t i = 0; i < heap.npages; i++) {
+        const gc_page_t *pg = gc_desc(i);
+        if (pg->kind == GC_PAGE_LARGE) {
+            in_use += (size_t)pg->npages * GC_PAGE;
+            if (pg->mark[0])
+                return false;
+        }
+        if (pg->kind != GC_PAGE_SMALL)
+            continue;
+        in_use += GC_PAGE;
+        unsigned nwords = (pg->nblocks + 63) / 64;
+        size_t used = 0;
+        for (unsigned w = 0; w < nwords; w++) {
+            uint64_t pad = w == nwords - 1 ? gc_pad_bits(pg) : 0;
+            if (pg->mark[w] || (pg->used[w] & pad) != pad)
+                return false;
+            used += (size_t)__builtin_popcountll(pg->used[w] & ~pad);
+        }
+        if (used != pg->nused || used == 0)
+            return false;
+        with_room += pg->nused < pg->nblocks;
+    }
+    for (unsigned c = 0; c < GC_CLASSES; c++)
+        for (const gc_page_t *pg = heap.avail[c]; pg; pg = pg->next, listed++)
+            if (pg->kind != GC_PAGE_SMALL || pg->cls != c || pg->nused == pg->nblocks)
+                return false;
+    return with_room == listed && in_use == heap.heap_bytes;
+}
+
 static void gc_collect_now(void)
 {
     if (!pthread_equal(pthread_self(), heap.owner))
@@ -289,6 +323,7 @@ static void gc_collect_now(void)
     mallet__gc_mark();
     gc_sweep();
     heap.collect_at = heap.live + (heap.live > GC_MIN_TRIGGER ? heap.live : GC_MIN_TRIGGER);
+    mallet_assert_expensive(gc_heap_ok());
     uint64_t pause = gc_now_us() - t0;
     heap.stats.collections++;
     heap.stats.last_pause_us = pause;
