@@ -57,11 +57,11 @@ static const size_t gc_arena_sizes[] = {
 #define GC_KEEP_FREE ((size_t)4 << 20)
 
 gc_heap_t mallet__gc;
-#define heap mallet__gc
+#define heap mallet__gc      // the one heap, under a short name in this file
 
 // ---------------------------------------------------------------------------
 // Size classes: 16..128 in steps of 16, then four classes per power of two,
-// so a block wastes at most a fifth of itself.
+// so above 128 bytes a block wastes at most a fifth of itself.
 
 static unsigned gc_class_of(size_t n)
 {

@@ -40,7 +40,7 @@
 
 #define GC_MARK_STACK_INITIAL ((size_t)64 << 10)
 
-#define heap mallet__gc
+#define heap mallet__gc      // the one heap, under a short name in this file
 
 bool mallet__gc_mark_init(void)
 {
