@@ -228,9 +228,11 @@ static void gc_rebuild_free_runs(void)
             }
             size_t d = j;
             while (d < heap.npages && gc_desc(d)->kind == GC_PAGE_FREE && gc_desc(d)->dirty)
-                gc_desc(d++)->dirty = false;
-            mallet__os_purge(gc_page_addr(gc_desc(j)), (d - j) * GC_PAGE);
-            j = d;
+                d++;
+            // A page the OS did not take back still holds old data: it stays dirty.
+            bool purged = mallet__os_purge(gc_page_addr(gc_desc(j)), (d - j) * GC_PAGE);
+            for (; j < d; j++)
+                gc_desc(j)->dirty = !purged;
         }
         pg->npages = (uint32_t)(j - i);
         *link = pg;

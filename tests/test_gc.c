@@ -230,6 +230,26 @@ TEST(garbage_is_reclaimed_cycles_included)
     gc_reset();
 }
 
+NOINLINE static void drop_list(int n)
+{
+    build_list(n, 3);
+}
+
+TEST(emptied_pages_leave_the_heap)
+{
+    int n = 600000;                                 // 19 MiB of 32-byte nodes
+    drop_list(n);
+    gc_stats_t st;
+    gc_stats_get(&st);
+    CHECK(st.peak_heap_bytes >= (size_t)n * sizeof(node_t));
+    scrub_stack();
+    gc_collect();
+    gc_stats_get(&st);
+    CHECK(st.heap_bytes * 10 <= st.peak_heap_bytes);
+    CHECK(st.live_bytes <= st.heap_bytes);
+    gc_reset();
+}
+
 TEST(hidden_pointers_are_not_seen)
 {
     // Documents a limit: a pointer kept only XOR-ed is not a pointer to the
