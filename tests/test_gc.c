@@ -369,7 +369,7 @@ static uint64_t *g_ring[256];
 
 TEST(garbage_loop_runs_in_bounded_memory)
 {
-    size_t total = under_valgrind() ? (size_t)256 << 20 : (size_t)2 << 30;
+    size_t total = under_valgrind() ? (size_t)512 << 20 : (size_t)2 << 30;
     size_t bound = (size_t)32 << 20;
     uint64_t rng = 88172645463325252ull;
     size_t done = 0;
