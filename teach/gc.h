@@ -65,7 +65,9 @@ typedef struct gc_stats {
     size_t   live_bytes;           // block bytes handed out and not reclaimed
     size_t   heap_bytes;           // bytes of heap pages in use (live + free blocks in them)
     size_t   peak_heap_bytes;      // the largest heap_bytes ever
-    uint64_t last_pause_us;        // length of the last collection, microseconds
+    uint64_t last_pause_us;        // CPU time of the last collection, microseconds (thread
+                                   // CPU time: equal to the wall-clock pause on an idle
+                                   // machine, not stretched by other processes on a busy one)
     uint64_t total_pause_us;       // all collections together
     uint64_t max_pause_us;         // the longest one
     uint64_t last_marked;          // blocks found reachable by the last collection

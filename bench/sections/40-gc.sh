@@ -7,8 +7,9 @@
 #
 # Each repetition runs every allocator in turn (A B C A B C ...); the table
 # shows the median. CPU time is the process's, collections included, so a
-# busy machine stretches it less than wall-clock time; pauses are wall-clock
-# and do stretch. Instruction counts (callgrind) are exact.
+# busy machine stretches it less than wall-clock time; so are the pauses (the
+# collector measures them in thread CPU time). Instruction counts (callgrind)
+# are exact.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -44,6 +45,7 @@ echo "drops it; every eighth tree replaces one of 64 globals. \`gc\` only alloca
 echo "(teach/gc.c collects when the heap has doubled, at least every 4 MiB); the others free"
 echo "each dropped tree. Peak heap: the collector's heap pages; glibc's arena plus mmapped"
 echo "chunks; a teach design's footprint. Peak live: the most the program itself held."
+echo "Pauses are the collector's thread CPU time per collection."
 echo
 echo "| mode | CPU ms | ratio to glibc | allocations | collections | mean pause µs | max pause µs | peak heap KiB | peak live KiB | heap / live |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
