@@ -5,12 +5,8 @@
 // What it adds to first fit (02_firstfit.c): a free block bigger than the
 // request is cut in two. The request takes the tail end; the front stays on
 // the free list, in the same place, just smaller (K&R's trick: no list
-// surgery). Because leftovers are kept, the break can now grow in chunks of
-// SP_GROW bytes and one growth serves many small requests. The unused end of
-// the last chunk is the "wilderness": it stays off the free list and is cut
-// only when no freed block fits, so freed memory is reused before fresh
-// memory is touched. realloc to a smaller size gives the cut-off tail back to
-// the list.
+// surgery). realloc to a smaller size gives the cut-off tail back to the
+// list.
 //
 //     free block found (size 256)          after malloc(40)
 //     [hdr|        free 240         ]  ->  [hdr| free 176 ][hdr| used 48 ]
@@ -51,13 +47,10 @@ typedef struct sp_header {
 
 #define HDR     sizeof(sp_header_t)  // 16: keeps payloads 16-byte aligned
 #define SP_MIN  (HDR + TEACH_ALIGN)  // smallest block: a header and 16 bytes
-#define SP_GROW ((size_t)16 << 10)   // the break grows at least this much at a time
 
 static teach_source_t sp_src;    // the break and the large blocks
 static sp_header_t *sp_list;     // the free list, oldest free block first
 static sp_header_t *sp_tail;     // its last block, where free appends
-static sp_header_t *sp_wild;     // the wilderness: free space at the end of the heap, off the list
-static size_t sp_wild_size;      // its bytes (0: none); it always ends at the break
 static size_t sp_live;           // usable bytes of the blocks in use
 
 // Header access, with the checkers told that the allocator (and only the
@@ -162,28 +155,12 @@ static void *sp_malloc(size_t n)
         prev = h;
         h = v.next;
     }
-    // Nothing on the list fits: carve from the wilderness, growing the
-    // break by a chunk when it is too small. The wilderness always ends at
-    // the break, so growth simply makes it longer.
-    if (sp_wild_size < size) {
-        size_t grow = size - sp_wild_size > SP_GROW ? size - sp_wild_size : SP_GROW;
-        char *c = source_grow(&sp_src, grow);
-        if (c == NULL)
-            return NULL;                         // errno ENOMEM from the break
-        if (sp_wild_size == 0)
-            sp_wild = (sp_header_t *)c;
-        sp_wild_size += grow;
-    }
-    sp_header_t *h = sp_wild;
-    if (sp_wild_size < size + SP_MIN) {          // the rest could not stand alone
-        size = sp_wild_size;
-        sp_wild = NULL;
-        sp_wild_size = 0;
-    } else {
-        sp_wild = (sp_header_t *)((char *)h + size);
-        sp_wild_size -= size;
-        sp_write_free(sp_wild, sp_wild_size, NULL);
-    }
+    // Nothing fits: grow the break by exactly one block, as first fit did.
+    // (Growing by bigger chunks would save system calls, but the unused end
+    // of a chunk would sit on the list as one more free block to walk past.)
+    sp_header_t *h = source_grow(&sp_src, size);
+    if (h == NULL)
+        return NULL;                             // errno ENOMEM from the break
     return sp_hand_out(h, size, n);
 }
 
@@ -299,8 +276,7 @@ static void sp_walk(teach_visit_fn visit, void *ctx)
 static void sp_reset(void)
 {
     source_reset(&sp_src);
-    sp_list = sp_tail = sp_wild = NULL;
-    sp_wild_size = 0;
+    sp_list = sp_tail = NULL;
     sp_live = 0;
 }
 

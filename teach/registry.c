@@ -9,11 +9,13 @@
 extern const teach_allocator_t teach_bump;
 extern const teach_allocator_t teach_firstfit;
 extern const teach_allocator_t teach_split;
+extern const teach_allocator_t teach_coalesce;
 
 const teach_allocator_t *const teach_allocators[] = {
     &teach_bump,
     &teach_firstfit,
     &teach_split,
+    &teach_coalesce,
     NULL,
 };
 
