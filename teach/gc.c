@@ -31,6 +31,10 @@
 // each collection, and it sits on the slow path only (a class out of pages,
 // a large block), so the fast path pays nothing for it.
 //
+// Invariants: at the top of gc_heap.h (marks clear between collections,
+// class lists hold exactly the pages with room); DEBUG=3 checks them after
+// every collection.
+//
 // Known weakness: a large block rounds up to whole 64 KiB pages (a 33 KiB
 // request takes 64 KiB), and a page keeps every surviving block where it is,
 // so a few survivors pin whole pages (test_gc's bounded-heap test watches
