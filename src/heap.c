@@ -89,6 +89,14 @@ mallet_heap_t *mallet__heap_create(void)
     return heap;
 }
 
+mallet_heap_t *mallet__heap_create_internal(void)
+{
+    mallet_heap_t *heap = heap_record();
+    if (heap)
+        heap->internal = 1;
+    return heap;
+}
+
 // Unlink heap from the live list, fold its counters into the orphan totals
 // and put the record in the pool. heaps_lock held.
 void mallet__heap_release_locked(mallet_heap_t *heap)
@@ -174,6 +182,7 @@ static mallet_page_t *heap_use(mallet_heap_t *heap, unsigned c, mallet_page_t *p
 static bool page_refill(mallet_page_t *page)
 {
     mallet__page_collect(page);
+    mallet__page_swap_in(page);
     return page->free != 0 || mallet__page_extend(page);
 }
 
@@ -202,6 +211,7 @@ static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
         mallet__page_extend(page);
     }
     page->where = MALLET_PAGE_QUEUE;
+    page->internal = heap->internal;
     mallet__page_list_push(&heap->queue[c], page);
     return heap_use(heap, c, page);
 }
@@ -276,6 +286,21 @@ void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign)
                     mallet__span_page_retire(page);
                 }
             }
+            page = next;
+        }
+    }
+}
+
+void mallet__heap_collect_all(mallet_heap_t *heap)
+{
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        for (mallet_page_t *page = heap->queue[c].first; page; page = page->next)
+            mallet__page_collect(page);
+        for (mallet_page_t *page = heap->full[c].first; page;) {
+            mallet_page_t *next = page->next;
+            mallet__page_collect(page);
+            if (page->free || page->local_free)
+                mallet__heap_unfull(heap, page);
             page = next;
         }
     }

@@ -39,6 +39,7 @@ typedef struct mallet_heap {
     mallet_page_list_t full[MALLET_CLASSES];       // owned pages found with none
     mallet_lock_t lock;                            // owner's slow paths, purger, un-full
     uint8_t alive;                                 // owned by a running thread
+    uint8_t internal;                              // libmallet's own (not in the statistics)
     mallet_page_t *rf_page;                        // page of the pending remote-free batch
     uintptr_t rf_head;                             // batch: first block (links encoded for rf_page)
     uintptr_t rf_tail;                             // batch: last block
@@ -138,6 +139,9 @@ extern mallet_lock_t mallet__heaps_lock;
 extern mallet_heap_t *mallet__heaps;               // live heaps
 // Make the calling thread's heap (NULL + ENOMEM when out of memory).
 mallet_heap_t *mallet__heap_create(void);
+// A heap for libmallet's own allocations (what pthread_create allocates for
+// the purger thread): its blocks are left out of the statistics.
+mallet_heap_t *mallet__heap_create_internal(void);
 // Retire the record of a heap that has no pages left; heaps_lock held.
 void mallet__heap_release_locked(mallet_heap_t *heap);
 // Collect every page of heap; retire the empty ones (all of them when
@@ -145,6 +149,8 @@ void mallet__heap_release_locked(mallet_heap_t *heap);
 // A thread other than the owner passes foreign = true: then only pages that
 // are not current and whose bits are all clear are touched.
 void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign);
+// Collect other threads' frees into every page of heap (lock held).
+void mallet__heap_collect_all(mallet_heap_t *heap);
 // Retire or abandon every page; the heap is then unused (thread exit, fork).
 void mallet__heap_abandon(mallet_heap_t *heap);
 // Take a page of the owner's full list back into its queue (lock held).

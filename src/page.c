@@ -30,6 +30,7 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
     page->cls = (uint8_t)cls;
     page->units = k->units;
     page->spare_seen = 0;
+    page->internal = 0;
     page->next = page->prev = NULL;
     __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
     MALLET_TRACK_MEM_NOACCESS(start, (size_t)k->units * MALLET_UNIT_SIZE);
@@ -111,6 +112,10 @@ void mallet__page_collect(mallet_page_t *page)
         mallet__link_write(page, b, page->local_free);
         page->local_free = head;
     }
+}
+
+void mallet__page_swap_in(mallet_page_t *page)
+{
     if (page->free == 0) {
         page->free = page->local_free;
         page->local_free = 0;

@@ -63,6 +63,7 @@ typedef struct mallet_page {
     uint8_t units;                  // length in units
     uint8_t where;                  // MALLET_PAGE_FREE / _QUEUE / _FULLQ / _ABANDONED
     uint8_t spare_seen;             // found empty by one sweep already
+    uint8_t internal;               // owned by libmallet's own heap: not in the statistics
     struct mallet_page *next;       // in its list
     struct mallet_page *prev;       // in its list
 #if MALLET_TRACK_ENABLED
@@ -136,9 +137,11 @@ static inline bool mallet__bit_get(uintptr_t p)
 void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct mallet_heap *heap);
 // Carve more blocks onto the free list; false when the page is carved out.
 bool mallet__page_extend(mallet_page_t *page);
-// Move thread_free onto local_free, clearing the blocks' bits; then, if
-// `free` is empty, make local_free the free list. Owner (or sole holder) only.
+// Move thread_free onto local_free, clearing the blocks' bits. Owner (or
+// sole holder) only.
 void mallet__page_collect(mallet_page_t *page);
+// When `free` is empty, make local_free the free list.
+void mallet__page_swap_in(mallet_page_t *page);
 // True when no block of the page is handed out (all bits clear).
 bool mallet__page_is_empty(const mallet_page_t *page);
 // Blocks handed out (bits set).

@@ -92,8 +92,14 @@ void mallet__purge_maybe_start(void)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
+    // What pthread_create allocates (the thread's TLS vector) comes from a
+    // heap of libmallet's own, so the program's statistics do not show it.
+    mallet_heap_t *mine = mallet__tls_heap, *internal = mallet__heap_create_internal();
+    if (internal)
+        mallet__tls_heap = internal;
     if (pthread_create(&tid, &attr, purger_main, NULL) != 0)
         __atomic_store_n(&purger_state, 0, __ATOMIC_RELEASE);
+    mallet__tls_heap = mine;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -187,6 +187,8 @@ void mallet__span_totals(mallet_span_totals_t *t)
             mallet_page_t *page = seg->unit_page[u];
             if (page == &mallet__page_none || page != &seg->pages[u])
                 continue;
+            if (page->internal)
+                continue;
             uint32_t used = mallet__page_used(page);
             if (used) {
                 t->active += (uint64_t)page->units * MALLET_UNIT_SIZE;

@@ -16,6 +16,7 @@
 #include "large.h"
 #include "mallet.h"
 #include "options.h"
+#include "thread.h"
 
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 
@@ -27,6 +28,8 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
     *threads = 0;
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps; h; h = h->next) {
+        if (h->internal)
+            continue;
         (*threads)++;
         for (int i = 0; i < MALLET_STAT_COUNT; i++)
             out[i] += __atomic_load_n(&h->stat[i], __ATOMIC_RELAXED);
@@ -41,9 +44,26 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
     }
 }
 
+// Blocks other threads freed stay marked live until their page's owner
+// collects them. Before counting, collect what this thread may: its own
+// pages, and the abandoned ones.
+static void stats_collect(void)
+{
+    mallet_heap_t *self = mallet__tls_heap;
+    if (self != &mallet__heap_empty) {
+        if (self->rf_count)
+            mallet__remote_flush(self);
+        mallet__lock(&self->lock);
+        mallet__heap_collect_all(self);
+        mallet__unlock(&self->lock);
+    }
+    mallet__thread_sweep_abandoned();
+}
+
 MALLET_API void mallet_stats_get(mallet_stats_t *s)
 {
     mallet__init();
+    stats_collect();
     uint64_t c[MALLET_STAT_COUNT], threads;
     stats_merge(c, &threads);
     mallet_span_totals_t st;

@@ -80,6 +80,7 @@ mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c)
         page->where = MALLET_PAGE_FREE;
         mallet__stat_add(heap, pages_adopted, 1);
         mallet__page_collect(page);
+        mallet__page_swap_in(page);
         if (page->free || mallet__page_extend(page))
             return page;
         page->where = MALLET_PAGE_QUEUE;
