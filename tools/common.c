@@ -182,6 +182,11 @@ int tool_wait(const char *verb, pid_t pid, const char *what, const char *alloc)
             return 1;
         }
     }
+    return tool_status(verb, status, what, alloc);
+}
+
+int tool_status(const char *verb, int status, const char *what, const char *alloc)
+{
     if (WIFSIGNALED(status)) {
         char name[32];
         int sig = WTERMSIG(status);

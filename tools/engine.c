@@ -321,10 +321,11 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
 
 bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t *r)
 {
-    double rates[64];
+    double rates[64], spent = 0;
+    int rep;
     if (reps > 64)
         reps = 64;
-    for (int rep = 0; rep < reps; rep++) {
+    for (rep = 0; rep < reps && spent < TIME_BUDGET; rep++) {
         if (b->reset)
             b->reset();
         void **ptr = eng.ptr;
@@ -350,7 +351,8 @@ bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t
         double dt = tool_now() - t0;
         free_live(t, b);
         rates[rep] = dt > 0 ? (double)t->n_ops / dt : 0;
+        spent += dt;
     }
-    r->ops_per_sec = tool_median(rates, reps);
+    r->ops_per_sec = tool_median(rates, rep);
     return true;
 }

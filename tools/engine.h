@@ -42,7 +42,10 @@ bool engine_prepare(const trace_t *t);
 // "TRACE:LINE: ALLOC: what went wrong" and returns false.
 bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
                   engine_step_fn step, void *ctx);
-// `reps` timed passes without checks; the median ops/second into r.
+// Timed passes without checks, `reps` of them or fewer: none starts once
+// TIME_BUDGET seconds have gone into them (slow designs on long traces).
+// The median ops/second into r.
+#define TIME_BUDGET 3.0
 bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t *r);
 // Release the engine's tables.
 void engine_release(void);

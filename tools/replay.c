@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -48,7 +49,7 @@ typedef struct totals {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mallet replay [-a NAME,...] [-r REPS] [--md] [--csv FILE] TRACE...\n"
+            "usage: mallet replay [-a NAME,...] [-r REPS] [--timeout S] [--md] [--csv FILE] TRACE...\n"
             "\n"
             "Replay CS:APP malloc-lab traces (plain, .gz or .zst) on each allocator,\n"
             "checking every block (alignment, no overlap, payload intact through\n"
@@ -59,7 +60,9 @@ static void usage(FILE *f)
     tool_alloc_list(f);
     fprintf(f,
             "\n"
-            "  -r REPS      timed repetitions; throughput is their median (default %d)\n"
+            "  -r REPS      timed repetitions; throughput is their median (default %d;\n"
+            "               fewer once the passes have taken %.0f s)\n"
+            "  --timeout S  give up on a trace and allocator after S seconds\n"
             "  --md         print Markdown tables\n"
             "  --csv FILE   also write one CSV row per trace and allocator to FILE\n"
             "\n"
@@ -67,7 +70,7 @@ static void usage(FILE *f)
             "        'exact' (break + mmap); mallet 'resident' (mapped, not purged);\n"
             "        glibc and peers 'RSS' (peak RSS minus RSS before the first op).\n"
             "score = 0.6 * util + 0.4 * min(1, ops per second / %.0f million).\n",
-            DEFAULT_REPS, REFERENCE_OPS / 1e6);
+            DEFAULT_REPS, TIME_BUDGET, REFERENCE_OPS / 1e6);
 }
 
 // --- the in-process backends ------------------------------------------------------
@@ -183,7 +186,8 @@ static int run_in_process(const trace_t *t, const alloc_desc_t *a, int reps, int
 }
 
 // Replay t on a in a child; false when it failed (message printed).
-static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, replay_result_t *r)
+static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, unsigned timeout,
+                       replay_result_t *r)
 {
     char preload[4096], fdbuf[16], repbuf[16];
     int p[2];
@@ -204,6 +208,7 @@ static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, replay
     }
     if (pid == 0) {
         close(p[0]);
+        alarm(timeout);                   // kept across exec; 0 means none
         if (in_process)
             _exit(run_in_process(t, a, reps, p[1]));
         fcntl(p[1], F_SETFD, 0);          // the re-executed child writes to it
@@ -229,7 +234,16 @@ static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, replay
         got += (size_t)n;
     }
     close(p[0]);
-    int status = tool_wait("mallet replay", pid, t->path, a->name);
+    int raw = 0, status;
+    while (waitpid(pid, &raw, 0) < 0 && errno == EINTR)
+        continue;
+    if (timeout && WIFSIGNALED(raw) && WTERMSIG(raw) == SIGALRM) {
+        fprintf(stderr, "mallet replay: %s on %s: timed out after %u s\n", t->path, a->name, timeout);
+        snprintf(r->measure, sizeof r->measure, "timeout");
+        r->ok = 0;
+        return false;
+    }
+    status = tool_status("mallet replay", raw, t->path, a->name);
     if (status != 0 || got != sizeof *r || !r->ok) {
         if (status == 0)
             fprintf(stderr, "mallet replay: %s on %s: no result from the replay\n", t->path, a->name);
@@ -319,6 +333,7 @@ int tool_replay(int argc, char **argv)
 {
     alloc_desc_t allocs[MAX_ALLOCS];
     int n_allocs = -2, reps = DEFAULT_REPS, first = argc;
+    unsigned timeout = 0;
     format_t fmt = FORMAT_TEXT;
     const char *csv_path = NULL;
     char *names = NULL;
@@ -344,6 +359,15 @@ int tool_replay(int argc, char **argv)
                 return 2;
             }
             reps = (int)v;
+        } else if (!strcmp(s, "--timeout") && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 86400) {
+                fprintf(stderr, "mallet replay: --timeout wants seconds from 1 to 86400, not '%s'\n", argv[i]);
+                free(names);
+                return 2;
+            }
+            timeout = (unsigned)v;
         } else if (!strcmp(s, "--md")) {
             fmt = FORMAT_MD;
         } else if (!strcmp(s, "--csv") && i + 1 < argc) {
@@ -391,8 +415,9 @@ int tool_replay(int argc, char **argv)
         for (int ai = 0; ai < n_allocs; ai++) {
             replay_result_t r;
             const char *tn = base_name(t.path);
-            if (!replay_one(&t, &allocs[ai], reps, &r)) {
-                print_row(fmt, tn, allocs[ai].name, NULL, "FAILED (see above)");
+            if (!replay_one(&t, &allocs[ai], reps, timeout, &r)) {
+                print_row(fmt, tn, allocs[ai].name, NULL,
+                          strcmp(r.measure, "timeout") ? "FAILED (see above)" : "timed out");
                 totals[ai].failed++;
                 status = status ? status : 1;
                 continue;

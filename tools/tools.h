@@ -76,6 +76,8 @@ const char *tool_signame(int sig, char *buf, size_t cap);
 // Wait for pid and return its exit status; for a signal, print
 // "VERB: WHAT crashed under ALLOC: signal N (SIGNAME)" and return 128 + N.
 int tool_wait(const char *verb, pid_t pid, const char *what, const char *alloc);
+// The same for a status waitpid already returned.
+int tool_status(const char *verb, int status, const char *what, const char *alloc);
 // A median of n doubles (sorts them in place).
 double tool_median(double *v, int n);
 // Monotonic time in seconds.
