@@ -10,12 +10,14 @@ extern const teach_allocator_t teach_bump;
 extern const teach_allocator_t teach_firstfit;
 extern const teach_allocator_t teach_split;
 extern const teach_allocator_t teach_coalesce;
+extern const teach_allocator_t teach_segregated;
 
 const teach_allocator_t *const teach_allocators[] = {
     &teach_bump,
     &teach_firstfit,
     &teach_split,
     &teach_coalesce,
+    &teach_segregated,
     NULL,
 };
 
