@@ -171,15 +171,53 @@ static const char *fill_for(const block_t *b, int parity)
     return parity ? "#e4572e" : "#f5a65b";
 }
 
+#define MIX_LEVELS 8                  // shades between all used and all free
+
+// A run of pixel columns too crowded to show single blocks: each column is
+// shaded by the share of its bytes that are free.
+typedef struct mix {
+    long px;                          // column being filled, -1 for none
+    uint64_t used, free;              // its bytes
+    long run_px, run_end;             // columns [run_px, run_end) of one shade
+    int run_level;                    // that shade, 0 all used .. MIX_LEVELS all free
+} mix_t;
+
+static void mix_emit(FILE *f, mix_t *m, double y)
+{
+    if (m->run_end <= m->run_px)
+        return;
+    double t = (double)m->run_level / MIX_LEVELS;
+    int r = (int)(0x2f + t * (0xe4 - 0x2f)), g = (int)(0x6d + t * (0x57 - 0x6d)), b = (int)(0xb5 + t * (0x2e - 0xb5));
+    fprintf(f, "<rect x=\"%.0f\" y=\"%.1f\" width=\"%ld\" height=\"%.0f\" fill=\"#%02x%02x%02x\"/>\n",
+            BAR_X + (double)m->run_px, y, m->run_end - m->run_px, STRIP_H, r, g, b);
+    m->run_px = m->run_end = 0;
+}
+
+// Close the current column: extend the run of its shade or start a new one.
+static void mix_column(FILE *f, mix_t *m, double y)
+{
+    if (m->px < 0)
+        return;
+    int level = (int)((double)m->free * MIX_LEVELS / (double)(m->used + m->free) + 0.5);
+    if (m->run_end == m->px && m->run_level == level) {
+        m->run_end++;
+    } else {
+        mix_emit(f, m, y);
+        m->run_px = m->px;
+        m->run_end = m->px + 1;
+        m->run_level = level;
+    }
+    m->px = -1;
+    m->used = m->free = 0;
+}
+
 // Draw the blocks of s whose offsets fall in [from, to) as one bar at y,
-// `scale` pixels per byte. Sub-pixel neighbours of one kind are merged into
-// one rectangle to keep the file small.
+// `scale` pixels per byte: a block of a pixel or more as itself, smaller
+// ones pooled per pixel column.
 static void draw_bar(FILE *f, const heapmap_t *h, const snapshot_t *s, uint64_t from, uint64_t to,
                      double y, double scale)
 {
-    double run_x = 0, run_w = 0;
-    const char *run_fill = NULL;
-    bool run_used = false;
+    mix_t m = { .px = -1 };
     int parity[2] = { 0, 0 };
     for (size_t i = s->first; i < s->first + s->count; i++) {
         const block_t *b = &h->blocks[i];
@@ -189,22 +227,24 @@ static void draw_bar(FILE *f, const heapmap_t *h, const snapshot_t *s, uint64_t 
             continue;
         start = start < from ? from : start;
         end = end > to ? to : end;
-        double x = BAR_X + (double)(start - from) * scale, w = (double)(end - start) * scale;
-        if (run_fill && w < 1 && run_w < 1 && run_used == b->used) {
-            run_w = x + w - run_x;            // extend the sub-pixel run
+        double x = (double)(start - from) * scale, w = (double)(end - start) * scale;
+        if (w >= 1) {
+            mix_column(f, &m, y);
+            mix_emit(f, &m, y);
+            fprintf(f, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\" fill=\"%s\"/>\n", BAR_X + x,
+                    y, w, STRIP_H, fill_for(b, parity[b->used]));
             continue;
         }
-        if (run_fill)
-            fprintf(f, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\" fill=\"%s\"/>\n", run_x, y,
-                    run_w, STRIP_H, run_fill);
-        run_x = x;
-        run_w = w;
-        run_used = b->used;
-        run_fill = fill_for(b, parity[b->used]);
+        if ((long)x != m.px)
+            mix_column(f, &m, y);
+        m.px = (long)x;
+        if (b->used)
+            m.used += end - start;
+        else
+            m.free += end - start;
     }
-    if (run_fill)
-        fprintf(f, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\" fill=\"%s\"/>\n", run_x, y, run_w,
-                STRIP_H, run_fill);
+    mix_column(f, &m, y);
+    mix_emit(f, &m, y);
     for (size_t i = s->first; i < s->first + s->count; i++) {
         const block_t *b = &h->blocks[i];
         if (b->jump && b->offset >= from && b->offset < to)
@@ -234,6 +274,7 @@ static void legend(FILE *f, double y)
         { "#e4572e", "free block" },
         { "#f5a65b", "next free block" },
         { "#222", "address jump (new region)" },
+        { "#89625f", "blocks under 1 px, shaded by share free" },
     };
     double x = BAR_X;
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
@@ -352,7 +393,8 @@ static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step
         fprintf(stderr, "mallet heapmap: %s: %s\n", svg_path, strerror(errno));
         return 1;
     }
-    bool ok = write_svg(&h, t->path, f);
+    const char *slash = strrchr(t->path, '/');
+    bool ok = write_svg(&h, slash ? slash + 1 : t->path, f);
     ok = fclose(f) == 0 && ok;
     if (!ok) {
         fprintf(stderr, "mallet heapmap: %s: write failed\n", svg_path);
@@ -374,6 +416,7 @@ static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step
     free(h.blocks);
     free(h.snaps);
     printf("mallet heapmap: wrote %s (%zu strip%s)\n", out, h.n_snaps, h.n_snaps == 1 ? "" : "s");
+    fflush(stdout);                       // the child leaves by _exit
     return 0;
 }
 
