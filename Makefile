@@ -92,7 +92,7 @@ $(BUILD)/teach/libteach-%.so: teach/preload.c $(TEACH_SRC) $(OS_SRC) teach/teach
 	    teach/preload.c $(filter teach/%_$*.c,$(DESIGNS_SRC)) $(OS_SRC) $(LDFLAGS)
 
 TEST_LIBS := $(TEACH_A) $(GC_A) $(if $(CORE_SRC),$(CORE_A)) $(OS_A)
-$(BUILD)/tests/%: tests/%.c tests/test.h $(TEST_LIBS)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
 $(BUILD)/tests/override_%: tests/override_%.c tests/test.h $(LIB_A)
