@@ -11,6 +11,7 @@ extern const teach_allocator_t teach_firstfit;
 extern const teach_allocator_t teach_split;
 extern const teach_allocator_t teach_coalesce;
 extern const teach_allocator_t teach_segregated;
+extern const teach_allocator_t teach_buddy;
 
 const teach_allocator_t *const teach_allocators[] = {
     &teach_bump,
@@ -18,6 +19,7 @@ const teach_allocator_t *const teach_allocators[] = {
     &teach_split,
     &teach_coalesce,
     &teach_segregated,
+    &teach_buddy,
     NULL,
 };
 
