@@ -108,8 +108,17 @@ int tool_bench(int argc, char **argv)
         return 2;
     }
     ensure_gnuplot();
-    if (!getenv("BUILD"))
-        setenv("BUILD", tool_exe_dir(), 1);
+    // The sections run from the source tree: name the build folder relative
+    // to it when it is inside (the commands printed in results.md stay short).
+    if (!getenv("BUILD")) {
+        char root[4096];
+        const char *dir = tool_exe_dir();
+        snprintf(root, sizeof root, "%s", script);
+        for (int up = 0; up < 2; up++)
+            *strrchr(root, '/') = 0;      // .../bench/run.sh -> the tree
+        size_t n = strlen(root);
+        setenv("BUILD", !strncmp(dir, root, n) && dir[n] == '/' ? dir + n + 1 : dir, 1);
+    }
     int p[2];
     if (pipe(p) != 0) {
         fprintf(stderr, "mallet bench: pipe: %s\n", strerror(errno));
