@@ -38,6 +38,8 @@
 
 typedef enum { FORMAT_TEXT, FORMAT_MD } format_t;
 
+static int trace_width = 24;          // text tables: the longest trace name
+
 typedef struct totals {
     double util_sum;                  // sum of per-trace utilizations
     double seconds;                   // sum of per-trace replay times
@@ -271,7 +273,7 @@ static void print_header(format_t fmt, int reps)
         printf("| trace | allocator | ops | util | peak live | peak footprint | footprint measure | Mops/s (median of %d) | score |\n", reps);
         printf("|---|---|--:|--:|--:|--:|---|--:|--:|\n");
     } else {
-        printf("%-24s %-11s %10s %6s %12s %14s %-9s %9s %6s\n", "trace", "allocator", "ops", "util",
+        printf("%-*s %-11s %10s %6s %12s %14s %-9s %9s %6s\n", trace_width, "trace", "allocator", "ops", "util",
                "peak live", "peak footprint", "measure", "Mops/s", "score");
     }
 }
@@ -283,13 +285,17 @@ static void print_row(format_t fmt, const char *trace, const char *alloc, const 
         if (fmt == FORMAT_MD)
             printf("| %s | %s | | | | | | | %s |\n", trace, alloc, failure);
         else
-            printf("%-24s %-11s %s\n", trace, alloc, failure);
+            printf("%-*s %-11s %s\n", trace_width, trace, alloc, failure);
         return;
     }
     double util = r->peak_footprint ? (double)r->peak_live / (double)r->peak_footprint : 0;
-    const char *f = fmt == FORMAT_MD ? "| %s | %s | %llu | %.1f%% | %llu | %llu | %s | %.2f | %.2f |\n"
-                                     : "%-24s %-11s %10llu %5.1f%% %12llu %14llu %-9s %9.2f %6.2f\n";
-    printf(f, trace, alloc, (unsigned long long)r->ops, 100 * util, (unsigned long long)r->peak_live,
+    if (fmt == FORMAT_MD)
+        printf("| %s | %s | %llu | %.1f%% | %llu | %llu | %s | %.2f | %.2f |\n", trace, alloc,
+               (unsigned long long)r->ops, 100 * util, (unsigned long long)r->peak_live,
+               (unsigned long long)r->peak_footprint, r->measure, r->ops_per_sec / 1e6,
+               score(util, r->ops_per_sec));
+    else
+        printf("%-*s %-11s %10llu %5.1f%% %12llu %14llu %-9s %9.2f %6.2f\n", trace_width, trace, alloc, (unsigned long long)r->ops, 100 * util, (unsigned long long)r->peak_live,
            (unsigned long long)r->peak_footprint, r->measure, r->ops_per_sec / 1e6,
            score(util, r->ops_per_sec));
 }
@@ -403,6 +409,9 @@ int tool_replay(int argc, char **argv)
         }
         fprintf(csv, "trace,allocator,ops,peak_live,peak_footprint,measure,ops_per_sec,util,score\n");
     }
+    for (int ti = first; ti < argc; ti++)
+        if ((int)strlen(base_name(argv[ti])) > trace_width)
+            trace_width = (int)strlen(base_name(argv[ti]));
     totals_t totals[MAX_ALLOCS] = { 0 };
     int status = 0;
     print_header(fmt, reps);
