@@ -212,8 +212,10 @@ bool mallet__large_free(void *p, const char *func)
         large.cached_bytes += size;
     }
     mallet__unlock(&large_lock);
-    if (!keep)
+    if (!keep) {
+        MALLET_TRACK_MEM_UNDEFINED(p, size);
         mallet__os_release(p, size);
+    }
     return true;
 }
 
@@ -300,8 +302,10 @@ void mallet__large_decay(uint64_t now, bool force)
         }
     }
     mallet__unlock(&large_lock);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        MALLET_TRACK_MEM_UNDEFINED((void *)drop[i].addr, drop[i].size);
         mallet__os_release((void *)drop[i].addr, drop[i].size);
+    }
 }
 
 void mallet__large_totals(mallet_large_totals_t *t)

@@ -51,8 +51,11 @@ static mallet_segment_t *segment_map(void)
     mallet_segment_t *seg = mallet__os_map(MALLET_SEG_SIZE, MALLET_SEG_SIZE);
     if (seg == NULL)
         return NULL;
+    MALLET_TRACK_MEM_DEFINED(seg, MALLET_UNIT_SIZE);
     seg->free_units = ALL_UNITS;
-    seg->purged_units = 0;
+    // Untouched units hold no memory: count them as purged already.
+    seg->purged_units = ALL_UNITS;
+    spans.purged_now += (MALLET_SEG_UNITS - 1) * MALLET_UNIT_SIZE;
     for (unsigned u = 0; u < MALLET_SEG_UNITS; u++)
         seg->unit_page[u] = &mallet__page_none;
     seg->next = spans.first;
@@ -134,6 +137,8 @@ static void segment_release(mallet_segment_t **link, mallet_segment_t *seg)
     __atomic_and_fetch(&mallet__segmap[s >> 6], ~((uint64_t)1 << (s & 63)), __ATOMIC_RELEASE);
     spans.mapped -= MALLET_SEG_SIZE;
     spans.purged_now -= (uint64_t)__builtin_popcountll(seg->purged_units) * MALLET_UNIT_SIZE;
+    // Whoever maps this range next must not find it poisoned.
+    MALLET_TRACK_MEM_UNDEFINED(seg, MALLET_SEG_SIZE);
     mallet__os_release(seg, MALLET_SEG_SIZE);
 }
 

@@ -15,8 +15,8 @@
 // heaps_lock, every heap's lock in list order, abandoned_lock, seg_lock,
 // large_lock -- so no other thread is inside the allocator's shared state
 // when the process is copied. The parent releases them in reverse; the
-// child resets them, then abandons the heaps of the threads that did not
-// come along, so their pages can be adopted.
+// child resets them and forgets the heaps of the threads that did not come
+// along (a fast path may have been cut in half there, see fork_child).
 #include "thread.h"
 
 #include <pthread.h>
@@ -132,14 +132,25 @@ static void fork_child(void)
 {
     fork_parent();
     mallet__purge_forget_thread();
+    // The other threads are gone, and each may have stopped in the middle
+    // of a fast path, leaving its pages half updated: their heaps are not
+    // walked, only forgotten (records and pages stay unused; frees of their
+    // blocks still land safely on thread_free).
     mallet_heap_t *self = mallet__tls_heap;
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
         next = h->next;
-        if (h == self)
+        if (h == self || h->internal)
             continue;
-        mallet__heap_abandon(h);
-        mallet__heap_release_locked(h);
+        for (int i = 0; i < MALLET_STAT_COUNT; i++)
+            mallet__stat_orphan_add((mallet_stat_id_t)i, h->stat[i]);
+        if (h->prev)
+            h->prev->next = h->next;
+        else
+            mallet__heaps = h->next;
+        if (h->next)
+            h->next->prev = h->prev;
+        h->alive = 0;
     }
     mallet__unlock(&mallet__heaps_lock);
 }

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+//
+// test_lib_purge.c -- memory goes back to the OS: after purge_delay_ms on
+// the slow path's clock, from the purger thread when the process idles,
+// and at once on mallet_trim.
+#include "test.h"
+
+#include <stdint.h>
+#include <time.h>
+
+#include "mallet.h"
+
+static int under_valgrind(void)
+{
+    const char *m = getenv("MALLET_TEST_MODE");
+    return m && strcmp(m, "valgrind") == 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static void **fill(size_t bytes, size_t block)
+{
+    size_t n = bytes / block;
+    void **p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = mallet_malloc(block);
+        memset(p[i], 1, block);
+    }
+    return p;
+}
+
+static void drain(void **p, size_t bytes, size_t block)
+{
+    for (size_t i = 0; i < bytes / block; i++)
+        mallet_free(p[i]);
+    free(p);
+}
+
+static uint64_t resident(void)
+{
+    mallet_stats_t s;
+    mallet_stats_get(&s);
+    return s.resident;
+}
+
+TEST(empty_pages_are_purged_after_the_delay_on_the_slow_path)
+{
+    mallet_option_set("purger", 0);
+    mallet_option_set("purge_delay_ms", 40);
+    size_t bytes = under_valgrind() ? (4u << 20) : (32u << 20);
+    void **p = fill(bytes, 64);
+    uint64_t peak = resident();
+    drain(p, bytes, 64);
+    mallet_stats_t s0;
+    mallet_stats_get(&s0);
+    CHECK(s0.purged == 0);
+    // Slow paths on the clock: the first sweep retires the empty pages,
+    // a later one purges them once the delay has passed.
+    for (int i = 0; i < 6; i++) {
+        sleep_ms(30);
+        mallet_free(mallet_malloc(2000 + 1000 * (size_t)i));
+    }
+    mallet_stats_t s;
+    mallet_stats_get(&s);
+    CHECK(s.purged >= bytes / 2);
+    CHECK(s.resident < peak / 4);
+}
+
+TEST(nothing_is_purged_before_the_delay)
+{
+    mallet_option_set("purger", 0);
+    mallet_option_set("purge_delay_ms", 60000);
+    size_t bytes = 8u << 20;
+    void **p = fill(bytes, 256);
+    drain(p, bytes, 256);
+    for (int i = 0; i < 5; i++)
+        mallet_free(mallet_malloc(3000 + 1000 * (size_t)i));
+    mallet_stats_t s;
+    mallet_stats_get(&s);
+    CHECK(s.purged == 0);
+}
+
+TEST(the_purger_thread_shrinks_an_idle_process)
+{
+    if (under_valgrind())
+        TEST_SKIP("timing of a background thread under memcheck");
+    mallet_option_set("purge_delay_ms", 50);
+    mallet_option_set("purger_start_mb", 8);
+    size_t bytes = 64u << 20;
+    void **p = fill(bytes, 48);
+    uint64_t peak = resident();
+    drain(p, bytes, 48);
+    // No allocation from here on: only the purger can give memory back.
+    uint64_t now = peak;
+    for (int i = 0; i < 40 && now >= peak / 10; i++) {
+        sleep_ms(100);
+        now = resident();
+    }
+    CHECK(now < peak / 10);
+}
+
+TEST(trim_gives_everything_back_now)
+{
+    mallet_option_set("purger", 0);
+    mallet_option_set("purge_delay_ms", 60000);
+    size_t bytes = under_valgrind() ? (4u << 20) : (64u << 20);
+    void **p = fill(bytes, 100);
+    void *big = mallet_malloc(8u << 20);
+    mallet_free(big);
+    mallet_stats_t a, b;
+    mallet_stats_get(&a);
+    drain(p, bytes, 100);
+    mallet_trim();
+    mallet_stats_get(&b);
+    CHECK(b.resident < a.resident / 10);
+    CHECK(b.mapped < a.mapped / 10);
+    CHECK(b.allocated == 0);
+}
