@@ -12,6 +12,7 @@ extern const teach_allocator_t teach_split;
 extern const teach_allocator_t teach_coalesce;
 extern const teach_allocator_t teach_segregated;
 extern const teach_allocator_t teach_buddy;
+extern const teach_allocator_t teach_arena;
 
 const teach_allocator_t *const teach_allocators[] = {
     &teach_bump,
@@ -20,6 +21,7 @@ const teach_allocator_t *const teach_allocators[] = {
     &teach_coalesce,
     &teach_segregated,
     &teach_buddy,
+    &teach_arena,
     NULL,
 };
 
