@@ -21,8 +21,8 @@
 //
 // Marking is depth-first with an explicit stack of block addresses, never
 // recursion: a million-node list needs one stack entry at a time, not a
-// million C frames. The stack is mapped memory that doubles when full. If it
-// cannot grow, the push is dropped -- the block stays marked but unscanned --
+// million C frames. The stack is mapped memory that doubles when full and
+// shrinks back to 64 KiB after the collection. If it cannot grow, the push is dropped -- the block stays marked but unscanned --
 // and after the stack drains the whole heap is walked once more, scanning
 // every marked block, until a pass drops nothing.
 //
