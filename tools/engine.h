@@ -26,6 +26,7 @@ typedef struct replay_result {
     uint64_t peak_live;                   // most requested bytes live at once
     uint64_t peak_footprint;              // most memory held (see `measure`)
     double ops_per_sec;                   // median over the timed passes
+    uint64_t peak_resident;               // libmallet: its `resident` statistic's peak, else 0
     char measure[16];                     // how peak_footprint was measured
 } replay_result_t;
 
