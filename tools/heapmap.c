@@ -463,7 +463,7 @@ int tool_heapmap(int argc, char **argv)
     alloc_desc_t a;
     if (!tool_alloc_lookup("mallet heapmap", name, &a))
         return 2;
-    if (a.kind != ALLOC_TEACH) {
+    if (a.kind != ALLOC_TEACH || !a.teach->walk || !a.teach->footprint) {
         fprintf(stderr, "mallet heapmap: %s cannot be drawn: only teach designs can walk their heap\n", name);
         return 2;
     }
