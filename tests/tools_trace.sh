@@ -62,6 +62,12 @@ same "child trace: its own ops, parent's block skipped" "$(awk 'NR > 4' "$TMP/$c
 same "parent trace" "$(awk 'NR > 4' "$TMP/f.trace" | grep -E ' (1000|3000)$' | wc -l)" 2
 ok "replay fork traces" "$MALLET" replay -r 1 -a firstfit "$TMP/f.trace" "$TMP/$child"
 
+# --- exec: the new image writes FILE.PID, the old one's trace is complete ------
+ok "trace exec" "$MALLET" trace -o "$TMP/x.trace" -- bash -c 'echo "pid $$"; exec ls /'
+pid=$(sed -n 's/^pid //p' "$TMP/out")
+[ -s "$TMP/x.trace" ] && [ -s "$TMP/x.trace.$pid" ]; same "exec writes FILE and FILE.PID" $? 0
+ok "replay both images" "$MALLET" replay -r 1 -a glibc "$TMP/x.trace" "$TMP/x.trace.$pid"
+
 # --- a program that crashes is reported, its status kept -----------------------
 fails "trace crash" "crashed" "$MALLET" trace -o "$TMP/c.trace" -- "$PROG" crash
 fails "trace exit status" "" "$MALLET" trace -o "$TMP/e.trace" -- sh -c 'exit 3'
