@@ -113,14 +113,21 @@ static inline size_t seed_size(uint64_t *s, unsigned max_log2)
     return 1 + (size_t)(seed_rand(s) % ((size_t)1 << lg));
 }
 
-// A block's pattern: byte `tag + i` at offset i for every i below 4096 and
-// every multiple of 1024 above, plus the last byte. The sampled offsets do
-// not depend on the block size, so a realloc'd prefix checks against the
-// old fill; overlapping blocks clobber each other's pattern where checked.
+// A block's pattern: byte `tag + i` at offset i for every i below 4096,
+// every multiple of 1024 below 64 KiB and every multiple of 64 KiB above
+// (so a big block costs a few page faults, not one per page), plus the last
+// byte. The sampled offsets do not depend on the block size, so a
+// realloc'd prefix checks against the old fill; overlapping blocks clobber
+// each other's pattern where it is checked.
+static inline size_t seed_next(size_t i)
+{
+    return i < 4096 ? i + 1 : i < 65536 ? i + 1024 : i + 65536;
+}
+
 static inline void seed_fill(void *p, size_t n, uint8_t tag)
 {
     unsigned char *b = p;
-    for (size_t i = 0; i < n; i = i < 4096 ? i + 1 : i + 1024)
+    for (size_t i = 0; i < n; i = seed_next(i))
         b[i] = (uint8_t)(tag + i);
     if (n)
         b[n - 1] = (uint8_t)(tag + n - 1);
@@ -131,7 +138,7 @@ static inline void seed_fill(void *p, size_t n, uint8_t tag)
 static inline bool seed_prefix_intact(const void *p, size_t n, uint8_t tag, bool whole)
 {
     const unsigned char *b = p;
-    for (size_t i = 0; i < n; i = i < 4096 ? i + 1 : i + 1024)
+    for (size_t i = 0; i < n; i = seed_next(i))
         if (b[i] != (uint8_t)(tag + i))
             return false;
     return !whole || n == 0 || b[n - 1] == (uint8_t)(tag + n - 1);
