@@ -305,7 +305,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
         }
         if (live > r->peak_live)
             r->peak_live = live;
-        if (b->footprint) {
+        if (b->footprint && (b->footprint_every <= 1 || i % b->footprint_every == 0 || i + 1 == t->n_ops)) {
             uint64_t f = b->footprint();
             if (f > r->peak_footprint)
                 r->peak_footprint = f;

@@ -16,6 +16,7 @@ typedef struct backend {
     void (*free)(void *p);                // release
     void *(*realloc)(void *p, size_t n);  // resize
     size_t (*footprint)(void);            // bytes held from the OS now; NULL: the caller measures RSS
+    unsigned footprint_every;             // sample it after every Nth op (0 or 1: every op)
     void (*reset)(void);                  // empty the heap before a timed pass, or NULL
 } backend_t;
 

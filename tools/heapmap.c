@@ -373,7 +373,8 @@ static bool ends_with(const char *s, const char *suffix)
 static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step, const char *out)
 {
     heapmap_t h = { .design = design, .step = step, .n_ops = t->n_ops };
-    backend_t b = { design->name, design->malloc, design->free, design->realloc, design->footprint, design->reset };
+    backend_t b = { design->name, design->malloc, design->free, design->realloc, design->footprint, 1,
+                    design->reset };
     replay_result_t r;
     if (t->n_ops == 0) {
         fprintf(stderr, "mallet heapmap: %s has no operations to draw\n", t->path);

@@ -36,6 +36,9 @@
 #define REFERENCE_OPS 20e6
 #define DEFAULT_REPS  5
 #define MAX_ALLOCS    32
+// mallet_stats_get merges every thread's counters (tens of microseconds):
+// the resident statistic is sampled every this many ops, not after each.
+#define MALLET_STATS_EVERY 1024
 
 typedef enum { FORMAT_TEXT, FORMAT_MD } format_t;
 
@@ -98,12 +101,12 @@ static backend_t backend_for(const alloc_desc_t *a)
     if (a->kind == ALLOC_TEACH) {
         cur_teach = a->teach;
         return (backend_t){ a->name, a->teach->malloc, a->teach->free, a->teach->realloc,
-                            teach_footprint, a->teach->reset };
+                            teach_footprint, 1, a->teach->reset };
     }
     if (a->kind == ALLOC_MALLET)
         return (backend_t){ a->name, mallet_malloc, mallet_free, mallet_realloc,
-                            mallet_stats_get ? mallet_footprint : NULL, NULL };
-    return (backend_t){ a->name, malloc, free, realloc, NULL, NULL };
+                            mallet_stats_get ? mallet_footprint : NULL, MALLET_STATS_EVERY, NULL };
+    return (backend_t){ a->name, malloc, free, realloc, NULL, 0, NULL };
 }
 
 // --- RSS, read without malloc (the child's heap is the one being measured) ----------
