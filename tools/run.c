@@ -32,7 +32,8 @@ static void usage(FILE *f)
             "  --stats    print the allocator's summary at exit (mallet, jemalloc, mimalloc)\n"
             "\n"
             "Exits with CMD's status; a CMD killed by a signal is reported as a crash\n"
-            "under the allocator, with status 128 + the signal number.\n");
+            "under the allocator, with status 128 + the signal number. Peers are looked\n"
+            "for in /usr/lib/x86_64-linux-gnu (MALLET_PEER_DIR overrides it).\n");
 }
 
 // Set the allocator's own "summary at exit" switch; false when it has none.
