@@ -9,14 +9,15 @@
 //
 //   CHECK failed [firstfit]: p != NULL  (tests/seed_table.h:123)
 //
-// seed_run(case) runs one case against every allocator in
-// teach_allocators[], each in a child process of its own so a crash is
-// pinned on one design, and prints one line per design ("ok   random/buddy").
-// TEACH_DESIGN=name restricts the run to one design.
+// seed_run_one(name, case, allocator) runs one case in a child process of
+// its own, so a crash is pinned on one allocator, and prints one line
+// ("ok   random/buddy"); seed_run_named(name, case) does so for every design
+// in teach_allocators[] (TEACH_DESIGN=name restricts it to one). seed_table[]
+// lists every case by name.
 //
 // What a design promises beyond malloc(3) is in its traits (seed_traits
-// below): a bump or arena allocator cannot reuse a freed block or tell a
-// double free, and the table checks that it at least survives those.
+// below): bump and arena cannot reuse a freed block or tell a double free,
+// and the table checks that they at least survive one.
 //
 // Under valgrind (MALLET_TEST_MODE=valgrind) iteration counts shrink by
 // `scale`; every check still runs.
@@ -32,16 +33,16 @@
 
 // What a design promises; the cases adapt their expectations to these.
 enum {
-    SEED_REUSES       = 1 << 0, // free() makes the block available again
-    SEED_RESETS       = 1 << 1, // reset() is how memory comes back (arena)
+    SEED_REUSES        = 1 << 0, // free() makes the block available again
+    SEED_RESETS        = 1 << 1, // reset() is how memory comes back (arena)
     SEED_CATCHES_DFREE = 1 << 2, // double free: one line and abort
-    SEED_CATCHES_WILD = 1 << 3, // free of a pointer it never returned: one line and abort
-    SEED_MMAPS_LARGE  = 1 << 4, // blocks >= TEACH_MMAP_THRESHOLD get a mapping of their own
-    SEED_LIVE_FREES   = 1 << 5, // live_bytes() drops when a block is freed
-    SEED_WALK_FREES   = 1 << 6, // walk() shows a freed block as free
-    SEED_SLIVERS      = 1 << 7, // splits but never merges: under random sizes its free
-                                // list of slivers grows with every pair, so malloc gets
-                                // slower and slower (quadratic): fewer random pairs
+    SEED_CATCHES_WILD  = 1 << 3, // free of a pointer it never returned: one line and abort
+    SEED_MMAPS_LARGE   = 1 << 4, // blocks >= TEACH_MMAP_THRESHOLD get a mapping of their own
+    SEED_LIVE_FREES    = 1 << 5, // live_bytes() drops when a block is freed
+    SEED_WALK_FREES    = 1 << 6, // walk() shows a freed block as free
+    SEED_SLIVERS       = 1 << 7, // splits but never merges: under random sizes its free
+                                 // list of slivers grows with every pair, so malloc gets
+                                 // slower and slower (quadratic): fewer random pairs
 };
 
 typedef struct seed_target {
@@ -52,9 +53,10 @@ typedef struct seed_target {
 
 typedef void (*seed_case_fn)(const seed_target_t *t);
 
-// The promises of each teach design, by name. An allocator not listed (an
-// adapter for libmallet) is held to every promise but the ones only a teach
-// heap can keep track of.
+// The promises of each teach design, by name. An allocator not listed
+// (libmallet through an adapter) is held to reuse, exact live_bytes, and
+// catching double and invalid frees; with walk left NULL the walk checks
+// are skipped.
 static inline unsigned seed_traits(const char *name)
 {
     enum {
@@ -199,40 +201,43 @@ static inline seed_walk_t seed_walk(const teach_allocator_t *a)
 
 // --- running a case against every design ---------------------------------------
 
-// Run `fn` against every design, each in a child; false when any failed.
+// Run `fn` against allocator `a` in a child; false when it failed.
+static inline bool seed_run_one(const char *case_name, seed_case_fn fn,
+                                const teach_allocator_t *a)
+{
+    seed_target_t t = { a, seed_traits(a->name), seed_under_valgrind() ? 50 : 1 };
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn(&t);
+        fflush(NULL);
+        _exit(test_failures ? 1 : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok) {
+        test_failures++;
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "  [%s] %s died with signal %d\n", a->name, case_name,
+                    WTERMSIG(status));
+    }
+    printf("  %-4s %s/%s\n", ok ? "ok" : "FAIL", case_name, a->name);
+    fflush(stdout);
+    return ok;
+}
+
+// Run `fn` against every teach design (or only $TEACH_DESIGN); false when
+// any failed.
 static inline bool seed_run_named(const char *case_name, seed_case_fn fn)
 {
     const char *only = getenv("TEACH_DESIGN");
     bool all_ok = true;
-    for (const teach_allocator_t *const *ap = teach_allocators; *ap; ap++) {
-        const teach_allocator_t *a = *ap;
-        if (only && strcmp(only, a->name) != 0)
-            continue;
-        seed_target_t t = { a, seed_traits(a->name), seed_under_valgrind() ? 50 : 1 };
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-            fn(&t);
-            fflush(NULL);
-            _exit(test_failures ? 1 : 0);
-        }
-        int status = 0;
-        waitpid(pid, &status, 0);
-        bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (!ok) {
-            all_ok = false;
-            test_failures++;
-            if (WIFSIGNALED(status))
-                fprintf(stderr, "  [%s] %s died with signal %d\n", a->name, case_name,
-                        WTERMSIG(status));
-        }
-        printf("  %-4s %s/%s\n", ok ? "ok" : "FAIL", case_name, a->name);
-        fflush(stdout);
-    }
+    for (const teach_allocator_t *const *ap = teach_allocators; *ap; ap++)
+        if (!only || strcmp(only, (*ap)->name) == 0)
+            all_ok &= seed_run_one(case_name, fn, *ap);
     return all_ok;
 }
-
-#define seed_run(fn) seed_run_named(#fn, fn)
 
 // --- the cases -----------------------------------------------------------------
 
