@@ -594,6 +594,8 @@ static inline void seed_double_free(const seed_target_t *t)
         SEED_CHECK(t, strchr(out, '\n') == strrchr(out, '\n') || seed_asan() ||
                           seed_under_valgrind());
     } else if (seed_under_valgrind()) {
+        fprintf(stderr, "  [%s] memcheck reports the next double free, as it should:\n",
+                t->a->name);
         SEED_CHECK(t, test_dies(seed_free_twice, (void *)t, "", out, sizeof out));
     } else {
         SEED_CHECK(t, !test_dies(seed_free_twice, (void *)t, "", out, sizeof out));
