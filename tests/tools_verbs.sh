@@ -48,9 +48,16 @@ fails "replay: unknown allocator" "unknown allocator 'nosuch'; valid: mallet" "$
 fails "replay: bad -r" "-r wants a number" "$MALLET" replay -r 0 "$TMP/good.trace"
 fails "replay: missing peer" "apt-get install libmimalloc2.0" \
     env MALLET_PEER_DIR="$TMP/none" "$MALLET" replay -a mimalloc "$TMP/good.trace"
-ok "replay: a 3-line header" "$MALLET" replay -r 1 -a glibc "$TMP/good.trace"
+ok "replay: a 4-line header" "$MALLET" replay -r 1 -a glibc "$TMP/good.trace"
 printf '100\n2\n4\na 0 16\na 1 32\nf 0\nf 1\n' >"$TMP/three.trace"
 ok "replay: 3-line header (no weight)" "$MALLET" replay -r 1 -a glibc "$TMP/three.trace"
+printf '2\n4\na 0 16\na 1 32\nf 0\nf 1\n' >"$TMP/two.trace"
+ok "replay: 2-line header (ids, ops)" "$MALLET" replay -r 1 -a glibc "$TMP/two.trace"
+same "2-line header: all ops" "$(awk '$2 == "glibc" { print $3 }' "$TMP/out")" 4
+
+printf '100\n1\n2\n1\na 0 16\nf 0\nn\n' >"$TMP/tail.trace"
+ok "replay: lines after the ops are ignored" "$MALLET" replay -r 1 -a glibc "$TMP/tail.trace"
+grep -q "tail.trace:7: warning: ignoring" "$TMP/out"; same "... with a warning" $? 0
 
 # --- replay: malformed traces stop with FILE:LINE --------------------------------------
 bad() {   # bad NAME NEEDLE CONTENT
@@ -59,7 +66,8 @@ bad() {   # bad NAME NEEDLE CONTENT
 }
 bad "bad op" "6: expected 'a ID SIZE', 'f ID' or 'r ID SIZE', found 'x 1 32'" '100\n2\n4\n1\na 0 16\nx 1 32\nf 0\nf 1\n'
 bad "missing size" "5: expected 'a ID SIZE'" '100\n2\n2\n1\na 0\nf 0\n'
-bad "header" "2: expected the number of ids (a number), found 'two'" '100\ntwo\n4\n1\n'
+bad "header" "2: expected a header number or an op, found 'two'" '100\ntwo\n4\n1\n'
+bad "no header" "1: expected the header" 'a 0 16\nf 0\n'
 bad "id range" "6: id 5 out of range (the header declares 2 ids)" '100\n2\n4\n1\na 0 16\na 5 32\nf 0\nf 5\n'
 bad "double alloc" "6: id 0 is allocated twice" '100\n2\n3\n1\na 0 16\na 0 32\nf 0\n'
 bad "free of unallocated" "5: free of id 1, which is not allocated" '100\n2\n1\n1\nf 1\n'

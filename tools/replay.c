@@ -163,6 +163,7 @@ int tool_replay_child(int argc, char **argv)
     alloc_desc_t a = { .name = argv[3], .kind = ALLOC_GLIBC };
     trace_t t;
     replay_result_t r;
+    trace_warnings = false;
     if (!trace_load(argv[4], &t) || !engine_prepare(&t))
         return 1;
     backend_t b = backend_for(&a);

@@ -109,6 +109,8 @@ typedef struct trace {
 // false. Memory comes from mmap, so a replay under a preloaded allocator
 // sees none of it in its heap.
 bool trace_load(const char *path, trace_t *t);
+// Whether trace_load prints warnings (a replay child leaves them to its parent).
+extern bool trace_warnings;
 void trace_free(trace_t *t);
 
 #endif
