@@ -123,11 +123,43 @@ deps:
 	@.ci/deps
 
 test: deps
-	@tests/run.sh plain asan valgrind
+	@tests/run.sh plain asan valgrind ubsan tsan fuzz
 asan: deps
 	@tests/run.sh asan
 valgrind: deps
 	@tests/run.sh valgrind
+
+# --- fuzzing: libFuzzer targets in fuzz/, built by clang into build/fuzz/ -----
+#   make fuzz [FUZZ_SECONDS=60]        every target for FUZZ_SECONDS each
+#   make fuzz-run FUZZ_TARGET=alloc    one target
+# Past findings (fuzz/regress/NAME/*) are replayed first. New inputs land in
+# build/fuzz/corpus/NAME (the committed seeds in fuzz/corpus/NAME are only
+# read); a crash leaves build/fuzz/NAME-crash-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_FLAGS   := -std=gnu11 -O1 -g -Wall -Wextra -pthread -Iinclude -Isrc -Iteach -Itools \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LINK_alloc := $(OS_SRC) $(CORE_SRC)
+FUZZ_LINK_trace := tools/tracefile.c
+
+.PHONY: fuzz fuzz-build fuzz-run fuzz-list
+fuzz-build: $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(OS_SRC) $(CORE_SRC) $(wildcard src/*.h src/*/*.h tools/*.h tools/*.c)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LINK_$*) -lm
+fuzz-list:
+	@echo $(FUZZ_NAMES)
+fuzz-run: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/corpus/$(FUZZ_TARGET)
+	$(if $(wildcard fuzz/regress/$(FUZZ_TARGET)/*),$(FUZZ_DIR)/fuzz_$(FUZZ_TARGET) \
+	    $(wildcard fuzz/regress/$(FUZZ_TARGET)/*))
+	$(FUZZ_DIR)/fuzz_$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) -timeout=30 -close_fd_mask=2 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$(FUZZ_TARGET)- \
+	    $(FUZZ_DIR)/corpus/$(FUZZ_TARGET) fuzz/corpus/$(FUZZ_TARGET)
+fuzz: deps fuzz-build
+	@for t in $(FUZZ_NAMES); do $(MAKE) -s fuzz-run FUZZ_TARGET=$$t || exit 1; done
 
 bench: deps all
 	bench/run.sh

@@ -8,6 +8,11 @@
 #             scripts (tests/*.sh)
 #   asan      SAN=address build of the C tests
 #   valgrind  TRACK=valgrind build of the C tests, each run under memcheck
+#   ubsan     SAN=undefined build of the C tests (any report fails the test)
+#   tsan      SAN=thread build of the multithreaded C tests: those whose
+#             source carries the line `// tsan: yes`
+#   fuzz      `make fuzz` for FUZZ_SECONDS (default 20) per target; each
+#             target counts as one test
 #
 # A test program prints its own closing count line (tests/test.h); a script
 # exits 0 (pass), 77 (skip) or anything else (fail), or prints a count line.
@@ -50,6 +55,9 @@ run_mode() {
                   wrap=(valgrind -q --error-exitcode=99 --leak-check=full
                         --soname-synonyms=somalloc=nouserintercepts
                         --errors-for-leak-kinds=definite --show-leak-kinds=definite) ;;
+        ubsan)    build=build/san-undefined;        make_args=(SAN=undefined) ;;
+        tsan)     build=build/san-thread;           make_args=(SAN=thread) ;;
+        fuzz)     run_fuzz; return ;;
         *) echo "run.sh: unknown mode $mode" >&2; return 2 ;;
     esac
     echo "== $mode"
@@ -61,6 +69,9 @@ run_mode() {
     local t name log status
     for t in "$build"/tests/test_* "$build"/tests/override_*; do
         [ -x "$t" ] || continue
+        if [ "$mode" = tsan ] && ! grep -qx '// tsan: yes' "tests/$(basename "$t").c"; then
+            continue
+        fi
         name=$mode/$(basename "$t")
         log=$log_dir/${mode}-$(basename "$t").log
         # Memcheck slows programs ~20-50x: the timeout per test grows with it.
@@ -80,6 +91,23 @@ run_mode() {
             count "$name" "$status" "$log"
         done
     fi
+}
+
+# Each fuzz target for FUZZ_SECONDS; a crash leaves its input in build/fuzz/
+# and fails the target.
+run_fuzz() {
+    local secs=${FUZZ_SECONDS:-20} target log status
+    echo "== fuzz"
+    if ! make -s fuzz-build >"$log_dir/build-fuzz.log" 2>&1; then
+        tail -n 30 "$log_dir/build-fuzz.log"
+        failed=$((failed + 1)); failures+=("build (fuzz)")
+        return
+    fi
+    for target in $(make -s fuzz-list); do
+        log=$log_dir/fuzz-$target.log
+        make -s fuzz-run FUZZ_TARGET="$target" FUZZ_SECONDS="$secs" >"$log" 2>&1; status=$?
+        count "fuzz/$target" "$status" "$log"
+    done
 }
 
 [ $# -gt 0 ] || set -- plain
