@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+//
+// override_misuse_heap.c -- misuse of a block's memory rather than of the
+// API: malloc_usable_size of a freed block, writing one byte past the
+// request, writing 16 bytes into the next block, writing to a freed block.
+// (override_misuse.c has the invalid and double frees.)
+//
+// What each build does, asserted here so that a change in either shows:
+//
+//   misuse                         default build               secure build
+//   usable_size of a freed block   "invalid pointer", abort    the same
+//   1 byte past the request        not detected                "heap overflow past", at free
+//   16 bytes into a free neighbour "heap corruption", when the "heap overflow past", at free
+//                                  neighbour is handed out
+//   16 bytes into a live neighbour not detected                "heap overflow past", at free
+//   write after free, payload      not detected                "write after free of", at reuse
+//   write after free, link word    "heap corruption", at reuse "write after free of", at reuse
+//
+// The secure build compiles this file with MALLET_SECURE=1. Each misuse
+// runs in a forked child with stderr captured; a report is one line naming
+// the error and an address, then SIGABRT. The glibc build skips after
+// running the misuse (glibc promises none of these). Memcheck reports the
+// misuse itself, so under valgrind every test skips.
+#include "override_common.h"
+
+#include <signal.h>
+#include <stdint.h>
+
+#ifndef MALLET_SECURE
+#define MALLET_SECURE 0
+#endif
+
+typedef struct {
+    int status;        // wait status of the child
+    char text[512];    // what it wrote on stderr
+} outcome_t;
+
+static void run_child(void (*fn)(void *), void *arg, outcome_t *o)
+{
+    int fds[2];
+    o->text[0] = 0;
+    o->status = 0;
+    if (pipe(fds) != 0)
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        signal(SIGABRT, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < sizeof o->text && (n = read(fds[0], o->text + len, sizeof o->text - 1 - len)) > 0)
+        len += (size_t)n;
+    o->text[len] = 0;
+    close(fds[0]);
+    waitpid(pid, &o->status, 0);
+    fprintf(stderr, "  child said: %s", len ? o->text : "(nothing)\n");
+}
+
+// The child was stopped with one line naming `needle` and an address.
+static void expect_report(const outcome_t *o, const char *needle, const void *addr)
+{
+    CHECK(WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGABRT);
+    const char *nl = strchr(o->text, '\n');
+    CHECK(nl && nl[1] == 0);
+    CHECK(strncmp(o->text, "mallet: ", 8) == 0);
+    CHECK(strstr(o->text, needle) != NULL);
+    if (addr) {
+        char hex[32];
+        snprintf(hex, sizeof hex, "%p", addr);
+        CHECK(strstr(o->text, hex) != NULL);
+    } else {
+        CHECK(strstr(o->text, " 0x") != NULL);
+    }
+}
+
+// The child ran to its end, silently.
+static void expect_unnoticed(const outcome_t *o)
+{
+    CHECK(WIFEXITED(o->status) && WEXITSTATUS(o->status) == 0);
+    CHECK(o->text[0] == 0);
+}
+
+#define SKIP_UNDER_MEMCHECK() \
+    do { if (test_under_valgrind()) TEST_SKIP("memcheck reports misuse itself"); } while (0)
+#define SKIP_ON_GLIBC() \
+    do { if (!test_on_mallet()) TEST_SKIP("glibc promises nothing here"); } while (0)
+
+// Allocate blocks of n bytes until the heap hands out `p` again or `limit`
+// blocks are out; then free them. A check on reuse fires inside this loop.
+static void reuse(void *p, size_t n, long limit)
+{
+    void **held = malloc((size_t)limit * sizeof *held);
+    long k = 0;
+    while (k < limit) {
+        void *q = opaque_ptr(malloc(n));
+        held[k++] = q;
+        if (q == p)
+            break;
+    }
+    while (k > 0)
+        free(held[--k]);
+    free(held);
+}
+
+// --- malloc_usable_size of a freed block --------------------------------------
+
+static void usable_size_of_freed(void *p)
+{
+    void *stale = opaque_ptr(p);
+    free(p);
+    size_t n = malloc_usable_size(stale);
+    fprintf(stderr, "usable size %zu\n", n);
+}
+
+TEST(usable_size_of_a_freed_pointer)
+{
+    SKIP_UNDER_MEMCHECK();
+    void *p = opaque_ptr(malloc(40));
+    outcome_t o;
+    run_child(usable_size_of_freed, p, &o);
+    SKIP_ON_GLIBC();
+    expect_report(&o, "malloc_usable_size(): invalid pointer", p);
+}
+
+// --- one byte past the request ----------------------------------------------------
+
+// 24 bytes: the block is larger (a 32-byte class), so the byte written is
+// inside the block and no neighbour is touched.
+static void one_byte_overflow(void *unused)
+{
+    (void)unused;
+    char *p = opaque_ptr(malloc(24));
+    memset(p, 'a', 24);
+    p[24] = 'X';
+    free(opaque_ptr(p));        // opaque: the stores are not dead before free
+}
+
+TEST(one_byte_overflow_past_the_request)
+{
+    SKIP_UNDER_MEMCHECK();
+    outcome_t o;
+    run_child(one_byte_overflow, NULL, &o);
+    SKIP_ON_GLIBC();
+    if (MALLET_SECURE)
+        expect_report(&o, "free(): heap overflow past", NULL);
+    else
+        expect_unnoticed(&o);
+}
+
+// A request that fills its class exactly: the byte past it is the next
+// block's first byte in the default build (a link word, if that block is
+// free: reported when it is handed out, as below for 16 bytes).
+static void one_byte_overflow_exact(void *unused)
+{
+    (void)unused;
+    char *p = opaque_ptr(malloc(64));
+    memset(p, 'a', 64);
+    p[opaque(64)] = 'X';
+    free(opaque_ptr(p));
+}
+
+TEST(one_byte_overflow_of_an_exact_size)
+{
+    SKIP_UNDER_MEMCHECK();
+    outcome_t o;
+    run_child(one_byte_overflow_exact, NULL, &o);
+    SKIP_ON_GLIBC();
+    if (MALLET_SECURE)
+        expect_report(&o, "free(): heap overflow past", NULL);
+    else
+        expect_unnoticed(&o);   // the next block's first byte changed; nobody looked
+}
+
+// --- 16 bytes into the next block --------------------------------------------------
+
+enum { N48 = 48 };
+
+// Two neighbours p, q = p + 48 (found by allocating pairs until the heap
+// hands them out in address order); q is freed, p overflows into it, and
+// 48-byte blocks are then taken until q comes back.
+static void overflow_into_free_neighbour(void *unused)
+{
+    (void)unused;
+    void *kept[64];
+    int k = 0;
+    char *p = NULL, *q = NULL;
+    while (k < 62) {
+        p = opaque_ptr(malloc(N48));
+        q = opaque_ptr(malloc(N48));
+        if (q == p + N48)
+            break;
+        kept[k++] = p;
+        kept[k++] = q;
+        p = q = NULL;
+    }
+    if (!p) {
+        fprintf(stderr, "no neighbours found\n");
+        _exit(3);
+    }
+    char *stale = opaque_ptr(q);
+    free(q);
+    memset(p, 'a', N48);
+    memset(p + opaque(N48), 'a', 16);
+    free(opaque_ptr(p));
+    reuse(stale, N48, 100000);
+    while (k > 0)
+        free(kept[--k]);
+}
+
+TEST(sixteen_byte_overflow_into_a_free_block)
+{
+    SKIP_UNDER_MEMCHECK();
+    outcome_t o;
+    run_child(overflow_into_free_neighbour, NULL, &o);
+    SKIP_ON_GLIBC();
+    if (MALLET_SECURE)
+        expect_report(&o, "free(): heap overflow past", NULL);
+    else
+        expect_report(&o, "heap corruption", NULL);
+}
+
+// The neighbour is live: the overflow rewrites its contents.
+static void overflow_into_live_neighbour(void *unused)
+{
+    (void)unused;
+    char *p = opaque_ptr(malloc(N48));
+    char *q = opaque_ptr(malloc(N48));
+    memset(q, 'q', N48);
+    memset(p, 'a', N48);
+    memset(p + opaque(N48), 'a', 16);
+    free(opaque_ptr(p));
+    free(opaque_ptr(q));
+}
+
+TEST(sixteen_byte_overflow_into_a_live_block)
+{
+    SKIP_UNDER_MEMCHECK();
+    outcome_t o;
+    run_child(overflow_into_live_neighbour, NULL, &o);
+    SKIP_ON_GLIBC();
+    if (MALLET_SECURE)
+        expect_report(&o, "free(): heap overflow past", NULL);
+    else
+        expect_unnoticed(&o);
+}
+
+// --- write after free ------------------------------------------------------------------
+
+typedef struct {
+    size_t offset;     // where the stale pointer writes
+} waf_t;
+
+static void write_after_free(void *arg)
+{
+    const waf_t *w = arg;
+    char *p = opaque_ptr(malloc(64));
+    char *stale = opaque_ptr(p);
+    memset(p, 'a', 64);
+    free(opaque_ptr(p));
+    memset(stale + w->offset, 'Z', 8);
+    reuse(opaque_ptr(stale), 64, 100000);
+}
+
+TEST(write_after_free_into_the_payload)
+{
+    SKIP_UNDER_MEMCHECK();
+    waf_t w = { 24 };
+    outcome_t o;
+    run_child(write_after_free, &w, &o);
+    SKIP_ON_GLIBC();
+    if (MALLET_SECURE)
+        expect_report(&o, "malloc(): write after free of", NULL);
+    else
+        expect_unnoticed(&o);
+}
+
+TEST(write_after_free_over_the_link)
+{
+    SKIP_UNDER_MEMCHECK();
+    waf_t w = { 0 };
+    outcome_t o;
+    run_child(write_after_free, &w, &o);
+    SKIP_ON_GLIBC();
+    if (MALLET_SECURE)
+        expect_report(&o, "malloc(): write after free of", NULL);
+    else
+        expect_report(&o, "heap corruption", NULL);
+}
