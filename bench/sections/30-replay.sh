@@ -19,7 +19,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     reps=3 timeout=30
     traces=(sqlite3 git-log python3-threads frag-worst realloc-growth producer-consumer)
 else
-    reps=5 timeout=120
+    reps=5 timeout=60
     traces=()
     for f in bench/traces/*.trace.zst; do traces+=("$(basename "$f" .trace.zst)"); done
 fi
@@ -73,8 +73,9 @@ echo "synthetic patterns. Every block is checked (alignment, overlap, payload th
 echo "Utilization = peak live payload / peak footprint. The footprint is measured two ways:"
 echo "teach designs **exact** (break + mmap, from the design itself); libmallet, glibc and the"
 echo "peers **RSS** (peak RSS of the replay minus the RSS before its first op; every payload"
-echo "byte is written, so what was handed out is resident). RSS counts whole pages, so a"
-echo "small trace may show slightly over 100%."
+echo "byte is written, so what was handed out is resident). The kernel keeps RSS in per-CPU"
+echo "counters and whole pages, so an RSS figure is good to a few hundred KiB: a small trace"
+echo "can show slightly over 100%."
 echo "Throughput is the median of $reps timed passes (fewer when the passes of one pair"
 echo "exceed 3 s); a pair taking over $timeout s is shown as —."
 echo
