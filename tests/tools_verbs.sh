@@ -101,6 +101,9 @@ if "$MALLET" heapmap --help | grep -q firstfit; then
     grep -q "free block" "$TMP/h.svg" && grep -q "used block" "$TMP/h.svg"; same "svg has the legend" $? 0
     grep -q "external fragmentation" "$TMP/h.svg"; same "svg has the figures" $? 0
     grep -c '>op [0-9]' "$TMP/h.svg" >"$TMP/strips"; same "one strip per 2 ops" "$(cat "$TMP/strips")" 2
+    ok "heapmap: --at" "$MALLET" heapmap -a firstfit --at 2 -o "$TMP/at.svg" "$TMP/good.trace"
+    grep -q "after op 2 of 4" "$TMP/at.svg"; same "--at draws that op" $? 0
+    fails "heapmap: --at past the end" "past the last op" "$MALLET" heapmap -a firstfit --at 9 -o "$TMP/at.svg" "$TMP/good.trace"
     if command -v /usr/bin/python3 >/dev/null; then
         /usr/bin/python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' "$TMP/h.svg"
         same "svg is well-formed XML" $? 0

@@ -10,8 +10,8 @@
 // mmap'd block) is marked with a dark tick. Neighbouring blocks of the same
 // kind alternate two shades, so two free blocks side by side -- what
 // coalescing would merge -- show as two.
-//   - One snapshot (no -s): the heap after the last op of the trace, before
-//     the replayer frees what is still live, wrapped into rows.
+//   - One snapshot (no -s): the heap after the last op of the trace (or op
+//     --at), before the replayer frees what is still live, wrapped into rows.
 //   - -s STEP: one strip per STEP ops, each on the same scale, so the heap
 //     is seen to grow, fragment, and (in coalescing designs) heal.
 // Each strip carries its figures: free bytes, largest free block, external
@@ -56,7 +56,8 @@ typedef struct snapshot {
 
 typedef struct heapmap {
     const teach_allocator_t *design;  // the heap being drawn
-    uint64_t step;                    // ops per snapshot, 0 for one at the end
+    uint64_t step;                    // ops per snapshot, 0 for one picture
+    uint64_t at;                      // the one picture: after this many ops
     uint64_t n_ops;                   // ops in the trace
     block_t *blocks;                  // every snapshot's blocks
     size_t n_blocks, cap_blocks;      // used and allocated entries
@@ -69,7 +70,7 @@ typedef struct heapmap {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mallet heapmap -a NAME [-s STEP] -o FILE.svg|FILE.png TRACE\n"
+            "usage: mallet heapmap -a NAME [-s STEP | --at OP] -o FILE.svg|FILE.png TRACE\n"
             "\n"
             "Replay TRACE on the teach design NAME and draw its heap: blocks along the\n"
             "address space, used and free in different colours, sizes to scale, with\n"
@@ -83,6 +84,7 @@ static void usage(FILE *f)
     fprintf(f,
             "\n"
             "  -s STEP   one strip per STEP ops (default: one picture after the last op)\n"
+            "  --at OP   the one picture after op OP instead (a trace often frees all at the end)\n"
             "  -o FILE   .svg, or .png (converted with rsvg-convert, Debian librsvg2-bin)\n");
 }
 
@@ -121,8 +123,8 @@ static void visit(void *ctx, void *addr, size_t size, bool used)
 static void take_snapshot(void *ctx, uint64_t index, uint64_t live)
 {
     heapmap_t *h = ctx;
-    bool last = index + 1 == h->n_ops;
-    if (h->oom || !(last || (h->step && (index + 1) % h->step == 0)))
+    bool last = index + 1 == (h->step ? h->n_ops : h->at);
+    if (h->oom || (!h->step && h->n_snaps) || !(last || (h->step && (index + 1) % h->step == 0)))
         return;
     if (h->n_snaps == h->cap_snaps) {
         size_t cap = h->cap_snaps ? h->cap_snaps * 2 : 64;
@@ -370,9 +372,9 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 // The child: replay, snapshot, draw. Exit status 0 when the file is written.
-static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step, const char *out)
+static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step, uint64_t at, const char *out)
 {
-    heapmap_t h = { .design = design, .step = step, .n_ops = t->n_ops };
+    heapmap_t h = { .design = design, .step = step, .at = at ? at : t->n_ops, .n_ops = t->n_ops };
     backend_t b = { design->name, design->malloc, design->free, design->realloc, design->footprint, 1,
                     design->reset };
     replay_result_t r;
@@ -424,7 +426,7 @@ static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step
 int tool_heapmap(int argc, char **argv)
 {
     const char *name = NULL, *out = NULL, *trace_path = NULL;
-    uint64_t step = 0;
+    uint64_t step = 0, at = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -439,6 +441,13 @@ int tool_heapmap(int argc, char **argv)
             step = strtoull(argv[++i], &end, 10);
             if (*end || step == 0) {
                 fprintf(stderr, "mallet heapmap: -s wants a positive number of ops, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(s, "--at") && i + 1 < argc) {
+            char *end;
+            at = strtoull(argv[++i], &end, 10);
+            if (*end || at == 0) {
+                fprintf(stderr, "mallet heapmap: --at wants a positive number of ops, not '%s'\n", argv[i]);
                 return 2;
             }
         } else if (s[0] == '-' && s[1]) {
@@ -471,6 +480,12 @@ int tool_heapmap(int argc, char **argv)
     trace_t t;
     if (!trace_load(trace_path, &t))
         return 2;
+    if (at > t.n_ops || (at && step)) {
+        fprintf(stderr, "mallet heapmap: %s\n", step ? "--at and -s do not mix: one picture or strips"
+                                                        : "--at is past the last op of the trace");
+        trace_free(&t);
+        return 2;
+    }
     if (step && t.n_ops / step > MAX_STRIPS) {
         fprintf(stderr, "mallet heapmap: -s %llu makes %llu strips; use -s %llu or more\n",
                 (unsigned long long)step, (unsigned long long)(t.n_ops / step),
@@ -485,7 +500,7 @@ int tool_heapmap(int argc, char **argv)
         return 1;
     }
     if (pid == 0)
-        _exit(draw(&t, a.teach, step, out));
+        _exit(draw(&t, a.teach, step, at, out));
     int status = tool_wait("mallet heapmap", pid, trace_path, name);
     trace_free(&t);
     return status;
