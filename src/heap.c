@@ -20,6 +20,7 @@
 #include "heap.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "init.h"
@@ -61,7 +62,7 @@ static mallet_heap_t *heap_record(void)
         }
         heap = &batch[0];
     }
-    memset(heap, 0, sizeof *heap);
+    memset(heap, 0, offsetof(mallet_heap_t, lock));
     for (unsigned i = 0; i < MALLET_DIRECT_SLOTS; i++)
         heap->direct[i] = &mallet__page_empty;
     for (unsigned c = 0; c < MALLET_CLASSES; c++)
@@ -130,8 +131,10 @@ static void heap_set_current(mallet_heap_t *heap, unsigned c, mallet_page_t *pag
 // Count the blocks now on page->free as placed before the fast path.
 static void heap_count_installed(mallet_heap_t *heap, mallet_page_t *page)
 {
+    // Few blocks: walk the list; many: count the bitmap (a word per 64
+    // granules), whichever touches less.
     uint32_t free_now;
-    if (page->local_free == 0)
+    if (page->local_free == 0 && page->reserved >= 64)
         free_now = page->capacity - mallet__page_used(page);
     else
         free_now = mallet__page_free_count(page);

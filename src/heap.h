@@ -37,7 +37,6 @@ typedef struct mallet_heap {
     mallet_page_t *current[MALLET_CLASSES];        // current page per class
     mallet_page_list_t queue[MALLET_CLASSES];      // owned pages that may have free blocks
     mallet_page_list_t full[MALLET_CLASSES];       // owned pages found with none
-    mallet_lock_t lock;                            // owner's slow paths, purger, un-full
     uint8_t alive;                                 // owned by a running thread
     uint8_t internal;                              // libmallet's own (not in the statistics)
     mallet_page_t *rf_page;                        // page of the pending remote-free batch
@@ -48,6 +47,9 @@ typedef struct mallet_heap {
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
+    // Last, and never cleared when a record is reused: another thread may
+    // still be waiting on it (see mallet__heap_unfull's callers).
+    mallet_lock_t lock;                            // owner's slow paths, purger, un-full
 } mallet_heap_t;
 
 extern mallet_heap_t mallet__heap_empty;

@@ -328,6 +328,11 @@ void mallet__large_unlock_all(void)
     mallet__unlock(&large_lock);
 }
 
+void mallet__large_reset_lock(void)
+{
+    mallet__lock_reset(&large_lock);
+}
+
 uint64_t mallet__large_mapped(void)
 {
     return __atomic_load_n(&large.live_bytes, __ATOMIC_RELAXED) +

@@ -37,6 +37,7 @@ void mallet__large_decay(uint64_t now_ms, bool force);
 // fork: take and release large_lock (see thread.c).
 void mallet__large_lock_all(void);
 void mallet__large_unlock_all(void);
+void mallet__large_reset_lock(void);
 
 typedef struct mallet_large_totals {
     uint64_t live;         // live large blocks

@@ -2,10 +2,10 @@
 //
 // lock.h -- the one lock type of libmallet, and its clock.
 //
-// A lock is a byte taken with an atomic exchange and waited on with
-// sched_yield: it is only held on slow paths, for short stretches, and it
-// must work before libc is initialised and in a forked child (where it is
-// simply reset). It never allocates.
+// A lock is a ticket lock waited on with sched_yield: it is only held on
+// slow paths, for short stretches, and it must work before libc is
+// initialised and in a forked child (where it is released like in the
+// parent). It never allocates.
 //
 // Global lock order (take left before right; fork takes them all in this
 // order, see thread.c):
@@ -29,18 +29,24 @@
 #endif
 
 typedef struct mallet_lock {
-    uint8_t held;          // 1 while some thread holds the lock
+    uint32_t next;         // tickets handed out
+    uint32_t serving;      // ticket that holds the lock
 } mallet_lock_t;
 
+// Tickets make the lock fair: a thread that takes and drops its heap's
+// lock in a loop cannot starve another waiting for it (fork's prepare
+// handler takes every heap lock).
 static inline bool mallet__lock_try(mallet_lock_t *l)
 {
-    return __atomic_load_n(&l->held, __ATOMIC_RELAXED) == 0 &&
-           __atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE) == 0;
+    uint32_t s = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
+    uint32_t n = s;
+    return __atomic_compare_exchange_n(&l->next, &n, s + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
 static inline void mallet__lock(mallet_lock_t *l)
 {
-    for (unsigned spin = 0; !mallet__lock_try(l); spin++) {
+    uint32_t mine = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+    for (unsigned spin = 0; __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != mine; spin++) {
         if (spin < 64)
             mallet__cpu_relax();
         else
@@ -50,7 +56,13 @@ static inline void mallet__lock(mallet_lock_t *l)
 
 static inline void mallet__unlock(mallet_lock_t *l)
 {
-    __atomic_store_n(&l->held, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE);
+}
+
+// In a fork child: free, whatever tickets the vanished threads were holding.
+static inline void mallet__lock_reset(mallet_lock_t *l)
+{
+    l->next = l->serving = 0;
 }
 
 // Milliseconds on the coarse monotonic clock.

@@ -130,7 +130,12 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    fork_parent();
+    mallet__large_reset_lock();
+    mallet__lock_reset(&mallet__seg_lock);
+    mallet__lock_reset(&mallet__abandoned_lock);
+    for (mallet_heap_t *h = mallet__heaps; h; h = h->next)
+        mallet__lock_reset(&h->lock);
+    mallet__lock_reset(&mallet__heaps_lock);
     mallet__purge_forget_thread();
     // The other threads are gone, and each may have stopped in the middle
     // of a fast path, leaving its pages half updated: their heaps are not
