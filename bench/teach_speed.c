@@ -5,7 +5,13 @@
 // median CPU time per malloc+free pair over the repetitions, and the ratio
 // to first fit (segregated size classes are the design meant to beat it).
 //
-//   teach_speed [OPS [REPS]]   defaults 200000 pairs, 5 repetitions
+//   teach_speed [OPS [REPS [DESIGN]]]   defaults 200000 pairs, 5 repetitions,
+//                                       every design
+//
+// With DESIGN, only that design runs: bench/sections/10-teach.sh runs it
+// under callgrind at two pair counts, and the difference of the
+// instruction counts over the difference of the pairs is the cost of one
+// pair, free of the set-up and of the machine's noise.
 //
 // The designs run in turn within each repetition (A B C ... A B C ...), so a
 // slow spell on the shared machine hits all of them alike, and the time is
@@ -69,24 +75,31 @@ int main(int argc, char **argv)
 {
     unsigned ops = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 200000;
     int reps = argc > 2 ? atoi(argv[2]) : 5;
+    const char *only = argc > 3 ? argv[3] : NULL;
     if (reps < 1 || reps > MAX_REPS || ops == 0) {
         fprintf(stderr, "usage: teach_speed [OPS [REPS<=%d]]\n", MAX_REPS);
         return 2;
     }
     static double ns[MAX_DESIGNS][MAX_REPS];
+    const teach_allocator_t *designs[MAX_DESIGNS];
     int n = 0;
-    while (teach_allocators[n] && n < MAX_DESIGNS)
-        n++;
+    for (int i = 0; teach_allocators[i] && n < MAX_DESIGNS; i++)
+        if (!only || strcmp(only, teach_allocators[i]->name) == 0)
+            designs[n++] = teach_allocators[i];
+    if (n == 0) {
+        fprintf(stderr, "teach_speed: no design called %s\n", only);
+        return 2;
+    }
     for (int r = 0; r < reps; r++)
         for (int d = 0; d < n; d++)
-            ns[d][r] = run(teach_allocators[d], ops);
+            ns[d][r] = run(designs[d], ops);
     double med[MAX_DESIGNS], ff = 0;
     for (int d = 0; d < n; d++) {
         double sorted[MAX_REPS];
         memcpy(sorted, ns[d], sizeof(double) * (size_t)reps);
         qsort(sorted, (size_t)reps, sizeof(double), cmp_double);
         med[d] = sorted[reps / 2];
-        if (strcmp(teach_allocators[d]->name, "firstfit") == 0)
+        if (strcmp(designs[d]->name, "firstfit") == 0)
             ff = med[d];
     }
     printf("| design | median ns per malloc+free | min .. max | speedup over firstfit |\n"
@@ -97,7 +110,7 @@ int main(int argc, char **argv)
             lo = ns[d][r] < lo ? ns[d][r] : lo;
             hi = ns[d][r] > hi ? ns[d][r] : hi;
         }
-        printf("| %s | %.1f | %.1f .. %.1f | ", teach_allocators[d]->name, med[d], lo, hi);
+        printf("| %s | %.1f | %.1f .. %.1f | ", designs[d]->name, med[d], lo, hi);
         if (ff > 0)
             printf("%.2fx |\n", ff / med[d]);
         else
