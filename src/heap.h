@@ -14,8 +14,8 @@
 //           must be set (else double free or interior pointer); push on
 //           local_free; clear the bit.
 // Anything else tail-calls the slow path. The block's bit is cleared after
-// the push, so a sweeping thread that sees a page's bits all clear also
-// sees the page's lists settled.
+// the push (the asm orders it), so a sweeping thread that sees a page's
+// bits all clear also sees the page's lists settled.
 //
 // The heap lock is taken by the owner in its slow paths only; the purger
 // thread try-locks it to retire the owner's empty pages, and a thread that
@@ -86,12 +86,9 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
     uintptr_t next = mallet__link_read(page, b);
     if (__builtin_expect(((next ^ b) & MALLET_LINK_CHECK) != 0, 0))
         return NULL;          // end of list or damage: the slow path decides
-    uint64_t *w = mallet__bit_word(b);
-    uint64_t bit = mallet__bit_mask(b), v = *w;
-    if (__builtin_expect((v & bit) != 0, 0))
-        return NULL;          // a live block on the free list: damage
-    *w = v | bit;
     page->free = next;
+    if (__builtin_expect(mallet__bits_test_set(page->bitbase, b >> MALLET_GRAIN_SHIFT), 0))
+        mallet__page_corrupt(page);   // a live block on the free list
     mallet__track_alloc(page, b, req);
     return (void *)b;
 }
@@ -113,23 +110,19 @@ static inline void mallet__free_fast(void *ptr, const char *func)
 {
     uintptr_t p = (uintptr_t)ptr;
     // Rotating the low bits to the top makes a misaligned pointer (and NULL,
-    // whose segment is never mapped) fail the segment test below.
+    // whose segment is never mapped) fail the segment test below; for an
+    // aligned pointer g is its granule number.
     uintptr_t g = (p >> MALLET_GRAIN_SHIFT) | (p << (64 - MALLET_GRAIN_SHIFT));
-    uintptr_t s = g >> (MALLET_SEG_SHIFT - MALLET_GRAIN_SHIFT);
-    if (__builtin_expect(mallet__segmap_test(s), 1)) {
+    if (__builtin_expect(mallet__segmap_test(g >> (MALLET_SEG_SHIFT - MALLET_GRAIN_SHIFT)), 1)) {
         mallet_segment_t *seg = mallet__segment_of(p);
         mallet_page_t *page = seg->unit_page[(p >> MALLET_UNIT_SHIFT) & (MALLET_SEG_UNITS - 1)];
-        if (__builtin_expect(page->heap == (uintptr_t)mallet__tls_heap, 1)) {
-            uint64_t *w = &seg->bits[(g & (MALLET_SEG_GRAINS - 1)) >> 6];
-            uint64_t bit = (uint64_t)1 << (g & 63), v = *w;
-            if (__builtin_expect((v & bit) != 0, 1)) {
-                MALLET_TRACK_FREE(ptr, page->block_size);
-                mallet__link_write(page, p, page->local_free);
-                page->local_free = p;
-                __atomic_signal_fence(__ATOMIC_RELEASE);
-                __atomic_store_n(w, v & ~bit, __ATOMIC_RELEASE);
-                return;
-            }
+        if (__builtin_expect(page->heap == (uintptr_t)mallet__tls_heap, 1) &&
+            __builtin_expect(mallet__bits_test(page->bitbase, g), 1)) {
+            MALLET_TRACK_FREE(ptr, page->block_size);
+            mallet__link_write(page, p, page->local_free);
+            page->local_free = p;
+            mallet__bits_clear(page->bitbase, g);
+            return;
         }
     }
     mallet__free_slow(ptr, func);

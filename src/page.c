@@ -24,6 +24,7 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
     __atomic_store_n(&page->thread_free, 0, __ATOMIC_RELAXED);
     page->key = mallet__random_next() | 1;
     page->start = start;
+    page->bitbase = mallet__bitbase_of((uintptr_t)start);
     page->block_size = k->size;
     page->capacity = 0;
     page->reserved = k->blocks;
@@ -139,21 +140,52 @@ bool mallet__page_is_empty(const mallet_page_t *page)
     return __atomic_load_n(&page->thread_free, __ATOMIC_RELAXED) == 0;
 }
 
+// Popcount: the instruction when the CPU has it (nearly all x86-64 CPUs
+// since 2008; cpuid says), the portable builtin otherwise.
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+__attribute__((target("popcnt"))) static uint32_t count_bits_popcnt(const uint64_t *w, size_t n)
+{
+    uint32_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
+    return c;
+}
+
+static int has_popcnt = -1;   // -1 not asked yet, else 0 / 1
+#endif
+
+static uint32_t count_bits(const uint64_t *w, size_t n)
+{
+#if defined(__x86_64__)
+    if (__builtin_expect(has_popcnt < 0, 0)) {
+        unsigned a, b, c, d;
+        has_popcnt = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_POPCNT);
+    }
+    if (has_popcnt)
+        return count_bits_popcnt(w, n);
+#endif
+    uint32_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
+    return c;
+}
+
 uint32_t mallet__page_used(const mallet_page_t *page)
 {
     size_t n;
     const uint64_t *w = page_bits(page, &n);
-    uint32_t used = 0;
-    for (size_t i = 0; i < n; i++)
-        used += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
-    return used;
+    return count_bits(w, n);
 }
 
 uint32_t mallet__page_free_count(const mallet_page_t *page)
 {
     uint32_t n = 0;
-    for (uintptr_t b = page->free; b != 0 && n <= page->reserved; b = mallet__link_read(page, b))
-        n++;
+    for (uintptr_t b = page->free; b != 0; b = mallet__link_read(page, b)) {
+        if (!mallet__page_is_block(page, b) || ++n > page->reserved)
+            mallet__page_corrupt(page);
+    }
     return n;
 }
 

@@ -56,6 +56,7 @@ typedef struct mallet_page {
     uintptr_t heap;                 // owner | MALLET_PAGE_FULL, 0 when abandoned
     uintptr_t thread_free;          // other threads' frees (atomic)
     char *start;                    // first block
+    uint64_t *bitbase;              // segment bitmap, biased: bit (address >> 4) is the block's
     uint32_t block_size;            // class size in bytes (0: not a page)
     uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
     uint32_t reserved;              // blocks that fit
@@ -115,6 +116,51 @@ static inline void mallet__link_write(const mallet_page_t *page, uintptr_t at, u
     MALLET_TRACK_MEM_UNDEFINED((void *)at, sizeof(uintptr_t));
     *(uintptr_t *)at = next ^ page->key ^ at;
     MALLET_TRACK_MEM_NOACCESS((void *)at, sizeof(uintptr_t));
+}
+
+// Bit n of a bitmap whose base may be biased (n can be far from base): on
+// x86-64 the memory forms of bt/bts/btr address the word themselves, which
+// keeps the fast paths short.
+#if defined(__x86_64__)
+static inline bool mallet__bits_test(const uint64_t *base, uintptr_t n)
+{
+    bool set;
+    __asm__("btq %2, (%1)" : "=@ccc"(set) : "r"(base), "r"(n));
+    return set;
+}
+static inline bool mallet__bits_test_set(uint64_t *base, uintptr_t n)
+{
+    bool was;
+    __asm__ volatile("btsq %2, (%1)" : "=@ccc"(was) : "r"(base), "r"(n) : "memory");
+    return was;
+}
+static inline void mallet__bits_clear(uint64_t *base, uintptr_t n)
+{
+    __asm__ volatile("btrq %1, (%0)" : : "r"(base), "r"(n) : "memory", "cc");
+}
+#else
+static inline bool mallet__bits_test(const uint64_t *base, uintptr_t n)
+{
+    return (base[n >> 6] >> (n & 63)) & 1;
+}
+static inline bool mallet__bits_test_set(uint64_t *base, uintptr_t n)
+{
+    bool was = (base[n >> 6] >> (n & 63)) & 1;
+    base[n >> 6] |= (uint64_t)1 << (n & 63);
+    return was;
+}
+static inline void mallet__bits_clear(uint64_t *base, uintptr_t n)
+{
+    base[n >> 6] &= ~((uint64_t)1 << (n & 63));
+}
+#endif
+
+// The biased bitmap base of the segment holding p: bit (p >> 4) of it is
+// p's bit. Segments are 4 MiB aligned, so the bias is whole words.
+static inline uint64_t *mallet__bitbase_of(uintptr_t p)
+{
+    mallet_segment_t *seg = mallet__segment_of(p);
+    return seg->bits - (((uintptr_t)seg >> MALLET_GRAIN_SHIFT) >> 6);
 }
 
 // The bitmap word and bit of the block at p.

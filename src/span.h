@@ -29,8 +29,15 @@ extern mallet_lock_t mallet__seg_lock;
 // Is segment number s (address >> MALLET_SEG_SHIFT) one of ours?
 static inline bool mallet__segmap_test(uintptr_t s)
 {
-    return s < MALLET_SEGMAP_BITS &&
-           ((__atomic_load_n(&mallet__segmap[s >> 6], __ATOMIC_RELAXED) >> (s & 63)) & 1);
+    if (s >= MALLET_SEGMAP_BITS)
+        return false;
+#if defined(__x86_64__)
+    bool set;
+    __asm__("btq %1, %2" : "=@ccc"(set) : "r"(s), "m"(mallet__segmap));
+    return set;
+#else
+    return (__atomic_load_n(&mallet__segmap[s >> 6], __ATOMIC_RELAXED) >> (s & 63)) & 1;
+#endif
 }
 
 // The page holding p, or NULL when p is in none of our segments' pages.
