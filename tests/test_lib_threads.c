@@ -11,6 +11,8 @@
 
 #include "mallet.h"
 
+// tsan: yes
+
 static int under_valgrind(void)
 {
     const char *m = getenv("MALLET_TEST_MODE");
