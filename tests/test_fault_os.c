@@ -25,8 +25,6 @@
 #include "mallet.h"
 #include "os/os.h"
 
-// tsan: no (one worker thread at a time)
-
 enum { SLOTS = 48 };
 
 typedef struct {
