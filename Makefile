@@ -114,8 +114,8 @@ $(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS) tools/link-flags.sh
 	$(CC) -o $@ $(call obj,$(TOOLS_SRC)) $$(tools/link-flags.sh $(TEST_LIBS)) $(TEST_LIBS) $(LDFLAGS) -lm
 
 # The trace recorder, preloaded by `mallet trace`.
-$(TRACE_SO): tools/recorder/trace.c
-	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) -ldl
+$(TRACE_SO): $(wildcard tools/recorder/*.c tools/recorder/*.h)
+	$(CC) $(CFLAGS) -shared -o $@ $(filter %.c,$^) $(LDFLAGS) -ldl
 
 # --- the suite: plainly, under AddressSanitizer, under Valgrind memcheck ------
 # Debian packages the suite, benchmarks and demo use (.ci/packages).
