@@ -39,14 +39,14 @@
 //
 // Fork: pthread_atfork holds the lock across fork; the child drops the
 // parent's table and unwritten buffer and starts a file of its own.
-// Exec: the exec family is wrapped so the trace is flushed and its header
-// written before the image is replaced (the descriptor is close-on-exec).
+// Exec: exec.c wraps the exec family so that mallet__trace_finish writes
+// the trace out before the image is replaced (the descriptor is
+// close-on-exec).
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,7 +55,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "recorder.h"
 
 #define HEADER_FIELD 20                  // each header line: 20 columns + '\n'
 #define HEADER_LINES 4
@@ -77,9 +77,6 @@ typedef struct real_fns {
     void *(*memalign)(size_t, size_t);              // its memalign
     void *(*valloc)(size_t);                        // its valloc
     void *(*pvalloc)(size_t);                       // its pvalloc
-    int (*execve)(const char *, char *const[], char *const[]);  // libc's execve
-    int (*execvpe)(const char *, char *const[], char *const[]); // libc's execvpe
-    int (*fexecve)(int, char *const[], char *const[]);          // libc's fexecve
 } real_fns_t;
 
 static real_fns_t real;
@@ -122,9 +119,6 @@ static void resolve(void)
     real.memalign = dlsym(RTLD_NEXT, "memalign");
     real.valloc = dlsym(RTLD_NEXT, "valloc");
     real.pvalloc = dlsym(RTLD_NEXT, "pvalloc");
-    real.execve = dlsym(RTLD_NEXT, "execve");
-    real.execvpe = dlsym(RTLD_NEXT, "execvpe");
-    real.fexecve = dlsym(RTLD_NEXT, "fexecve");
     resolving = 0;
 }
 
@@ -592,7 +586,7 @@ EXPORT void *pvalloc(size_t n)
 
 // --- process life: start, exit, fork, exec -----------------------------------
 
-static void finish(void)
+void mallet__trace_finish(void)
 {
     busy = 1;
     pthread_mutex_lock(&rec.lock);
@@ -652,93 +646,8 @@ __attribute__((constructor)) static void recorder_start(void)
 // made after this are forwarded and not recorded.
 __attribute__((destructor)) static void recorder_stop(void)
 {
-    finish();
+    mallet__trace_finish();
     pthread_mutex_lock(&rec.lock);
     rec.finished = true;
     pthread_mutex_unlock(&rec.lock);
-}
-
-// Before an image is replaced, write out its trace. If the exec fails the
-// process goes on recording and the header is rewritten at exit.
-EXPORT int execve(const char *path, char *const argv[], char *const envp[])
-{
-    resolve();
-    finish();
-    return real.execve(path, argv, envp);
-}
-
-EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
-{
-    resolve();
-    finish();
-    return real.execvpe(file, argv, envp);
-}
-
-EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
-{
-    resolve();
-    finish();
-    return real.fexecve(fd, argv, envp);
-}
-
-EXPORT int execv(const char *path, char *const argv[])
-{
-    return execve(path, argv, environ);
-}
-
-EXPORT int execvp(const char *file, char *const argv[])
-{
-    return execvpe(file, argv, environ);
-}
-
-// The execl forms: gather the arguments on the stack (no malloc here).
-#define EXECL_MAX 4096
-
-static int gather(const char *arg0, va_list ap, char **argv, char ***envp_out, bool with_env)
-{
-    int n = 0;
-    argv[n++] = (char *)arg0;
-    while (arg0 && n < EXECL_MAX) {
-        char *a = va_arg(ap, char *);
-        argv[n++] = a;
-        if (!a)
-            break;
-    }
-    if (n == EXECL_MAX) {
-        errno = E2BIG;
-        return -1;
-    }
-    if (with_env)
-        *envp_out = va_arg(ap, char **);
-    return 0;
-}
-
-EXPORT int execl(const char *path, const char *arg, ...)
-{
-    char *argv[EXECL_MAX];
-    va_list ap;
-    va_start(ap, arg);
-    int r = gather(arg, ap, argv, NULL, false);
-    va_end(ap);
-    return r < 0 ? -1 : execve(path, argv, environ);
-}
-
-EXPORT int execlp(const char *file, const char *arg, ...)
-{
-    char *argv[EXECL_MAX];
-    va_list ap;
-    va_start(ap, arg);
-    int r = gather(arg, ap, argv, NULL, false);
-    va_end(ap);
-    return r < 0 ? -1 : execvpe(file, argv, environ);
-}
-
-EXPORT int execle(const char *path, const char *arg, ...)
-{
-    char *argv[EXECL_MAX], **envp = NULL;
-    va_list ap;
-    va_start(ap, arg);
-    int r = gather(arg, ap, argv, &envp, true);
-    va_end(ap);
-    return r < 0 ? -1 : execve(path, argv, envp);
 }
