@@ -14,6 +14,7 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 MALLET=$BUILD/mallet
 [ -x "$MALLET" ] || { echo "30-replay: $MALLET not built" >&2; exit 1; }
+mkdir -p bench/plots
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     reps=3 timeout=30

@@ -12,6 +12,7 @@ BUILD=${BUILD:-build}
 MALLET=$BUILD/mallet
 trace=bench/traces/frag-worst.trace.zst
 [ -x "$MALLET" ] || { echo "31-heapmap: $MALLET not built" >&2; exit 1; }
+mkdir -p bench/plots
 
 designs=()
 for d in firstfit split coalesce segregated buddy; do
