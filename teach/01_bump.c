@@ -20,8 +20,8 @@
 //
 // Known weakness: memory is never reused. A program that frees as much as
 // it allocates still grows without end: a loop of malloc(64)/free() moves
-// the break on every call (tests: the footprint of a malloc/free loop grows
-// with the number of iterations). Because free keeps no record, a double
+// the break on every call (tests/test_teach_weaknesses.c:
+// bump_footprint_grows_with_a_malloc_free_loop). Because free keeps no record, a double
 // free cannot be told from a good one; free only rejects pointers outside
 // the break or without a header.
 //

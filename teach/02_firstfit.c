@@ -23,12 +23,15 @@
 //
 // Known weaknesses (each fixed by a later design):
 //   - no splitting: a 16-byte request may take a 4 KiB free block, and all
-//     of it stays in use (tests: usable_size after reuse of a large block);
+//     of it stays in use (tests/test_teach_weaknesses.c:
+//     firstfit_does_not_split_a_large_free_block);
 //   - no coalescing: two free neighbours never make one bigger block, so
 //     memory freed as small blocks cannot serve a larger request and the
-//     break grows though plenty is free (tests: free 1000 x 64, then
-//     malloc 1000 x 128 grows the footprint);
+//     break grows though plenty is free (test_teach_weaknesses.c:
+//     no_coalescing_free_small_then_ask_bigger_grows_the_heap);
 //   - malloc is a walk of the whole free list: slow with many free blocks.
+//     It stays fast only while most free blocks are big enough, which is
+//     how never splitting wastes memory.
 #include "source.h"
 
 #define FF_MAGIC 0xf1f1f1f1u         // in the header of every block in use

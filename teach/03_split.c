@@ -26,9 +26,12 @@
 // Known weakness: no coalescing. Splitting only ever makes blocks smaller,
 // and two free neighbours never join, so after a phase of small blocks the
 // heap is a sand of small free pieces that cannot serve a bigger request:
-// the break grows though most of the heap is free (tests: free 1000 x 64,
-// then malloc 1000 x 128 grows the footprint). malloc still walks the whole
-// free list, which is now longer, since splitting makes more pieces.
+// the break grows though most of the heap is free (tests/test_teach_weaknesses.c:
+// no_coalescing_free_small_then_ask_bigger_grows_the_heap; test_fragmentation.c
+// shows the dust). And it is slow: each cut leaves a smaller piece in place,
+// the list fills with pieces too small for most requests, and every malloc
+// walks past all of them -- quadratic in practice (bench/teach_speed: about
+// 150x slower than first fit on random small malloc/free).
 #include "source.h"
 
 #define SP_MAGIC 0xf1f1f1f1u         // in the header of every block in use

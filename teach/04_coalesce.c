@@ -26,8 +26,9 @@
 //
 // Known weakness: malloc is still a first-fit walk of one list, O(free
 // blocks), and small and large blocks share it; with many small free blocks
-// scattered through the heap every request pays for the walk (tests: the
-// segregated design is much faster on random small malloc/free). Coalescing
+// scattered through the heap every request pays for the walk
+// (bench/teach_speed: segregated is several times faster on random small
+// malloc/free; speed is measured there, not in tests). Coalescing
 // also cannot undo fragmentation by blocks that stay in use: a heap of
 // alternate live and free blocks stays in pieces.
 #include "source.h"

@@ -22,8 +22,8 @@
 // Known weakness: memory given to a class stays in that class. Small blocks
 // never merge and runs never go back to the heap, so a program that first
 // fills memory with 32-byte blocks, frees them, and then asks for 64-byte
-// blocks grows the heap while megabytes sit free in the wrong class (tests:
-// the class-change phase grows the footprint here and not in coalesce).
+// blocks grows the heap while megabytes sit free in the wrong class
+// (tests/test_teach_weaknesses.c: segregated_keeps_memory_in_its_class).
 // Rounding to 16 also wastes up to 15 bytes a block, plus a header.
 #include "source.h"
 

@@ -29,8 +29,9 @@
 //
 // Known weakness: internal fragmentation. Rounding to a power of two wastes
 // up to half of every block: malloc(1025) takes 2048 bytes, and a request
-// just above a power of two minus the header nearly doubles (tests: usable
-// size of malloc(2^k) is almost 2^(k+1)). The heap also doubles when it
+// just above a power of two minus the header nearly doubles
+// (tests/test_teach_weaknesses.c: buddy_rounds_to_the_next_power_of_two).
+// The heap also doubles when it
 // grows, so its footprint can be twice what the program uses. And two free
 // neighbours that are not buddies never merge.
 #include "source.h"

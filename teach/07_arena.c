@@ -22,8 +22,8 @@
 //
 // Known weakness: nothing is reused before reset. One long-lived block pins
 // the whole arena, and a program that is not request-shaped (frees as it
-// goes, never resets) grows like bump (tests: footprint after many
-// malloc/free pairs; the seed "large" case must reset to stay bounded).
+// goes, never resets) grows like bump (tests/test_teach_weaknesses.c:
+// arena_without_reset_grows_like_bump).
 // Because free keeps no record, a double free or a free of a stray pointer
 // cannot be told and is ignored; the one mark free leaves in a header is for
 // the memory checkers, so that reset does not report a block freed twice.
