@@ -74,6 +74,15 @@ static inline uint64_t test_allocated(void)
     return s.allocated;
 }
 
+// Check that libmallet's allocated count is back at start, and say by how
+// much it is not. Slack of 1 KiB: libmallet's purger thread may start during
+// a long test, and libc's pthread_create makes its TLS with malloc.
+#define CHECK_ALLOCATED_IS(start)                                                  \
+    do { uint64_t now_ = test_allocated(), start_ = (start);                        \
+         if (now_ != start_) fprintf(stderr, "  allocated: %llu at start, %llu now\n", \
+                                     (unsigned long long)start_, (unsigned long long)now_); \
+         CHECK(now_ >= start_ && now_ - start_ <= 1024); } while (0)
+
 // Resident set size of this process in bytes (/proc/self/statm).
 static inline size_t test_rss(void)
 {

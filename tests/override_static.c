@@ -94,5 +94,5 @@ TEST(libc_internal_mallocs_come_to_mallet)
     fclose(fp);
     free(f);
     free(s);
-    CHECK(test_allocated() == start);
+    CHECK_ALLOCATED_IS(start);
 }
