@@ -11,7 +11,8 @@
 // The blocks come from malloc, so the allocator measured is whichever
 // LD_PRELOAD provides (libmallet with MALLET_HUGEPAGES=0/1, MALLET_NUMA=0/1).
 // Prints one tab-separated line: alloc ms, chase ms, ns per step, free ms,
-// and a checksum that keeps the chase from being optimised away.
+// AnonHugePages in KiB once the blocks are linked, and a checksum that
+// keeps the chase from being optimised away.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,20 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+// AnonHugePages of this process in KiB (-1 when the kernel does not say).
+static long anon_huge_kb(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -70,6 +85,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < n; i++)
         all[i]->next = all[(i + 1) % n];
+    long huge_kb = anon_huge_kb();
     node_t *p = all[0];
     uint64_t sum = 0;
     double t2 = now_ms();
@@ -82,7 +98,7 @@ int main(int argc, char **argv)
         free(all[i]);
     double t4 = now_ms();
     free(all);
-    printf("%.1f\t%.1f\t%.2f\t%.1f\t%llu\n", t1 - t0, t3 - t2, (t3 - t2) * 1e6 / (double)(rounds * n),
-           t4 - t3, (unsigned long long)sum);
+    printf("%.1f\t%.1f\t%.2f\t%.1f\t%ld\t%llu\n", t1 - t0, t3 - t2, (t3 - t2) * 1e6 / (double)(rounds * n),
+           t4 - t3, huge_kb, (unsigned long long)sum);
     return 0;
 }
