@@ -3,10 +3,10 @@
 // 03_split.c -- first fit with splitting.
 //
 // What it adds to first fit (02_firstfit.c): a free block bigger than the
-// request is cut in two. The request takes the tail end; the front stays on
-// the free list, in the same place, just smaller (K&R's trick: no list
-// surgery). realloc to a smaller size gives the cut-off tail back to the
-// list.
+// request is cut in two when the rest is worth keeping (SP_KEEP bytes or
+// more). The request takes the tail end; the front stays on the free list,
+// in the same place, just smaller (K&R's trick: no list surgery). realloc to
+// a smaller size gives the cut-off tail back to the list.
 //
 //     free block found (size 256)          after malloc(40)
 //     [hdr|        free 240         ]  ->  [hdr| free 176 ][hdr| used 48 ]
@@ -28,10 +28,10 @@
 // heap is a sand of small free pieces that cannot serve a bigger request:
 // the break grows though most of the heap is free (tests/test_teach_weaknesses.c:
 // no_coalescing_free_small_then_ask_bigger_grows_the_heap; test_fragmentation.c
-// shows the dust). And it is slow: each cut leaves a smaller piece in place,
-// the list fills with pieces too small for most requests, and every malloc
-// walks past all of them -- quadratic in practice (bench/teach_speed: about
-// 150x slower than first fit on random small malloc/free).
+// shows the dust). It is also slower than first fit: the pieces pile up on
+// the list, too small for most requests, and every malloc walks past them
+// (bench/teach_speed: about 2x slower than first fit on random small
+// malloc/free, which gets away with it by wasting memory).
 #include "source.h"
 
 #define SP_MAGIC 0xf1f1f1f1u         // in the header of every block in use
@@ -50,6 +50,7 @@ typedef struct sp_header {
 
 #define HDR     sizeof(sp_header_t)  // 16: keeps payloads 16-byte aligned
 #define SP_MIN  (HDR + TEACH_ALIGN)  // smallest block: a header and 16 bytes
+#define SP_KEEP ((size_t)128)        // smallest piece a cut may leave on the list
 
 static teach_source_t sp_src;    // the break and the large blocks
 static sp_header_t *sp_list;     // the free list, oldest free block first
@@ -100,8 +101,11 @@ static void *sp_hand_out(sp_header_t *h, size_t size, size_t n)
     return p;
 }
 
-// Cut `size` bytes off the tail of free block h (currently `have` bytes) if
-// the rest can stand as a block of its own; return the block to hand out.
+// Cut `size` bytes off the tail of free block h (currently `have` bytes);
+// return the block to hand out. Cuts leave at least SP_KEEP bytes behind:
+// a smaller piece would seldom fit a request, and every later search would
+// walk past it (with a 32-byte minimum, random small malloc/free ran 30x
+// slower, the list full of such crumbs).
 // The front keeps h's place on the free list, so nothing else changes.
 static sp_header_t *sp_cut_tail(sp_header_t *h, size_t have, size_t size, sp_header_t *next)
 {
@@ -149,7 +153,7 @@ static void *sp_malloc(size_t n)
     for (sp_header_t *h = sp_list; h; ) {
         sp_header_t v = sp_read(h);
         size_t have = v.size & ~SP_FREE;
-        if (have >= size + SP_MIN)               // room to spare: split
+        if (have >= size + SP_KEEP)              // room to spare: split
             return sp_hand_out(sp_cut_tail(h, have, size, v.next), size, n);
         if (have >= size) {                      // too small to split: take whole
             sp_unlink(prev, h, v.next);
@@ -244,11 +248,11 @@ static void *sp_realloc(void *p, size_t n)
         return q;
     }
     if (small && n <= usable) {
-        // It fits: stay, and give the tail back if it can stand alone.
+        // It fits: stay, and give the tail back if it is worth a list entry.
         sp_header_t *h = (sp_header_t *)((char *)p - HDR);
         size_t have = usable + HDR, size = sp_block_size(n);
         MALLET_TRACK_RESIZE(p, request, n, usable);
-        if (have >= size + SP_MIN) {
+        if (have >= size + SP_KEEP) {
             sp_header_t *t = (sp_header_t *)((char *)h + size);
             sp_append(t, have - size);
             sp_live -= have - size;
