@@ -53,8 +53,8 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
     uintptr_t p = (uintptr_t)ptr;
     mallet_page_t *page = mallet__span_page_of(p);
     if (page == NULL) {
-        size_t n = mallet__large_usable(ptr);
-        if (n == 0)
+        size_t n;
+        if (!mallet__large_usable(ptr, &n))
             mallet__fatal("mallet", func, "invalid pointer", ptr);
         *block = n;
         return n;

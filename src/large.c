@@ -219,17 +219,14 @@ bool mallet__large_free(void *p, const char *func)
     return true;
 }
 
-size_t mallet__large_usable(const void *p)
+bool mallet__large_usable(const void *p, size_t *usable)
 {
     mallet__lock(&large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
-#if MALLET_TRACK_ENABLED
-    size_t n = s ? s->req : 0;     // checkers see exactly the request
-#else
-    size_t n = s ? s->size : 0;
-#endif
+    if (s)
+        *usable = MALLET_TRACK_ENABLED ? s->req : s->size;
     mallet__unlock(&large_lock);
-    return n;
+    return s != NULL;
 }
 
 void *mallet__large_resize(void *p, size_t size)

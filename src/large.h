@@ -26,8 +26,9 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed);
 // Free p if it is a live large block: true. False when p is not one of
 // ours at all. A double free is reported and aborts.
 bool mallet__large_free(void *p, const char *func);
-// Usable size of a live large block, 0 when p is not one.
-size_t mallet__large_usable(const void *p);
+// Is p a live large block? Then *usable is its usable size (the request
+// in checker builds, so copies never read past it).
+bool mallet__large_usable(const void *p, size_t *usable);
 // Resize a live large block to size bytes (> MALLET_SMALL_MAX), in place or
 // with mremap. NULL + ENOMEM when the kernel refuses; the block is intact.
 void *mallet__large_resize(void *p, size_t size);

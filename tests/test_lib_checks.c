@@ -50,6 +50,9 @@ static void double_free_now(void *arg)
     mallet_free(p);
 }
 
+// Other frees in between, but nothing that could take the freed block's
+// address again (after that, freeing it is legitimate, or the address
+// belongs to something else and is reported as an invalid pointer).
 static void double_free_later(void *arg)
 {
     size_t n = (size_t)(uintptr_t)arg;
@@ -61,7 +64,7 @@ static void double_free_later(void *arg)
     for (int i = 0; i < 100; i++)
         mallet_free(others[i]);
     for (int i = 0; i < 50; i++)
-        mallet_free(mallet_malloc(n * 2));
+        mallet_free(mallet_malloc(24));
     mallet_free(p);
 }
 
