@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: MIT
+#
+# lib_common.sh -- sourced by the libmallet benchmark sections (20-29) and
+# demo.sh: run workloads on every allocator from peers.sh in turn (A B C A B
+# C ...), collect wall time and peak RSS per run, and print Markdown tables of
+# medians with ratios to glibc and to the best peer, plus a gnuplot bar chart.
+#
+#   lib_run_matrix RAWFILE REPS    (reads the WORKLOADS array: "name|command")
+#   lib_tables RAWFILE [PLOT.svg]  prints the tables; draws the chart
+#
+# RAWFILE lines: workload allocator rep seconds peak_kib status.
+
+BUILD=${BUILD:-build}
+BENCH_QUICK=${BENCH_QUICK:-0}
+BENCH_DIR=${BENCH_DIR:-$PWD/bench}
+PY=/usr/bin/python3
+mapfile -t ALLOCATORS < <("$BENCH_DIR/peers.sh")
+
+# lib_measure LIB OUT CMD -- one run of CMD (a shell command line) with LIB
+# preloaded ("-" for none); appends "seconds peak_kib status" to OUT.
+lib_measure() {
+    local lib=$1 out=$2 cmd=$3 t status
+    t=$(mktemp)
+    if [ "$lib" = - ]; then
+        /usr/bin/time -f '%e %M' -o "$t" bash -c "$cmd" >/dev/null 2>&1
+    else
+        /usr/bin/time -f '%e %M' -o "$t" env LD_PRELOAD="$lib" bash -c "$cmd" >/dev/null 2>&1
+    fi
+    status=$?
+    echo "$(tail -n 1 "$t") $status" >>"$out"
+    rm -f "$t"
+}
+
+# The preload reaches the workload through bash -c; bash itself runs on the
+# allocator too, which costs a few hundred microseconds and the same for all.
+lib_run_matrix() {
+    local raw=$1 reps=$2 rep w a name cmd aname alib tmp
+    : >"$raw"
+    for rep in $(seq "$reps"); do
+        for w in "${WORKLOADS[@]}"; do
+            name=${w%%|*} cmd=${w#*|}
+            for a in "${ALLOCATORS[@]}"; do
+                aname=${a%% *} alib=${a#* }
+                echo "  rep $rep: $name on $aname" >&2
+                tmp=$(mktemp)
+                lib_measure "$alib" "$tmp" "$cmd"
+                echo "$name $aname $rep $(cat "$tmp")" >>"$raw"
+                rm -f "$tmp"
+            done
+        done
+    done
+}
+
+lib_tables() {
+    local raw=$1 plot=${2:-}
+    "$PY" - "$raw" "$plot" <<'EOF'
+import statistics, subprocess, sys
+raw, plot = sys.argv[1], sys.argv[2]
+rows = [l.split() for l in open(raw) if l.strip()]
+works, allocs = [], []
+runs = {}
+for w, a, rep, sec, kib, status in rows:
+    if w not in works: works.append(w)
+    if a not in allocs: allocs.append(a)
+    runs.setdefault((w, a), []).append((float(sec), int(kib), int(status)))
+peers = [a for a in allocs if a not in ("glibc", "mallet")]
+
+def med(w, a, i):
+    r = runs.get((w, a), [])
+    if not r or any(x[2] != 0 for x in r):
+        return None
+    return statistics.median(x[i] for x in r)
+
+def table(i, unit, fmt):
+    head = "| workload | " + " | ".join(allocs) + " | mallet vs best peer |"
+    print(head)
+    print("|" + "---|" * (len(allocs) + 2))
+    for w in works:
+        base = med(w, "glibc", i)
+        cells = []
+        for a in allocs:
+            v = med(w, a, i)
+            if v is None:
+                cells.append("failed")
+            elif base and a != "glibc":
+                cells.append(fmt(v) + " (%.2fx)" % (v / base))
+            else:
+                cells.append(fmt(v))
+        best = [(med(w, p, i), p) for p in peers if med(w, p, i) is not None]
+        m = med(w, "mallet", i)
+        if best and m is not None:
+            bv, bp = min(best)
+            cells.append("%.2fx %s" % (m / bv, bp) if bv else "-")
+        else:
+            cells.append("-")
+        print("| %s | %s |" % (w, " | ".join(cells)))
+    print()
+
+print("Median wall time in seconds (ratio to glibc; lower is better):")
+print()
+table(0, "s", lambda v: "%.2f" % v)
+print("Median peak RSS in MiB (ratio to glibc):")
+print()
+table(1, "MiB", lambda v: "%.1f" % (v / 1024))
+reps = max(len(v) for v in runs.values())
+print("%d repetitions per cell, allocators interleaved; a cell says failed when any run exited non-zero." % reps)
+print()
+if plot:
+    dat = plot + ".dat"
+    shown = [a for a in allocs if a != "glibc"]
+    with open(dat, "w") as f:
+        f.write("# workload " + " ".join(shown) + "\n")
+        for w in works:
+            base = med(w, "glibc", 0)
+            vals = []
+            for a in shown:
+                v = med(w, a, 0)
+                vals.append("%.3f" % (v / base) if v is not None and base else "NaN")
+            f.write(w + " " + " ".join(vals) + "\n")
+    cols = ", ".join("'%s' using %d%s title '%s'" % (dat, k + 2, ":xtic(1)" if k == 0 else "", a)
+                     for k, a in enumerate(shown))
+    script = f"""
+set terminal svg size 1000,480 dynamic font 'sans,11'
+set output '{plot}'
+set title 'Wall time relative to glibc (lower is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key outside right top
+set ylabel 'time / glibc time'
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -30
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 lc rgb '#444444'
+plot {cols}
+"""
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    print("![time relative to glibc](plots/%s)" % plot.split("/")[-1])
+    print()
+EOF
+}
