@@ -362,7 +362,7 @@ int main(int argc, char **argv)
     else if (strcmp(what, "coalesce") == 0)
         show_coalesce();
     else if (strcmp(what, "internal") == 0)
-        show_internal(quick ? 50000 : 200000);
+        show_internal(quick ? 20000 : 50000);
     else if (strcmp(what, "arena") == 0)
         show_arena();
     else if (strcmp(what, "m6") == 0)

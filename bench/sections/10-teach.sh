@@ -15,9 +15,9 @@ for p in "$EV" "$SPEED"; do
     [ -x "$p" ] || { echo "10-teach: $p not built (make)" >&2; exit 1; }
 done
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    speed_args="50000 5"
+    speed_args="30000 5"
 else
-    speed_args="200000 5"
+    speed_args="100000 5"
 fi
 
 # section TITLE TEXT COMMAND...: a subsection with its command and output.
