@@ -120,13 +120,13 @@ if command -v gnuplot >/dev/null; then
     done
     n=$(awk -F, '{ print NF }' <<<"$allocs")
     for what in util throughput; do
-        if [ $what = util ]; then dat=$tmp/col8.dat ylabel="utilization, %" extra="set yrange [0:110]"
-        else dat=$tmp/col7.dat ylabel="million ops/s (log scale)" extra="set logscale y"
+        if [ $what = util ]; then dat=$tmp/col8.dat ylabel="utilization, %" extra="set yrange [0:110]" title=utilization
+        else dat=$tmp/col7.dat ylabel="million ops/s (log scale)" extra="set logscale y" title=throughput
         fi
         gnuplot <<EOF
 set terminal svg size 1100,460 font "DejaVu Sans,11" background "white"
 set output "bench/plots/replay-$what.svg"
-set title "mallet replay: $what per trace"
+set title "mallet replay: $title per trace (higher is better)"
 set linetype 1 lc rgb "#1b9e77"
 set linetype 2 lc rgb "#d95f02"
 set linetype 3 lc rgb "#7570b3"
