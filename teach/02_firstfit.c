@@ -53,6 +53,7 @@ typedef struct ff_header {
 static teach_source_t ff_src;    // the break and the large blocks
 static ff_header_t *ff_list;     // the free list, oldest free block first
 static ff_header_t *ff_tail;     // its last block, where free appends
+static size_t ff_max_free;       // no free block is bigger (exact after a search that failed)
 static size_t ff_live;           // usable bytes of the blocks in use
 
 // Header access, with the checkers told that the allocator (and only the
@@ -105,6 +106,8 @@ static void *ff_hand_out(ff_header_t *h, size_t size, size_t n)
 // in order instead of cutting big blocks for small requests.
 static void ff_append(ff_header_t *h, size_t size)
 {
+    if (size > ff_max_free)
+        ff_max_free = size;
     ff_write_free(h, size, NULL);
     if (ff_tail)
         ff_write_free(ff_tail, ff_read(ff_tail).size & ~FF_FREE, h);
@@ -134,16 +137,26 @@ static void *ff_malloc(size_t n)
         return p;
     }
     size_t size = ff_block_size(n);
-    // First fit: the first free block big enough, taken whole.
-    ff_header_t *prev = NULL;
-    for (ff_header_t *h = ff_list; h; ) {
-        ff_header_t v = ff_read(h);
-        if ((v.size & ~FF_FREE) >= size) {
-            ff_unlink(prev, h, v.next);
-            return ff_hand_out(h, v.size & ~FF_FREE, n);
+    // First fit: the first free block big enough, taken whole. A search
+    // that fails sees every free block, so it learns the biggest; until a
+    // bigger block is freed, requests above that skip the walk (without
+    // this, a program that is still growing walks the whole list on every
+    // malloc).
+    if (size <= ff_max_free) {
+        size_t biggest = 0;
+        ff_header_t *prev = NULL;
+        for (ff_header_t *h = ff_list; h; ) {
+            ff_header_t v = ff_read(h);
+            size_t have = v.size & ~FF_FREE;
+            if (have >= size) {
+                ff_unlink(prev, h, v.next);
+                return ff_hand_out(h, have, n);
+            }
+            biggest = have > biggest ? have : biggest;
+            prev = h;
+            h = v.next;
         }
-        prev = h;
-        h = v.next;
+        ff_max_free = biggest;
     }
     ff_header_t *h = source_grow(&ff_src, size);
     if (h == NULL)
@@ -257,6 +270,7 @@ static void ff_reset(void)
 {
     source_reset(&ff_src);
     ff_list = ff_tail = NULL;
+    ff_max_free = 0;
     ff_live = 0;
 }
 

@@ -55,6 +55,7 @@ typedef struct sp_header {
 static teach_source_t sp_src;    // the break and the large blocks
 static sp_header_t *sp_list;     // the free list, oldest free block first
 static sp_header_t *sp_tail;     // its last block, where free appends
+static size_t sp_max_free;       // no free block is bigger (exact after a search that failed)
 static size_t sp_live;           // usable bytes of the blocks in use
 
 // Header access, with the checkers told that the allocator (and only the
@@ -119,6 +120,8 @@ static sp_header_t *sp_cut_tail(sp_header_t *h, size_t have, size_t size, sp_hea
 // in order instead of cutting big blocks for small requests.
 static void sp_append(sp_header_t *h, size_t size)
 {
+    if (size > sp_max_free)
+        sp_max_free = size;
     sp_write_free(h, size, NULL);
     if (sp_tail)
         sp_write_free(sp_tail, sp_read(sp_tail).size & ~SP_FREE, h);
@@ -148,19 +151,27 @@ static void *sp_malloc(size_t n)
         return p;
     }
     size_t size = sp_block_size(n);
-    // First fit: the first free block big enough.
-    sp_header_t *prev = NULL;
-    for (sp_header_t *h = sp_list; h; ) {
-        sp_header_t v = sp_read(h);
-        size_t have = v.size & ~SP_FREE;
-        if (have >= size + SP_KEEP)              // room to spare: split
-            return sp_hand_out(sp_cut_tail(h, have, size, v.next), size, n);
-        if (have >= size) {                      // too small to split: take whole
-            sp_unlink(prev, h, v.next);
-            return sp_hand_out(h, have, n);
+    // First fit: the first free block big enough. A search that fails
+    // sees every free block, so it learns the biggest; until a bigger block
+    // is freed, requests above that skip the walk (cuts only make blocks
+    // smaller, so the bound stays true).
+    if (size <= sp_max_free) {
+        size_t biggest = 0;
+        sp_header_t *prev = NULL;
+        for (sp_header_t *h = sp_list; h; ) {
+            sp_header_t v = sp_read(h);
+            size_t have = v.size & ~SP_FREE;
+            if (have >= size + SP_KEEP)          // room to spare: split
+                return sp_hand_out(sp_cut_tail(h, have, size, v.next), size, n);
+            if (have >= size) {                  // too small to split: take whole
+                sp_unlink(prev, h, v.next);
+                return sp_hand_out(h, have, n);
+            }
+            biggest = have > biggest ? have : biggest;
+            prev = h;
+            h = v.next;
         }
-        prev = h;
-        h = v.next;
+        sp_max_free = biggest;
     }
     // Nothing fits: grow the break by exactly one block, as first fit did.
     // (Growing by bigger chunks would save system calls, but the unused end
@@ -284,6 +295,7 @@ static void sp_reset(void)
 {
     source_reset(&sp_src);
     sp_list = sp_tail = NULL;
+    sp_max_free = 0;
     sp_live = 0;
 }
 
