@@ -10,9 +10,9 @@
 // reservation of address space; in a preload build (TEACH_PRELOAD) it is the
 // process's real sbrk(2), as a classic Unix malloc would use.
 //
-// Large blocks. The free-list designs hand requests of TEACH_MMAP_THRESHOLD
-// bytes and more to mmap, one mapping per block, so a big buffer never pins
-// the break and goes back to the OS on free. The list of large blocks lives
+// Large blocks. The free-list designs and buddy hand requests of
+// TEACH_MMAP_THRESHOLD bytes and more to mmap, one mapping per block, so a
+// big buffer never pins the break and goes back to the OS on free. The list of large blocks lives
 // out of band, in a table in its own mapping (never from malloc: we *are*
 // malloc in a preload build). A large block's payload starts at its mapping,
 // so it is page aligned; free finds it by a scan of the table, which is what
