@@ -70,7 +70,7 @@ callgrind_pairs() {
     echo "| design | instructions per malloc+free pair | ratio to segregated |"
     echo "|---|---:|---:|"
     local seg=
-    for d in segregated firstfit coalesce buddy bump arena; do
+    for d in segregated firstfit split coalesce buddy bump arena; do
         i1=$(callgrind_ir "$d" $n1) i2=$(callgrind_ir "$d" $n2)
         # A rebuild of the program between the two runs (the build folder is
         # shared) shows as a shrinking count: measure that design again.
@@ -83,7 +83,7 @@ callgrind_pairs() {
     echo "\`valgrind --tool=callgrind $SPEED N 1 DESIGN\` at N = $n1 and N = $n2; the"
     echo "figure is the difference of the two instruction totals over the $((n2 - n1)) extra pairs, and"
     echo "includes the benchmark loop's own few instructions (random number, slot"
-    echo "pick, one store). Split is left out: its free list grows with every pair (see above)."
+    echo "pick, one store)."
 }
 
 callgrind_ir() {   # callgrind_ir DESIGN PAIRS: total instructions of one run
