@@ -187,7 +187,8 @@ for p in $PROGRAMS; do
 done
 
 for d in $DESIGNS; do
-    so=$PWD/$BUILD/teach/libteach-$d.so
+    so=$BUILD/teach/libteach-$d.so
+    case $so in /*) ;; *) so=$PWD/$so ;; esac
     if [ ! -f "$so" ]; then
         printf 'skip  %-10s (%s not built)\n' "$d" "$BUILD/teach/libteach-$d.so"
         skipped=$((skipped + 1))
