@@ -241,7 +241,7 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
     if (now >= heap->next_sweep_ms)
         mallet__heap_housekeeping(heap, now);
     mallet__unlock(&heap->lock);
-    mallet__heap_after_slow();
+    mallet__thread_after_slow();
     if (b == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -341,9 +341,4 @@ void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now)
     mallet__span_purge(now, false);
     mallet__large_decay(now, false);
     heap->next_sweep_ms = now + (uint64_t)mallet__option(purge_delay_ms) / 2 + 1;
-}
-
-void mallet__heap_after_slow(void)
-{
-    mallet__thread_after_slow();
 }

@@ -150,9 +150,6 @@ void mallet__heap_collect_all(mallet_heap_t *heap);
 void mallet__heap_abandon(mallet_heap_t *heap);
 // Take a page of the owner's full list back into its queue (lock held).
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page);
-// Work done after a slow path with no lock held: starting the purger,
-// registering fork and exit handlers.
-void mallet__heap_after_slow(void);
 // Housekeeping on the clock: sweep the heap, purge idle units.
 void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now);
 

@@ -185,7 +185,6 @@ void mallet__span_totals(mallet_span_totals_t *t)
     t->mapped = spans.mapped;
     t->resident = spans.mapped - spans.purged_now;
     t->purged = spans.purged;
-    t->retired = spans.retired;
     t->active = t->allocated = t->live_blocks = 0;
     for (mallet_segment_t *seg = spans.first; seg; seg = seg->next) {
         for (unsigned u = 1; u < MALLET_SEG_UNITS; u++) {

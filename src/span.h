@@ -64,7 +64,6 @@ typedef struct mallet_span_totals {
     uint64_t allocated;    // bytes in live small blocks
     uint64_t live_blocks;  // live small blocks
     uint64_t purged;       // bytes purged, ever
-    uint64_t retired;      // bytes of pages retired, ever
 } mallet_span_totals_t;
 
 void mallet__span_totals(mallet_span_totals_t *t);
