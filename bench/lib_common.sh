@@ -140,3 +140,52 @@ plot {cols}
     print()
 EOF
 }
+
+# lib_make_sql FILE ROWS -- a SQL script for sqlite3: ROWS inserts in one
+# transaction, an index, point queries, a join with group by, updates,
+# deletes and a vacuum. Deterministic.
+lib_make_sql() {
+    "$PY" - "$1" "$2" <<'PYEOF'
+import sys
+path, rows = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    f.write("CREATE TABLE person(id INTEGER PRIMARY KEY, name TEXT, city INTEGER, score REAL);\n")
+    f.write("CREATE TABLE city(id INTEGER PRIMARY KEY, name TEXT);\nBEGIN;\n")
+    for i in range(200):
+        f.write("INSERT INTO city VALUES(%d, 'city-%d');\n" % (i, i))
+    for i in range(rows):
+        f.write("INSERT INTO person VALUES(%d, 'person-%d-%s', %d, %d.%d);\n"
+                % (i, i, "x" * (i % 60), i * 7 % 200, i % 1000, i % 10))
+    f.write("COMMIT;\nCREATE INDEX person_city ON person(city);\n")
+    for k in range(50):
+        f.write("SELECT count(*), avg(score) FROM person WHERE city = %d;\n" % k)
+    f.write("SELECT c.name, count(*), round(avg(p.score), 3) FROM person p JOIN city c ON p.city = c.id "
+            "GROUP BY c.name ORDER BY 2 DESC, 1 LIMIT 10;\n")
+    f.write("UPDATE person SET name = upper(name) || name WHERE id % 3 = 0;\n")
+    f.write("DELETE FROM person WHERE id % 5 = 0;\nVACUUM;\n")
+    f.write("SELECT count(*), max(length(name)) FROM person;\n")
+PYEOF
+}
+
+# lib_make_py FILE DOCS -- a Python workload: build DOCS nested documents,
+# dump and parse them as JSON, regex over the text, and 4 threads of small
+# JSON work. Run it with PYTHONMALLOC=malloc so every object goes to malloc.
+lib_make_py() {
+    cat >"$1" <<PYEOF
+import json, re, threading
+N = $2
+docs = [{"id": i, "name": "item-%d" % i, "tags": ["t%d" % (i * k % 97) for k in range(20)],
+         "nested": {"values": list(range(i % 50)), "text": "word " * (i % 30)}} for i in range(N)]
+blob = json.dumps(docs, sort_keys=True)
+assert json.loads(blob) == docs
+hits = len(re.findall(r"t(\\d+)", blob))
+def worker(k):
+    out = []
+    for i in range(N // 8):
+        out.append(re.sub(r"\\d", "#", json.dumps({"k": k, "i": i, "pad": "x" * (i % 200)})))
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(blob), hits)
+PYEOF
+}
