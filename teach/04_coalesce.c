@@ -176,7 +176,38 @@ static co_header_t *co_release(co_header_t *h, size_t size)
     return h;
 }
 
-// --- malloc and free ----------------------------------------------------------
+// The whole heap against the invariants above: true when they hold. Costs a
+// walk of the heap and the list, so it runs only in DEBUG=3 builds.
+static bool co_heap_ok(void)
+{
+    char *at = source_base(&co_src), *top = source_top(&co_src);
+    size_t free_blocks = 0, listed = 0;
+    bool prev_free = false;
+    while (at && at < top) {
+        co_header_t v = co_read((co_header_t *)at);
+        size_t size = v.size & ~CO_FLAGS;
+        bool is_free = v.size & CO_FREE;
+        if (size < CO_MIN || size % TEACH_ALIGN || at + size > top)
+            return false;                         // not a block size
+        if (!!(v.size & CO_PFREE) != prev_free || (is_free && prev_free))
+            return false;                         // P bit wrong, or two free neighbours
+        if (is_free && (v.magic != CO_FREED || co_prev_size((co_header_t *)(at + size)) != size))
+            return false;                         // free block without its footer
+        if (!is_free && v.magic != CO_MAGIC)
+            return false;
+        free_blocks += is_free;
+        prev_free = is_free;
+        at += size;
+    }
+    if (prev_free != co_end_pfree)
+        return false;
+    for (co_header_t *h = co_list; h; h = co_get_links(h).next)
+        if (!(co_read(h).size & CO_FREE) || ++listed > free_blocks)
+            return false;                         // a used block, or a cycle, on the list
+    return listed == free_blocks;
+}
+
+// --- malloc and free ------------------------------------------------------------
 
 // Block size for a request below TEACH_MMAP_THRESHOLD (so no overflow):
 // header + payload rounded up to 16, at least CO_MIN.
@@ -205,6 +236,7 @@ static void *co_take(co_header_t *h, size_t have, size_t size, size_t n)
     co_live += size - HDR;
     void *p = (char *)b + HDR;
     MALLET_TRACK_MALLOC(p, n, size - HDR, false);
+    mallet_assert_expensive(co_heap_ok());
     return p;
 }
 
@@ -281,6 +313,7 @@ static void co_free(void *p)
     // is left inside that block, still saying "freed" to a second free.
     co_write(h, v.size | CO_FREE, CO_FREED, 0);
     co_release(h, size);
+    mallet_assert_expensive(co_heap_ok());
     errno = saved;
 }
 
@@ -320,6 +353,7 @@ static void co_trim(co_header_t *h, size_t have, size_t size, size_t n)
         co_release(t, have - size);
     }
     co_live = co_live - have + size;
+    mallet_assert_expensive(co_heap_ok());
 }
 
 static void *co_realloc(void *p, size_t n)
