@@ -106,7 +106,9 @@ static inline void *source_grow(teach_source_t *s, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    MALLET_TRACK_MEM_NOACCESS(old, n);
+    // Poison up to the end of the committed pages, not just the new break, so
+    // one byte past the topmost block is caught too.
+    MALLET_TRACK_MEM_NOACCESS(old, (size_t)(s->brk.committed - (char *)old));
     return old;
 }
 
@@ -244,7 +246,7 @@ static inline void source_reset(teach_source_t *s)
         source_large_free(s, (intptr_t)s->nlarge - 1);
     if (s->ready) {
         // Unpoison first: the range may serve a different design next.
-        MALLET_TRACK_MEM_UNDEFINED(s->brk.base, (size_t)(s->brk.top - s->brk.base));
+        MALLET_TRACK_MEM_UNDEFINED(s->brk.base, (size_t)(s->brk.committed - s->brk.base));
         mallet__brk_reset(&s->brk);
     }
 }
