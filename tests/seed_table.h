@@ -210,6 +210,7 @@ static inline bool seed_run_one(const char *case_name, seed_case_fn fn,
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        test_failures = 0;       // count this allocator's failures only
         fn(&t);
         fflush(NULL);
         _exit(test_failures ? 1 : 0);
@@ -354,7 +355,7 @@ static inline void seed_write_past(void *arg)
 // after a block that fills its 16-byte slot exactly.
 static inline void seed_asan_overflow(const seed_target_t *t)
 {
-    static const size_t sizes[] = { 1, 13, 100, 1001, 4000 + 7, TEACH_MMAP_THRESHOLD + 5,
+    static const size_t sizes[] = { 1, 13, 16, 64, 100, 1001, 4000 + 7, 4096, TEACH_MMAP_THRESHOLD + 5,
                                     (1 << 20) + 3 };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         char out[4096];
