@@ -350,9 +350,10 @@ static inline void seed_write_past(void *arg)
 }
 
 // In the SAN=address build, writing one byte past the n asked for is
-// reported by ASan (the designs poison the tail through track.h). Sizes that
-// are not multiples of 16 only: a headerless design has no gap to poison
-// after a block that fills its 16-byte slot exactly.
+// reported by ASan: the designs poison the tail of a block, their headers
+// and the unused pages past the break through track.h. Sizes that fill
+// their 16-byte slot exactly (16, 64, 4096) land on the next header or past
+// the break; an allocator without headers would need redzones for those.
 static inline void seed_asan_overflow(const seed_target_t *t)
 {
     static const size_t sizes[] = { 1, 13, 16, 64, 100, 1001, 4000 + 7, 4096, TEACH_MMAP_THRESHOLD + 5,
