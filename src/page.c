@@ -123,10 +123,13 @@ void mallet__page_swap_in(mallet_page_t *page)
     }
 }
 
+// The bitmap words of the page's carved blocks (no block beyond them has
+// ever been handed out, so their bits are clear).
 static inline const uint64_t *page_bits(const mallet_page_t *page, size_t *words)
 {
     uintptr_t s = (uintptr_t)page->start;
-    *words = (size_t)page->units * (MALLET_UNIT_SIZE >> (MALLET_GRAIN_SHIFT + 6));
+    size_t carved = (size_t)page->capacity * page->block_size;
+    *words = (carved + (64 << MALLET_GRAIN_SHIFT) - 1) >> (MALLET_GRAIN_SHIFT + 6);
     return mallet__bit_word(s);
 }
 
