@@ -121,6 +121,7 @@ void mallet__heap_release_locked(mallet_heap_t *heap)
 static void heap_set_current(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
 {
     const mallet_class_t *k = &mallet__classes[c];
+    mallet_assert(page == &mallet__page_empty || (page->cls == c && page->where == MALLET_PAGE_QUEUE));
     heap->current[c] = page;
     for (unsigned i = k->direct_lo; i <= k->direct_hi; i++)
         heap->direct[i] = page;
@@ -152,6 +153,7 @@ static void heap_uninstall(mallet_heap_t *heap, unsigned c)
 
 static void heap_make_full(mallet_heap_t *heap, mallet_page_t *page)
 {
+    mallet_assert(page->where == MALLET_PAGE_QUEUE && page->free == 0 && page->local_free == 0);
     mallet__page_list_remove(&heap->queue[page->cls], page);
     mallet__page_list_push(&heap->full[page->cls], page);
     page->where = MALLET_PAGE_FULLQ;

@@ -117,6 +117,7 @@ void mallet__page_collect(mallet_page_t *page)
 
 void mallet__page_swap_in(mallet_page_t *page)
 {
+    mallet_assert_expensive(mallet__page_free_count(page) + mallet__page_used(page) <= page->capacity);
     if (page->free == 0) {
         page->free = page->local_free;
         page->local_free = 0;

@@ -110,6 +110,8 @@ void mallet__span_page_retire(mallet_page_t *page)
     unsigned u = (unsigned)(((uintptr_t)page->start & MALLET_SEG_MASK) >> MALLET_UNIT_SHIFT);
     unsigned n = page->units;
     uint64_t now = mallet__clock_ms();
+    mallet_assert(page->block_size != 0 && page == seg->unit_page[u]);
+    mallet_assert_expensive(mallet__page_is_empty(page));
 #if MALLET_TRACK_ENABLED
     if (page->req)
         mallet__os_release(page->req, (page->reserved * sizeof(uint32_t) + mallet__os_page_size() - 1) &
