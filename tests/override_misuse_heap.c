@@ -16,6 +16,9 @@
 //   write after free, payload      not detected                "write after free of", at reuse
 //   write after free, first word   "heap corruption", at reuse "write after free of", when it
 //                                                              leaves the quarantine
+//   touching the end of a page     reads what is there         SIGSEGV (guard page)
+//   touching the end of the
+//   segment's metadata unit        reads what is there         SIGSEGV (guard page)
 //
 // The secure build compiles this file with MALLET_SECURE=1. Each misuse
 // runs in a forked child with stderr captured; a report is one line naming
@@ -304,4 +307,47 @@ TEST(write_after_free_over_the_link)
         expect_report(&o, "free(): write after free of", NULL);
     else
         expect_report(&o, "heap corruption", NULL);
+}
+
+// --- guard pages ------------------------------------------------------------------------
+
+// The last OS page of the page holding a 16-byte block (such pages are one
+// 64 KiB unit), and the last OS page of the metadata unit that starts the
+// block's 4 MiB segment.
+static void touch(void *addr)
+{
+    volatile char *c = addr;
+    fprintf(stderr, "read %d\n", c[0]);
+}
+
+static void expect_guard(const outcome_t *o)
+{
+    if (MALLET_SECURE)
+        CHECK(WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGSEGV);
+    else
+        CHECK(WIFEXITED(o->status) && WEXITSTATUS(o->status) == 0);
+}
+
+TEST(guard_page_at_the_end_of_a_page)
+{
+    SKIP_UNDER_MEMCHECK();
+    SKIP_ON_GLIBC();
+    uintptr_t p = (uintptr_t)opaque_ptr(malloc(8));
+    uintptr_t unit = 64 << 10, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    outcome_t o;
+    run_child(touch, (void *)((p & ~(unit - 1)) + unit - pg), &o);
+    expect_guard(&o);
+    free((void *)p);
+}
+
+TEST(guard_page_after_the_segment_metadata)
+{
+    SKIP_UNDER_MEMCHECK();
+    SKIP_ON_GLIBC();
+    uintptr_t p = (uintptr_t)opaque_ptr(malloc(8));
+    uintptr_t seg = 4 << 20, unit = 64 << 10, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    outcome_t o;
+    run_child(touch, (void *)((p & ~(seg - 1)) + unit - pg), &o);
+    expect_guard(&o);
+    free((void *)p);
 }
