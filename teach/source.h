@@ -16,7 +16,9 @@
 // out of band, in a table in its own mapping (never from malloc: we *are*
 // malloc in a preload build). A large block's payload starts at its mapping,
 // so it is page aligned; free finds it by a scan of the table, which is what
-// lets free reject a pointer we never handed out without touching it.
+// lets free reject a pointer we never handed out without touching it. (Once
+// unmapped a large block leaves no trace, so freeing it twice is reported as
+// an invalid pointer, not as a double free.)
 //
 // Invariants: base <= top of the break; every pointer source_grow returns
 // is 16-byte aligned; new break memory is marked NOACCESS for the checkers
