@@ -232,13 +232,14 @@ if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; 
         else
             fail redis_server_runs_on_the_library "library not in /proc/$REDIS_PID/maps"
         fi
-        # The default suite minus the 300..600-element LRANGE runs, which add a
-        # minute and no allocation pattern LRANGE_100 does not have.
+        # The default suite's commands, one per data type, without the
+        # 300..600-element LRANGE runs (a minute more, no allocation pattern
+        # LRANGE_100 lacks) and the PING/RPUSH/LPOP/ZPOPMIN twins.
         timeout 150 redis-benchmark -p "$port" -n 100000 -q \
-            -t ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset \
+            -t set,get,incr,lpush,rpop,sadd,hset,spop,zadd,lrange_100,mset \
             2>&1 | tr '\r' '\n' | grep -E 'requests per second|rror' >"$WORK/bench.out"
         lines=$(grep -c 'requests per second' "$WORK/bench.out")
-        if [ "$lines" -ge 15 ] && ! grep -qi error "$WORK/bench.out" && kill -0 "$REDIS_PID" 2>/dev/null; then
+        if [ "$lines" -ge 11 ] && ! grep -qi error "$WORK/bench.out" && kill -0 "$REDIS_PID" 2>/dev/null; then
             pass redis_benchmark_completes
         else
             fail redis_benchmark_completes "$lines result lines: $(head -c 400 "$WORK/bench.out")"
