@@ -28,6 +28,7 @@ TEST(double_free)   { run_case("double_free"); }
 TEST(invalid_free)  { run_case("invalid_free"); }
 TEST(bad_input)     { run_case("bad_input"); }
 TEST(exhausted)     { run_case("exhausted"); }
+TEST(reset)         { run_case("reset"); }
 
 TEST(asan_overflow)
 {
