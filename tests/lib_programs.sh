@@ -64,6 +64,17 @@ else
     fail library_is_mapped_in_the_process "$(basename "$LIB") not in /proc/self/maps"
 fi
 
+# libmallet's own summary at exit: its counters saw the program's mallocs.
+if [ "$(basename "$LIB")" = libmallet.so ]; then
+    calls=$(MALLET_STATS=1 LD_PRELOAD=$LIB $PY -c 'print(sum(len(str(i)) for i in range(100000)))' 2>&1 >/dev/null |
+        awk '$2 == "malloc_calls" { print $3 }')
+    if [ -n "$calls" ] && [ "$calls" -gt 1000 ]; then
+        pass mallet_stats_summary_counts_the_programs_mallocs
+    else
+        fail mallet_stats_summary_counts_the_programs_mallocs "MALLET_STATS=1 printed malloc_calls '$calls'"
+    fi
+fi
+
 # --- python3 -------------------------------------------------------------------
 cat >"$WORK/work.py" <<'EOF'
 import json, re, threading, hashlib
