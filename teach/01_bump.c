@@ -16,24 +16,26 @@
 //
 // Invariants. Blocks tile [base, break) with no gaps, in the order they were
 // handed out; every block size is a multiple of 16 and at least 32 bytes;
-// every header holds BUMP_MAGIC.
+// every header holds BUMP_MAGIC (or BUMP_FREED, see free).
 //
 // Known weakness: memory is never reused. A program that frees as much as
 // it allocates still grows without end: a loop of malloc(64)/free() moves
 // the break on every call (tests/test_teach_weaknesses.c:
-// bump_footprint_grows_with_a_malloc_free_loop). Because free keeps no record, a double
-// free cannot be told from a good one; free only rejects pointers outside
-// the break or without a header.
+// bump_footprint_grows_with_a_malloc_free_loop). Because nothing is reused,
+// a double free does no harm and is not reported; free only rejects
+// pointers outside the break or without a header. (free does mark the
+// header, for the accounting and the memory checkers: see bump_free.)
 //
 // One nicety: realloc of the last block grows it in place by moving the
 // break, which is how a string builder would like it.
 #include "source.h"
 
 #define BUMP_MAGIC 0xb0b0                    // marks a header we wrote
+#define BUMP_FREED 0xb0bf                    // ... of a block free() was called on
 
 typedef struct bump_header {
     uint64_t size : 48;          // bytes in the block, header included
-    uint64_t magic : 16;         // BUMP_MAGIC: tells our headers from stray pointers
+    uint64_t magic : 16;         // BUMP_MAGIC or BUMP_FREED: tells our headers from stray pointers
     uint64_t request;            // bytes asked for; the checkers guard the rest
 } bump_header_t;
 
@@ -97,7 +99,7 @@ static bump_header_t bump_check(void *p, const char *func)
     if (((uintptr_t)p & (TEACH_ALIGN - 1)) || !source_in_brk(&bump_src, h))
         mallet__fatal("teach-bump", func, "invalid pointer", p);
     bump_header_t v = bump_read(h);
-    if (v.magic != BUMP_MAGIC)
+    if (v.magic != BUMP_MAGIC && v.magic != BUMP_FREED)
         mallet__fatal("teach-bump", func, "invalid pointer", p);
     return v;
 }
@@ -108,8 +110,18 @@ static void bump_free(void *p)
         return;
     bump_header_t v = bump_check(p, "free");
     // Nothing to give back: the memory stays where it is, forever. Only the
-    // accounting (and the checkers) hear about the free.
-    bump_live -= v.size - HDR;
+    // accounting and the checkers hear about the free. The mark keeps a
+    // second free out of the accounting, and tells reset which blocks the
+    // checkers already know are gone; the checkers hear of every free, so
+    // under memcheck a double free is reported.
+    if (v.magic == BUMP_MAGIC) {
+        bump_live -= v.size - HDR;
+        bump_header_t *h = bump_header_of(p);
+        v.magic = BUMP_FREED;
+        MALLET_TRACK_MEM_UNDEFINED(h, HDR);
+        *h = v;
+        MALLET_TRACK_MEM_NOACCESS(h, HDR);
+    }
     MALLET_TRACK_FREE(p, v.size - HDR);
 }
 
@@ -171,6 +183,14 @@ static void bump_walk(teach_visit_fn visit, void *ctx)
 
 static void bump_reset(void)
 {
+    // The checkers hear that every block not yet freed is gone.
+    char *at = source_base(&bump_src), *top = source_top(&bump_src);
+    while (MALLET_TRACK_ENABLED && at && at < top) {
+        bump_header_t v = bump_read((bump_header_t *)at);
+        if (v.magic == BUMP_MAGIC)
+            MALLET_TRACK_FREE(at + HDR, v.size - HDR);
+        at += v.size;
+    }
     source_reset(&bump_src);
     bump_live = 0;
 }

@@ -268,6 +268,8 @@ static void ff_walk(teach_visit_fn visit, void *ctx)
 
 static void ff_reset(void)
 {
+    if (MALLET_TRACK_ENABLED)
+        ff_walk(source_forget_used, &ff_src);
     source_reset(&ff_src);
     ff_list = ff_tail = NULL;
     ff_max_free = 0;

@@ -293,6 +293,8 @@ static void sp_walk(teach_visit_fn visit, void *ctx)
 
 static void sp_reset(void)
 {
+    if (MALLET_TRACK_ENABLED)
+        sp_walk(source_forget_used, &sp_src);
     source_reset(&sp_src);
     sp_list = sp_tail = NULL;
     sp_max_free = 0;

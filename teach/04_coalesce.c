@@ -418,6 +418,8 @@ static void co_walk(teach_visit_fn visit, void *ctx)
 
 static void co_reset(void)
 {
+    if (MALLET_TRACK_ENABLED)
+        co_walk(source_forget_used, &co_src);
     source_reset(&co_src);
     co_list = NULL;
     co_end_pfree = false;

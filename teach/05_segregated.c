@@ -431,6 +431,8 @@ static void sg_walk(teach_visit_fn visit, void *ctx)
 
 static void sg_reset(void)
 {
+    if (MALLET_TRACK_ENABLED)
+        sg_walk(source_forget_used, &sg_src);
     source_reset(&sg_src);
     memset(sg_class, 0, sizeof sg_class);
     sg_list = NULL;

@@ -313,6 +313,8 @@ static void bd_walk(teach_visit_fn visit, void *ctx)
 
 static void bd_reset(void)
 {
+    if (MALLET_TRACK_ENABLED)
+        bd_walk(source_forget_used, &bd_src);
     source_reset(&bd_src);
     memset(bd_list, 0, sizeof bd_list);
     bd_base = NULL;

@@ -241,6 +241,18 @@ static inline size_t source_footprint(const teach_source_t *s)
     return (s->ready ? (size_t)(s->brk.top - s->brk.base) : 0) + s->large_bytes;
 }
 
+// reset() forgets the blocks still in use; the checkers must hear that they
+// are gone, or memcheck finds the next blocks at the same addresses overlap
+// them. A design passes this to its own walk(), with ctx its source: every
+// used block in the break (all with 16-byte headers) is announced freed; the
+// large blocks are announced by source_reset.
+static inline void source_forget_used(void *ctx, void *addr, size_t size, bool used)
+{
+    if (used && source_in_brk((teach_source_t *)ctx, addr))
+        MALLET_TRACK_FREE((char *)addr + TEACH_ALIGN, size - TEACH_ALIGN);
+    (void)ctx, (void)addr, (void)size, (void)used;
+}
+
 // Forget everything: unmap the large blocks and move the break back to base.
 static inline void source_reset(teach_source_t *s)
 {
