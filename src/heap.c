@@ -79,6 +79,9 @@ static mallet_heap_t *heap_record(void)
 mallet_heap_t *mallet__heap_create(void)
 {
     mallet__init();
+    // Start-up may have allocated (pthread_atfork): the heap may exist now.
+    if (mallet__tls_heap != &mallet__heap_empty)
+        return mallet__tls_heap;
     mallet_heap_t *heap = heap_record();
     if (heap == NULL) {
         errno = ENOMEM;

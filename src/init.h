@@ -14,13 +14,21 @@
 #include <stdint.h>
 
 extern int mallet__init_state;      // 0 not started, 1 running, 2 done
+extern uint8_t mallet__fork_state;  // fork handlers: 0 none, 1 registering, 2 registered
 
 void mallet__init_slow(void);
+// Register the fork handlers (thread.c); others wait until it is done.
+void mallet__thread_register_fork(void);
 
+// Every slow-path entry that may take a lock comes through here, so no lock
+// is ever held before the fork handlers exist. They are registered after
+// start-up, not during it: pthread_atfork may allocate.
 static inline void mallet__init(void)
 {
     if (__builtin_expect(__atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE) != 2, 0))
         mallet__init_slow();
+    if (__builtin_expect(__atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE) != 2, 0))
+        mallet__thread_register_fork();
 }
 
 // 64 random-looking bits, different on every call (thread-safe).

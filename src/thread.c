@@ -9,8 +9,9 @@
 // becomes the owner and collects those frees); the purger retires the ones
 // that become empty with nobody adopting them.
 //
-// Fork: one pthread_atfork registration, made lazily from a slow path (it
-// may allocate, so never from a constructor and never under a lock). The
+// Fork: one pthread_atfork registration, made lazily by the first slow path
+// after start-up, before it takes any lock (it may allocate, so never from a
+// constructor, never during start-up, never under a lock). The
 // prepare handler takes every lock in the global order of lock.h --
 // heaps_lock, every heap's lock in list order, abandoned_lock, seg_lock,
 // large_lock -- so no other thread is inside the allocator's shared state
@@ -20,7 +21,9 @@
 #include "thread.h"
 
 #include <pthread.h>
+#include <sched.h>
 
+#include "init.h"
 #include "large.h"
 #include "purge.h"
 
@@ -30,7 +33,8 @@ mallet_lock_t mallet__abandoned_lock;
 static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per class
 static pthread_key_t exit_key;
 static bool exit_key_ok;                                // exit_key was created
-static uint8_t atfork_state;                            // 0 none, 1 registering/done
+uint8_t mallet__fork_state;                             // see init.h
+static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec")));
 
 static void thread_exit(void *value)
 {
@@ -160,10 +164,24 @@ static void fork_child(void)
     mallet__unlock(&mallet__heaps_lock);
 }
 
+void mallet__thread_register_fork(void)
+{
+    if (fork_registering)
+        return;               // pthread_atfork allocating: let it
+    uint8_t expect = 0;
+    if (__atomic_compare_exchange_n(&mallet__fork_state, &expect, 1, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        fork_registering = 1;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        fork_registering = 0;
+        __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    while (__atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+}
+
 void mallet__thread_after_slow(void)
 {
-    if (__atomic_load_n(&atfork_state, __ATOMIC_RELAXED) == 0 &&
-        __atomic_exchange_n(&atfork_state, 1, __ATOMIC_ACQ_REL) == 0)
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
     mallet__purge_maybe_start();
 }

@@ -23,8 +23,8 @@ void mallet__thread_abandon_page(mallet_page_t *page);
 mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c);
 // Collect abandoned pages and retire the ones left empty.
 void mallet__thread_sweep_abandoned(void);
-// After a slow path, no lock held: register the fork handlers once, start
-// the purger thread when the process has grown.
+// After a slow path, no lock held: start the purger thread when the
+// process has grown.
 void mallet__thread_after_slow(void);
 
 #endif
