@@ -729,19 +729,14 @@ static inline void seed_exhausted(const seed_target_t *t)
 }
 
 // reset() forgets every block, live or free, and gives the memory back:
-// the footprint, live_bytes and walk are all empty after it, and the heap
-// serves again as new. Under valgrind only the arena announces the blocks
-// it forgets to memcheck (the others' reset leaves them registered, and the
-// next round's blocks at the same addresses overlap them), so there the
-// others get their blocks freed first and a line in the log says so.
+// the footprint, live_bytes and walk are all empty after it, the heap
+// serves again as new, and under valgrind the blocks it forgot are
+// announced freed (else the next round's blocks at the same addresses
+// overlap them in memcheck's eyes, and leaks are reported).
 static inline void seed_reset(const seed_target_t *t)
 {
     const teach_allocator_t *a = t->a;
     void *p[SEED_NSIZES];
-    bool free_first = seed_under_valgrind() && !(t->traits & SEED_RESETS);
-    if (free_first)
-        fprintf(stderr, "  [%s] reset does not tell memcheck about live blocks: freeing them"
-                " first\n", a->name);
     for (int round = 0; round < 2; round++) {
         for (size_t i = 0; i < SEED_NSIZES; i++) {
             p[i] = a->malloc(seed_sizes[i]);
@@ -749,7 +744,7 @@ static inline void seed_reset(const seed_target_t *t)
                 return;
             seed_fill(p[i], seed_sizes[i], (uint8_t)i);
         }
-        for (size_t i = 0; i < SEED_NSIZES; i += free_first ? 1 : 2)
+        for (size_t i = 0; i < SEED_NSIZES; i += 2)
             a->free(p[i]);
         a->reset();
         seed_walk_t w = seed_walk(a);
