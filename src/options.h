@@ -18,6 +18,8 @@
     X(large_cache_mb, 64, "MiB of freed large blocks kept mapped for reuse")                        \
     X(large_cache_count, 64, "freed large blocks kept mapped for reuse, at most")                   \
     X(map_budget, 16384, "mappings of large blocks libmallet keeps, at most (the kernel allows 65530 by default)") \
+    X(hugepages, 0, "1: segments are advised MADV_HUGEPAGE, pages fill the densest 2 MiB unit first, and purging gives back whole 2 MiB units only, so huge pages stay whole") \
+    X(numa, 0, "1: a thread heap's new pages prefer (mbind MPOL_PREFERRED) the NUMA node of the CPU the thread runs on") \
     X(stats, 0, "1: print a statistics summary on stderr at exit")
 
 typedef enum {
