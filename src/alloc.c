@@ -62,6 +62,9 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
     if (!mallet__page_is_block(page, p) || !mallet__bit_get(p))
         mallet__fatal("mallet", func, "invalid pointer", ptr);
     *block = page->block_size;
+#if MALLET_SECURE
+    return mallet__secure_request(page, p, func);
+#endif
 #if MALLET_TRACK_ENABLED
     if (page->req)
         return page->req[mallet__page_index(page, p)];
@@ -87,7 +90,10 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
     }
     size_t block, held = block_sizes(p, "realloc", &block);
     if (block <= MALLET_SMALL_MAX && mallet__span_page_of((uintptr_t)p)) {
-        if (size <= block && size >= block / 2) {
+        if (MALLET_SECURE_PAD(size) <= block && size >= block / 2) {
+#if MALLET_SECURE
+            mallet__secure_resize(mallet__span_page_of((uintptr_t)p), (uintptr_t)p, size);
+#endif
 #if MALLET_TRACK_ENABLED
             mallet_page_t *page = mallet__span_page_of((uintptr_t)p);
             if (page->req)
@@ -122,8 +128,8 @@ static void *aligned_block(size_t align, size_t size)
 {
     if (align <= MALLET_GRAIN)
         return mallet__malloc_fast(size);
-    if (align <= MALLET_UNIT_SIZE && size <= MALLET_SMALL_MAX) {
-        unsigned c = mallet__size_class(size);
+    if (align <= MALLET_UNIT_SIZE && MALLET_SECURE_PAD(size) <= MALLET_SMALL_MAX) {
+        unsigned c = mallet__size_class(MALLET_SECURE_PAD(size));
         while (c < MALLET_CLASSES && mallet__class_size(c) % align != 0)
             c++;
         if (c < MALLET_CLASSES) {

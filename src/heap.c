@@ -231,7 +231,7 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
         if (heap == NULL)
             return NULL;
     }
-    unsigned c = cls < 0 ? mallet__size_class(req) : (unsigned)cls;
+    unsigned c = cls < 0 ? mallet__size_class(MALLET_SECURE_PAD(req)) : (unsigned)cls;
     if (heap->rf_count)
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);
@@ -257,8 +257,8 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
 
 void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
 {
-    if (size <= MALLET_SMALL_MAX) {
-        unsigned c = mallet__size_class(size);
+    if (MALLET_SECURE_PAD(size) <= MALLET_SMALL_MAX) {
+        unsigned c = mallet__size_class(MALLET_SECURE_PAD(size));
         void *b = mallet__page_pop(heap->current[c], size);
         return b ? b : mallet__malloc_slow(heap, size, (int)c);
     }
@@ -316,6 +316,9 @@ void mallet__heap_collect_all(mallet_heap_t *heap)
 
 void mallet__heap_abandon(mallet_heap_t *heap)
 {
+#if MALLET_SECURE
+    mallet__secure_flush(heap);
+#endif
     if (heap->rf_count)
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);

@@ -29,6 +29,7 @@
 #include "debug/track.h"
 #include "lock.h"
 #include "page.h"
+#include "secure.h"
 #include "span.h"
 #include "stats.h"
 
@@ -45,6 +46,10 @@ typedef struct mallet_heap {
     uint32_t rf_count;                             // batch: blocks
     uint64_t next_sweep_ms;                        // clock time of the next housekeeping
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
+#if MALLET_SECURE
+    uintptr_t quarantine[MALLET_QUARANTINE];       // freed blocks held back from reuse (secure.c)
+    uint32_t quarantine_next;                      // the slot the next freed block takes
+#endif
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
     // Last, and never cleared when a record is reused: another thread may
@@ -74,6 +79,9 @@ static inline void mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t 
         page->req[mallet__page_index(page, b)] = (uint32_t)req;
 #endif
     MALLET_TRACK_MALLOC((void *)b, req, page->block_size, 0);
+#if MALLET_SECURE
+    mallet__secure_on_alloc(page, b, req);
+#endif
     (void)page, (void)b, (void)req;
 }
 
@@ -96,8 +104,8 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
 static inline void *mallet__malloc_fast(size_t size)
 {
     mallet_heap_t *heap = mallet__tls_heap;
-    if (__builtin_expect(size <= MALLET_DIRECT_MAX, 1)) {
-        mallet_page_t *page = heap->direct[(size + MALLET_GRAIN - 1) >> MALLET_GRAIN_SHIFT];
+    if (__builtin_expect(MALLET_SECURE_PAD(size) <= MALLET_DIRECT_MAX, 1)) {
+        mallet_page_t *page = heap->direct[(MALLET_SECURE_PAD(size) + MALLET_GRAIN - 1) >> MALLET_GRAIN_SHIFT];
         void *b = mallet__page_pop(page, size);
         if (__builtin_expect(b != NULL, 1))
             return b;
@@ -106,7 +114,9 @@ static inline void *mallet__malloc_fast(size_t size)
     return mallet__malloc_generic(heap, size);
 }
 
-static inline void mallet__free_fast(void *ptr, const char *func)
+// Free a block now: the default build's free, the secure build's for a
+// block leaving the quarantine.
+static inline void mallet__free_now(void *ptr, const char *func)
 {
     uintptr_t p = (uintptr_t)ptr;
     // Rotating the low bits to the top makes a misaligned pointer (and NULL,
@@ -126,6 +136,16 @@ static inline void mallet__free_fast(void *ptr, const char *func)
         }
     }
     mallet__free_slow(ptr, func);
+}
+
+static inline void mallet__free_fast(void *ptr, const char *func)
+{
+#if MALLET_SECURE
+    ptr = mallet__secure_quarantine(ptr, func);
+    if (ptr == NULL)
+        return;
+#endif
+    mallet__free_now(ptr, func);
 }
 
 // --- heap.c ---------------------------------------------------------------------

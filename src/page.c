@@ -10,6 +10,7 @@
 
 #include "os/os.h"
 #include "init.h"
+#include "secure.h"
 
 #include <stdlib.h>
 
@@ -30,6 +31,9 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
     page->reserved = k->blocks;
     page->cls = (uint8_t)cls;
     page->units = k->units;
+#if MALLET_SECURE
+    page->reserved = mallet__secure_capacity(page);
+#endif
     page->spare_seen = 0;
     page->internal = 0;
     page->next = page->prev = NULL;
@@ -54,11 +58,15 @@ bool mallet__page_extend(mallet_page_t *page)
     if (n > page->reserved - page->capacity)
         n = page->reserved - page->capacity;
     uintptr_t first = (uintptr_t)page->start + (uintptr_t)page->capacity * page->block_size;
+#if MALLET_SECURE
+    mallet__secure_carve(page, first, n);
+#else
     uintptr_t b = first;
     for (uint32_t i = 1; i < n; i++, b += page->block_size)
         mallet__link_write(page, b, b + page->block_size);
     mallet__link_write(page, b, page->free);
     page->free = first;
+#endif
     page->capacity += n;
     return true;
 }

@@ -14,6 +14,7 @@
 #include "init.h"
 #include "options.h"
 #include "os/os.h"
+#include "secure.h"
 
 uint64_t mallet__segmap[MALLET_SEGMAP_BITS / 64];
 mallet_lock_t mallet__seg_lock;
@@ -52,6 +53,9 @@ static mallet_segment_t *segment_map(void)
     if (seg == NULL)
         return NULL;
     MALLET_TRACK_MEM_DEFINED(seg, MALLET_UNIT_SIZE);
+#if MALLET_SECURE
+    mallet__secure_guard_segment(seg);
+#endif
     seg->free_units = ALL_UNITS;
     // Untouched units hold no memory: count them as purged already.
     seg->purged_units = ALL_UNITS;
@@ -90,6 +94,13 @@ mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
         }
         u = 1;
     }
+#if MALLET_SECURE
+    if (!mallet__secure_guard_run((char *)seg + (size_t)u * MALLET_UNIT_SIZE, n)) {
+        mallet__unlock(&mallet__seg_lock);
+        errno = ENOMEM;
+        return NULL;
+    }
+#endif
     uint64_t bits = run_mask(n) << u;
     seg->free_units &= ~bits;
     uint64_t was_purged = seg->purged_units & bits;
