@@ -2,15 +2,18 @@
 #   make DEBUG=0..3            internal assert level
 #   make SAN=address|undefined|thread
 #   make TRACK=valgrind        describe blocks to memcheck
+#   make SECURE=1              the secure build (guard pages, canaries, ...);
+#                              `make secure` makes build/libmallet-secure.so
 # A variant builds into its own folder under build/, so they coexist.
 
 CC      ?= cc
 DEBUG   ?= 0
 SAN     ?=
 TRACK   ?=
+SECURE  ?=
 PREFIX  ?= /usr/local
 
-BUILD := build$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
+BUILD := build$(if $(SECURE),/secure)$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden -pthread \
@@ -22,6 +25,9 @@ LDFLAGS += -fsanitize=$(SAN)
 endif
 ifeq ($(TRACK),valgrind)
 CFLAGS  += -DMALLET_TRACK_VALGRIND=1
+endif
+ifneq ($(SECURE),)
+CFLAGS  += -DMALLET_SECURE=1
 endif
 
 # --- sources, by layer -------------------------------------------------------
@@ -59,8 +65,10 @@ PRELOADS := $(TEACH_SO)
 TRACE_SO := $(if $(wildcard tools/recorder/trace.c),$(BUILD)/libmallet-trace.so)
 endif
 
-.PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install clean
-all: lib teach tools tests benches
+SECURE_SO := $(if $(filter build,$(BUILD)),$(if $(CORE_SRC),build/libmallet-secure.so))
+
+.PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install clean secure
+all: lib teach tools tests benches $(if $(SECURE_SO),secure)
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
 tools: $(MALLET) $(TRACE_SO)
@@ -83,6 +91,13 @@ $(GC_A): $(call obj,$(GC_SRC))
 
 $(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
 	$(CC) -shared -ftls-model=initial-exec -Wl,-z,now -o $@ $^ $(LDFLAGS)
+
+# The secure build beside the default one: the same sources compiled with
+# MALLET_SECURE=1 into build/secure/ (the library and the override tests
+# linked with it), the preloadable library copied to build/libmallet-secure.so.
+secure:
+	@$(MAKE) -s SECURE=1 lib $(patsubst tests/%.c,build/secure/tests/%,$(OVR_TESTS_SRC))
+	@cp -p build/secure/libmallet.so build/libmallet-secure.so
 
 # Each teach design as a preload library: the design, the one-lock wrapper
 # (compiled per design), the OS seam.

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# 50-secure.sh -- what the secure build costs: every libmallet workload of
+# section 20 (bench/lib_*.c), the fast-path pair and batch loops of section
+# 21, and the sqlite3 and python3 programs of section 23, run under
+# build/libmallet.so and build/libmallet-secure.so in turn (A B A B ...),
+# 5 repetitions, medians of wall time, CPU time (user + system) and peak
+# RSS; per-workload ratios secure / default and their geometric mean.
+set -eu
+cd "$(dirname "$0")/../.."
+export BUILD=${BUILD:-build}
+. bench/lib_common.sh
+B=$BUILD/bench
+for f in "$BUILD/libmallet.so" "$BUILD/libmallet-secure.so"; do
+    [ -f "$f" ] || { echo "50-secure: $f not built (make)" >&2; exit 1; }
+done
+for p in lib_churn lib_xthread lib_larson lib_realloc lib_large lib_fastpath; do
+    [ -x "$B/$p" ] || { echo "50-secure: $B/$p not built (make)" >&2; exit 1; }
+done
+if [ "$BENCH_QUICK" = 1 ]; then
+    reps=3 churn=2000000 xt=500000 lr="10 20000" rb="32 262144 2" large=1500 fp=2000000
+    rows=50000 docs=20000
+else
+    reps=5 churn=5000000 xt=2000000 lr="30 50000" rb="64 1048576 3" large=4000 fp=20000000
+    rows=200000 docs=60000
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+lib_make_sql "$work/script.sql" "$rows"
+lib_make_py "$work/work.py" "$docs"
+WORKLOADS=(
+    "churn-1t|$B/lib_churn 1 $churn"
+    "churn-2t|$B/lib_churn 2 $churn"
+    "churn-4t|$B/lib_churn 4 $churn"
+    "prodcons-2x2|$B/lib_xthread 2 $xt"
+    "larson-4t|$B/lib_larson 4 $lr"
+    "realloc-grow|$B/lib_realloc $rb"
+    "large-blocks|$B/lib_large $large"
+    "fastpath-pair|$B/lib_fastpath pair $fp"
+    "fastpath-batch|$B/lib_fastpath batch $((fp / 1000))"
+)
+command -v sqlite3 >/dev/null &&
+    WORKLOADS+=("sqlite3|rm -f $work/db; sqlite3 $work/db < $work/script.sql")
+WORKLOADS+=("python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
+ALLOCATORS=("default $BUILD/libmallet.so" "secure $BUILD/libmallet-secure.so")
+
+# Like lib_run_matrix, with CPU time as well: "name alloc rep wall peak_kib
+# status user sys".
+raw=$(mktemp)
+for rep in $(seq "$reps"); do
+    for w in "${WORKLOADS[@]}"; do
+        name=${w%%|*} cmd=${w#*|}
+        for a in "${ALLOCATORS[@]}"; do
+            aname=${a%% *} alib=${a#* }
+            echo "  rep $rep: $name on $aname" >&2
+            t=$(mktemp)
+            status=0
+            /usr/bin/time -f '%e %M %U %S' -o "$t" env LD_PRELOAD="$alib" bash -c "$cmd" \
+                >/dev/null 2>&1 || status=$?
+            read -r wall kib user sys < <(tail -n 1 "$t")
+            echo "$name $aname $rep $wall $kib $status $user $sys" >>"$raw"
+            rm -f "$t"
+        done
+    done
+done
+
+echo "## The secure build's cost"
+echo
+echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sections/50-secure.sh\`."
+echo
+echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
+echo "(\`make secure\`: guard pages, canaries, shuffled free lists, a quarantine of 64 blocks per"
+echo "thread, fill-on-free checked on reuse), interleaved, $reps repetitions, medians. Each command"
+echo "runs as \`/usr/bin/time -f '%e %M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`."
+echo
+echo "| workload | command |"
+echo "|---|---|"
+for w in "${WORKLOADS[@]}"; do echo "| ${w%%|*} | \`${w#*|}\` |"; done
+echo
+echo "sqlite3 and python3 run the generated script and program of section 23 (\`lib_make_sql\`,"
+echo "\`lib_make_py\` in bench/lib_common.sh; the work folder is a temporary one)."
+echo
+"$PY" - "$raw" <<'PYEOF'
+import math, statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+runs, works = {}, []
+for w, a, rep, wall, kib, status, user, sys_ in rows:
+    if w not in works:
+        works.append(w)
+    runs.setdefault((w, a), []).append((float(wall), float(user) + float(sys_), int(kib), int(status)))
+def med(w, a, i):
+    r = runs.get((w, a), [])
+    if not r or any(x[3] != 0 for x in r):
+        return None
+    return statistics.median(x[i] for x in r)
+print("| workload | default wall s | secure wall s | ratio | default CPU s | secure CPU s | ratio | default RSS MiB | secure RSS MiB | ratio |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+logs = {0: [], 1: [], 2: []}
+for w in works:
+    cells = []
+    for i, scale in ((0, 1), (1, 1), (2, 1 / 1024)):
+        d, s = med(w, "default", i), med(w, "secure", i)
+        if d is None or s is None:
+            cells += ["failed" if d is None else "%.2f" % (d * scale),
+                      "failed" if s is None else "%.2f" % (s * scale), "-"]
+            continue
+        r = s / d if d > 0 else float("nan")
+        if d > 0 and s > 0:
+            logs[i].append(math.log(r))
+        cells += ["%.2f" % (d * scale), "%.2f" % (s * scale), "%.2fx" % r]
+    print("| %s | %s |" % (w, " | ".join(cells)))
+def gm(i):
+    return "%.3fx" % math.exp(sum(logs[i]) / len(logs[i])) if logs[i] else "-"
+print("| **geometric mean** | | | **%s** | | | **%s** | | | **%s** |" % (gm(0), gm(1), gm(2)))
+print()
+print("Ratios are secure / default: 1.10x means 10% slower (or larger). The goal is a geometric")
+print("mean of at most 1.10x on wall time. The machine is shared by other jobs, so single")
+print("workloads move by several percent from run to run; CPU time is the steadier column.")
+PYEOF
+rm -f "$raw"
