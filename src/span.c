@@ -7,12 +7,28 @@
 // still resident (no page faults to pay again), then any free run, then a
 // new segment. Segment lists are short (one entry per 4 MiB), so a walk is
 // cheap beside the page it produces.
+//
+// hugepages=1: a segment is two 2 MiB units (halves), each one transparent
+// huge page once touched. Segments are advised MADV_HUGEPAGE before their
+// first write; a new page goes to the fullest half that has room, so sparse
+// halves drain; and a half is purged only when every unit in it is free and
+// idle, all of it at once, since purging part of a huge page splits it.
+// Half 0 also holds the metadata unit, which stays: purging its other 31
+// units splits a huge page that holds no block.
+//
+// numa=1: a page's units are bound MPOL_PREFERRED to the node of the CPU the
+// allocating thread runs on (os/numa.h), outside the lock. A new segment is
+// bound whole before its first write; with hugepages=1 the unit of binding
+// is the half, set by the first page in an empty half, because a policy
+// boundary inside a 2 MiB range splits the mapping and forbids a huge page.
 #include "span.h"
 
 #include <errno.h>
 
 #include "init.h"
 #include "options.h"
+#include "os/huge.h"
+#include "os/numa.h"
 #include "os/os.h"
 #include "secure.h"
 
@@ -20,6 +36,9 @@ uint64_t mallet__segmap[MALLET_SEGMAP_BITS / 64];
 mallet_lock_t mallet__seg_lock;
 
 #define ALL_UNITS (~(uint64_t)1)            // units 1..63; unit 0 is metadata
+#define HALF_UNITS ((unsigned)(MALLET_HUGE_SIZE / MALLET_UNIT_SIZE))
+
+_Static_assert(MALLET_SEG_SIZE == 2 * MALLET_HUGE_SIZE, "a segment is two huge pages");
 
 static struct {
     mallet_segment_t *first;    // every mapped segment, newest first
@@ -32,6 +51,12 @@ static struct {
 static inline uint64_t run_mask(unsigned n)
 {
     return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+}
+
+// The page units of half h (0 or 1) of a segment.
+static inline uint64_t half_units(unsigned h)
+{
+    return (run_mask(HALF_UNITS) << (h * HALF_UNITS)) & ALL_UNITS;
 }
 
 // First unit u >= 1 where n bits of mask starting at u are all set, or 0.
@@ -47,11 +72,17 @@ static unsigned find_run(uint64_t mask, unsigned n)
     return 0;
 }
 
-static mallet_segment_t *segment_map(void)
+static mallet_segment_t *segment_map(int node)
 {
     mallet_segment_t *seg = mallet__os_map(MALLET_SEG_SIZE, MALLET_SEG_SIZE);
     if (seg == NULL)
         return NULL;
+    // Advice and policy before the first write below, which faults in the
+    // first half.
+    if (mallet__option(hugepages))
+        mallet__os_advise_huge(seg, MALLET_SEG_SIZE, true);
+    if (node >= 0)
+        mallet__numa_bind_preferred(seg, MALLET_SEG_SIZE, (unsigned)node);
     MALLET_TRACK_MEM_DEFINED(seg, MALLET_UNIT_SIZE);
 #if MALLET_SECURE
     mallet__secure_guard_segment(seg);
@@ -70,12 +101,47 @@ static mallet_segment_t *segment_map(void)
     return seg;
 }
 
+// hugepages=1: a free run of n units inside the half with the most units in
+// use (resident runs first among equals), so pages gather in few halves and
+// the others empty out and can be purged whole. *out = 0 when no half has room.
+static mallet_segment_t *densest_run(unsigned n, unsigned *out)
+{
+    mallet_segment_t *best = NULL;
+    unsigned best_key = 0;
+    *out = 0;
+    for (mallet_segment_t *seg = spans.first; seg; seg = seg->next) {
+        for (unsigned h = 0; h < 2; h++) {
+            uint64_t half = half_units(h), f = seg->free_units & half;
+            if ((unsigned)__builtin_popcountll(f) < n)
+                continue;
+            unsigned used = (unsigned)__builtin_popcountll(~seg->free_units & half);
+            if (best && 2 * used + 2 <= best_key)
+                continue;
+            unsigned u = find_run(f & ~seg->purged_units, n), key = 2 * used + 2;
+            if (u == 0) {
+                u = find_run(f, n);
+                key = 2 * used + 1;
+            }
+            if (u && key > best_key) {
+                best = seg;
+                best_key = key;
+                *out = u;
+            }
+        }
+    }
+    return best;
+}
+
 mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
 {
     unsigned n = mallet__classes[cls].units;
+    bool huge = mallet__option(hugepages) != 0;
+    int node = mallet__option(numa) ? mallet__numa_node_now() : -1;
     mallet_segment_t *seg = NULL;
     unsigned u = 0;
     mallet__lock(&mallet__seg_lock);
+    if (huge)
+        seg = densest_run(n, &u);
     for (int pass = 0; pass < 2 && u == 0; pass++) {
         for (seg = spans.first; seg; seg = seg->next) {
             uint64_t f = seg->free_units;
@@ -85,14 +151,34 @@ mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
                 break;
         }
     }
+    // The range to bind to node: none for a new segment (bound whole);
+    // with hugepages, the halves this page is the first to use.
+    char *bind = NULL;
+    size_t bind_size = 0;
     if (u == 0) {
-        seg = segment_map();
+        seg = segment_map(node);
         if (seg == NULL) {
             mallet__unlock(&mallet__seg_lock);
             errno = ENOMEM;
             return NULL;
         }
         u = 1;
+    } else if (node >= 0 && !huge) {
+        bind = (char *)seg + (size_t)u * MALLET_UNIT_SIZE;
+        bind_size = (size_t)n * MALLET_UNIT_SIZE;
+    } else if (node >= 0) {
+        for (unsigned h = u / HALF_UNITS; h <= (u + n - 1) / HALF_UNITS; h++) {
+            if ((seg->free_units & half_units(h)) != half_units(h))
+                continue;
+            if (bind == NULL)
+                bind = (char *)seg + (size_t)h * MALLET_HUGE_SIZE;
+            bind_size += MALLET_HUGE_SIZE;
+        }
+        // Bound under the lock: a thread that takes the next page of the
+        // half must not fault it in before the policy is there.
+        if (bind)
+            mallet__numa_bind_preferred(bind, bind_size, (unsigned)node);
+        bind = NULL;
     }
 #if MALLET_SECURE
     if (!mallet__secure_guard_run((char *)seg + (size_t)u * MALLET_UNIT_SIZE, n)) {
@@ -112,6 +198,9 @@ mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
     for (unsigned i = u; i < u + n; i++)
         __atomic_store_n(&seg->unit_page[i], page, __ATOMIC_RELEASE);
     mallet__unlock(&mallet__seg_lock);
+    // The units are this page's alone: no lock needed to set their policy.
+    if (bind)
+        mallet__numa_bind_preferred(bind, bind_size, (unsigned)node);
     return page;
 }
 
@@ -155,9 +244,24 @@ static void segment_release(mallet_segment_t **link, mallet_segment_t *seg)
     mallet__os_release(seg, MALLET_SEG_SIZE);
 }
 
+// hugepages=1: of the units to purge, keep the halves whose units are all
+// idle, and take each of them whole (its units that count as purged too: a
+// huge page made them resident when any part of the half was touched).
+static uint64_t whole_halves(uint64_t idle, uint64_t todo)
+{
+    uint64_t out = 0;
+    for (unsigned h = 0; h < 2; h++) {
+        uint64_t half = half_units(h);
+        if ((idle & half) == half && (todo & half))
+            out |= half;
+    }
+    return out;
+}
+
 size_t mallet__span_purge(uint64_t now, bool force)
 {
     uint64_t delay = (uint64_t)mallet__option(purge_delay_ms);
+    bool huge = mallet__option(hugepages) != 0;
     size_t given = 0;
     mallet__lock(&mallet__seg_lock);
     mallet_segment_t **link = &spans.first;
@@ -173,6 +277,8 @@ size_t mallet__span_purge(uint64_t now, bool force)
             continue;
         }
         uint64_t todo = idle & ~seg->purged_units;
+        if (huge)
+            todo = whole_halves(idle, todo);
         while (todo) {
             unsigned u = (unsigned)__builtin_ctzll(todo);
             unsigned e = u;
@@ -180,10 +286,11 @@ size_t mallet__span_purge(uint64_t now, bool force)
                 e++;
             mallet__os_purge((char *)seg + (size_t)u * MALLET_UNIT_SIZE, (size_t)(e - u) * MALLET_UNIT_SIZE);
             uint64_t bits = run_mask(e - u) << u;
+            size_t newly = (size_t)__builtin_popcountll(bits & ~seg->purged_units) * MALLET_UNIT_SIZE;
             seg->purged_units |= bits;
             todo &= ~bits;
-            given += (size_t)(e - u) * MALLET_UNIT_SIZE;
-            spans.purged_now += (uint64_t)(e - u) * MALLET_UNIT_SIZE;
+            given += newly;
+            spans.purged_now += newly;
         }
         link = &seg->next;
     }
