@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include "init.h"
 #include "large.h"
@@ -34,6 +35,7 @@ static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per cl
 static pthread_key_t exit_key;
 static bool exit_key_ok;                                // exit_key was created
 uint8_t mallet__fork_state;                             // see init.h
+static pid_t fork_registrar;                            // process that is registering
 static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec")));
 
 static void thread_exit(void *value)
@@ -134,6 +136,9 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    // The handlers ran, so they are registered, whatever the parent's
+    // registering thread had stored yet.
+    __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
     mallet__large_reset_lock();
     mallet__lock_reset(&mallet__seg_lock);
     mallet__lock_reset(&mallet__abandoned_lock);
@@ -172,13 +177,25 @@ void mallet__thread_register_fork(void)
     if (__atomic_compare_exchange_n(&mallet__fork_state, &expect, 1, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         fork_registering = 1;
+        __atomic_store_n(&fork_registrar, getpid(), __ATOMIC_RELEASE);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         fork_registering = 0;
         __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
         return;
     }
-    while (__atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE) != 2)
+    while (__atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE) != 2) {
+        // A fork child of a process that was registering: the registering
+        // thread did not come along, so start over here.
+        if (__atomic_load_n(&fork_registrar, __ATOMIC_ACQUIRE) != 0 &&
+            __atomic_load_n(&fork_registrar, __ATOMIC_ACQUIRE) != getpid()) {
+            expect = 1;
+            __atomic_compare_exchange_n(&mallet__fork_state, &expect, 0, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+            mallet__thread_register_fork();
+            return;
+        }
         sched_yield();
+    }
 }
 
 void mallet__thread_after_slow(void)
