@@ -90,6 +90,13 @@ TEST(an_advised_aligned_range_gets_huge_pages)
     CHECK(p != NULL);
     long after = mallet__os_anon_huge_kb();
     CHECK(after >= before + 2048);
+    // The rest needs every unit on a huge page; a kernel short of free 2 MiB
+    // blocks this moment backs some with 4 KiB pages instead.
+    if (after < before + 4 * 2048) {
+        fprintf(stderr, "  AnonHugePages grew by %ld kB of 8192\n", after - before);
+        if (test_failures == 0)
+            TEST_SKIP("the kernel backed only some of the four units with huge pages just now");
+    }
     // Purging one 4 KiB page splits the huge page that holds it.
     CHECK(mallet__os_purge(p + MALLET_HUGE_SIZE, 4096));
     CHECK(mallet__os_anon_huge_kb() <= after - 2048);
