@@ -38,7 +38,10 @@ typedef struct mallet_lock {
 // handler takes every heap lock).
 static inline bool mallet__lock_try(mallet_lock_t *l)
 {
-    uint32_t s = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
+    // Acquire: the holder before us published its writes with the release
+    // store to `serving` in mallet__unlock; reading it is what orders them
+    // before ours (the exchange on `next` alone does not).
+    uint32_t s = __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE);
     uint32_t n = s;
     return __atomic_compare_exchange_n(&l->next, &n, s + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
@@ -56,7 +59,8 @@ static inline void mallet__lock(mallet_lock_t *l)
 
 static inline void mallet__unlock(mallet_lock_t *l)
 {
-    __atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE);
+    uint32_t s = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
+    __atomic_store_n(&l->serving, s + 1, __ATOMIC_RELEASE);
 }
 
 // In a fork child: free, whatever tickets the vanished threads were holding.
