@@ -19,7 +19,7 @@ lib=$BUILD/libmallet.so
 [ -x "$prog" ] && [ -f "$lib" ] || { echo "60-numa-thp: $prog or $lib not built" >&2; exit 1; }
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then mib=64 reps=3
-else mib=128 reps=5
+else mib=128 reps=7
 fi
 block=64 rounds=1
 args=("$mib" "$block" "$rounds")
@@ -86,11 +86,12 @@ echo
 echo "\`LD_PRELOAD=$lib MALLET_HUGEPAGES=H MALLET_NUMA=N $prog ${args[*]}\` (glibc: without"
 echo "the preload), $reps repetitions in turn, medians. The program allocates $mib MiB of $block-byte"
 echo "blocks, links them in a random cycle and follows it once around (one TLB and cache miss per"
-echo "step), then frees them. THP mode: \`$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)\`;"
+echo "step), then frees them. Times are the process's CPU time in each phase (system time, so page"
+echo "faults and zeroing, included). THP mode: \`$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)\`;"
 echo "NUMA nodes online: \`$(cat /sys/devices/system/node/online 2>/dev/null || echo unknown)\`."
 echo "Huge pages at peak: AnonHugePages of the process once the blocks are linked."
 echo
-echo "| configuration | alloc ms | chase ms | ns / step | chase vs mallet 0/0 | free ms | huge pages at peak MiB | peak RSS MiB | minor faults |$([ $perf_ok = 1 ] && echo ' dTLB-load-misses |')"
+echo "| configuration | alloc CPU ms | chase CPU ms | ns / step | chase vs mallet 0/0 | free CPU ms | huge pages at peak MiB | peak RSS MiB | minor faults |$([ $perf_ok = 1 ] && echo ' dTLB-load-misses |')"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|$([ $perf_ok = 1 ] && echo '---:|')"
 base=$(median 2 "$tmp/h0n0")
 for c in "${configs[@]}"; do
