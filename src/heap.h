@@ -104,8 +104,9 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
 static inline void *mallet__malloc_fast(size_t size)
 {
     mallet_heap_t *heap = mallet__tls_heap;
-    if (__builtin_expect(MALLET_SECURE_PAD(size) <= MALLET_DIRECT_MAX, 1)) {
-        mallet_page_t *page = heap->direct[(MALLET_SECURE_PAD(size) + MALLET_GRAIN - 1) >> MALLET_GRAIN_SHIFT];
+    size_t want = MALLET_SECURE_PAD(size);
+    if (__builtin_expect(want <= MALLET_DIRECT_MAX, 1)) {
+        mallet_page_t *page = heap->direct[(want + MALLET_GRAIN - 1) >> MALLET_GRAIN_SHIFT];
         void *b = mallet__page_pop(page, size);
         if (__builtin_expect(b != NULL, 1))
             return b;
@@ -126,7 +127,8 @@ static inline void mallet__free_now(void *ptr, const char *func)
     if (__builtin_expect(mallet__segmap_test(g >> (MALLET_SEG_SHIFT - MALLET_GRAIN_SHIFT)), 1)) {
         mallet_segment_t *seg = mallet__segment_of(p);
         mallet_page_t *page = seg->unit_page[(p >> MALLET_UNIT_SHIFT) & (MALLET_SEG_UNITS - 1)];
-        if (__builtin_expect(page->heap == (uintptr_t)mallet__tls_heap, 1) &&
+        uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_RELAXED);
+        if (__builtin_expect(owner == (uintptr_t)mallet__tls_heap, 1) &&
             __builtin_expect(mallet__bits_test(page->bitbase, g), 1)) {
             MALLET_TRACK_FREE(ptr, page->block_size);
             mallet__link_write(page, p, page->local_free);

@@ -49,6 +49,13 @@ static struct {
     uint64_t cached_bytes; // their lengths
 } large;
 
+// The byte totals are written under large_lock and read without it (for
+// the purger's start-up test, mallet__large_mapped): relaxed atomic stores.
+static inline void total_add(uint64_t *total, uint64_t delta)
+{
+    __atomic_store_n(total, *total + delta, __ATOMIC_RELAXED);
+}
+
 static inline size_t page_round(size_t n)
 {
     size_t pg = mallet__os_page_size();
@@ -107,7 +114,7 @@ static bool record_insert(uintptr_t addr, size_t size, size_t req)
         large.used++;
     *s = (large_slot_t){ addr, size, req, SLOT_LIVE };
     large.live++;
-    large.live_bytes += size;
+    total_add(&large.live_bytes, size);
     return true;
 }
 
@@ -133,7 +140,7 @@ static uintptr_t cache_take(size_t size, size_t *got)
         return 0;
     uintptr_t addr = large.cache[best].addr;
     *got = large.cache[best].size;
-    large.cached_bytes -= large.cache[best].size;
+    total_add(&large.cached_bytes, -(uint64_t)large.cache[best].size);
     large.cache[best] = large.cache[--large.cached];
     return addr;
 }
@@ -202,14 +209,14 @@ bool mallet__large_free(void *p, const char *func)
     size_t size = s->size;
     s->state = SLOT_FREED;
     large.live--;
-    large.live_bytes -= size;
+    total_add(&large.live_bytes, -(uint64_t)size);
     MALLET_TRACK_FREE(p, size);
     bool keep = large.cached < (size_t)mallet__option(large_cache_count) && large.cached < CACHE_MAX &&
                 large.cached_bytes + size <= (uint64_t)mallet__option(large_cache_mb) << 20 &&
                 large.live + large.cached < (uint64_t)mallet__option(map_budget);
     if (keep) {
         large.cache[large.cached++] = (large_cached_t){ addr, size, mallet__clock_ms() };
-        large.cached_bytes += size;
+        total_add(&large.cached_bytes, size);
     }
     mallet__unlock(&large_lock);
     if (!keep) {
@@ -266,13 +273,13 @@ void *mallet__large_resize(void *p, size_t size)
     mallet__lock(&large_lock);
     s = slot_find((uintptr_t)p);
     if (q == p) {
-        large.live_bytes += len - old;
+        total_add(&large.live_bytes, len - old);
         s->size = len;
         s->req = size;
     } else {
         s->state = SLOT_GONE;
         large.live--;
-        large.live_bytes -= old;
+        total_add(&large.live_bytes, -(uint64_t)old);
         if (!record_insert((uintptr_t)q, len, size)) {
             mallet__unlock(&large_lock);
             mallet__fatal("mallet", "realloc", "out of memory for the record of", q);
@@ -292,7 +299,7 @@ void mallet__large_decay(uint64_t now, bool force)
     for (size_t i = 0; i < large.cached;) {
         if (force || large.cache[i].since_ms + delay <= now) {
             drop[n++] = large.cache[i];
-            large.cached_bytes -= large.cache[i].size;
+            total_add(&large.cached_bytes, -(uint64_t)large.cache[i].size);
             large.cache[i] = large.cache[--large.cached];
         } else {
             i++;

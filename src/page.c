@@ -67,7 +67,9 @@ bool mallet__page_extend(mallet_page_t *page)
     mallet__link_write(page, b, page->free);
     page->free = first;
 #endif
-    page->capacity += n;
+    // Relaxed atomic: other threads read it (mallet__page_is_block) for
+    // blocks they hold, which the old value already covers.
+    __atomic_store_n(&page->capacity, page->capacity + n, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -76,7 +78,8 @@ bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p)
     if (page->block_size == 0 || p < (uintptr_t)page->start)
         return false;
     uintptr_t off = p - (uintptr_t)page->start;
-    return off < (uintptr_t)page->capacity * page->block_size && off % page->block_size == 0;
+    uint32_t capacity = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+    return off < (uintptr_t)capacity * page->block_size && off % page->block_size == 0;
 }
 
 void mallet__page_corrupt(const mallet_page_t *page)
@@ -227,7 +230,9 @@ void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page)
         l->first->prev = page;
     else
         l->last = page;
-    l->first = page;
+    // Atomic (relaxed): a list's head may be peeked at without its lock
+    // (mallet__thread_adopt's "anything abandoned?").
+    __atomic_store_n(&l->first, page, __ATOMIC_RELAXED);
 }
 
 void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page)
@@ -235,7 +240,7 @@ void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page)
     if (page->prev)
         page->prev->next = page->next;
     else
-        l->first = page->next;
+        __atomic_store_n(&l->first, page->next, __ATOMIC_RELAXED);
     if (page->next)
         page->next->prev = page->prev;
     else

@@ -95,7 +95,8 @@ static mallet_segment_t *segment_map(int node)
         seg->unit_page[u] = &mallet__page_none;
     seg->next = spans.first;
     spans.first = seg;
-    spans.mapped += MALLET_SEG_SIZE;
+    // Written under seg_lock, read without it (mallet__span_mapped).
+    __atomic_store_n(&spans.mapped, spans.mapped + MALLET_SEG_SIZE, __ATOMIC_RELAXED);
     uintptr_t s = (uintptr_t)seg >> MALLET_SEG_SHIFT;
     __atomic_or_fetch(&mallet__segmap[s >> 6], (uint64_t)1 << (s & 63), __ATOMIC_RELEASE);
     return seg;
@@ -228,7 +229,8 @@ void mallet__span_page_retire(mallet_page_t *page)
     page->where = MALLET_PAGE_FREE;
     __atomic_store_n(&page->heap, 0, __ATOMIC_RELEASE);
     seg->free_units |= run_mask(n) << u;
-    spans.retired += (uint64_t)n * MALLET_UNIT_SIZE;
+    uint64_t retired = spans.retired + (uint64_t)n * MALLET_UNIT_SIZE;
+    __atomic_store_n(&spans.retired, retired, __ATOMIC_RELAXED);
     mallet__unlock(&mallet__seg_lock);
 }
 
@@ -237,7 +239,7 @@ static void segment_release(mallet_segment_t **link, mallet_segment_t *seg)
     *link = seg->next;
     uintptr_t s = (uintptr_t)seg >> MALLET_SEG_SHIFT;
     __atomic_and_fetch(&mallet__segmap[s >> 6], ~((uint64_t)1 << (s & 63)), __ATOMIC_RELEASE);
-    spans.mapped -= MALLET_SEG_SIZE;
+    __atomic_store_n(&spans.mapped, spans.mapped - MALLET_SEG_SIZE, __ATOMIC_RELAXED);
     spans.purged_now -= (uint64_t)__builtin_popcountll(seg->purged_units) * MALLET_UNIT_SIZE;
     // Whoever maps this range next must not find it poisoned.
     MALLET_TRACK_MEM_UNDEFINED(seg, MALLET_SEG_SIZE);
