@@ -56,7 +56,10 @@ run_mode() {
                         --soname-synonyms=somalloc=nouserintercepts
                         --errors-for-leak-kinds=definite --show-leak-kinds=definite) ;;
         ubsan)    build=build/san-undefined;        make_args=(SAN=undefined) ;;
-        tsan)     build=build/san-thread;           make_args=(SAN=thread) ;;
+        # die_after_fork=0: a forked child of a threaded test may start
+        # libmallet's purger thread, which TSan refuses by default.
+        tsan)     build=build/san-thread;           make_args=(SAN=thread)
+                  export TSAN_OPTIONS=${TSAN_OPTIONS:-die_after_fork=0} ;;
         fuzz)     run_fuzz; return ;;
         *) echo "run.sh: unknown mode $mode" >&2; return 2 ;;
     esac
