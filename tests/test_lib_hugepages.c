@@ -230,3 +230,19 @@ TEST(a_new_page_goes_to_the_fullest_2mib_unit)
     for (int i = 0; i < n; i++)
         mallet_free(p[i]);
 }
+
+TEST(mallet_hugepages_in_the_environment_turns_it_on)
+{
+    need_thp();
+    // Each test runs in a fresh process: libmallet has not started yet.
+    setenv("MALLET_HUGEPAGES", "1", 1);
+    setenv("MALLET_PURGER", "0", 1);
+    CHECK(mallet_option_get("hugepages") == 1);
+    long before = mallet__os_anon_huge_kb();
+    size_t n;
+    char **p = fill((size_t)8 << 20, &n);
+    CHECK(mallet__os_anon_huge_kb() - before >= 4096);
+    for (size_t i = 0; i < n; i++)
+        mallet_free(p[i]);
+    free(p);
+}

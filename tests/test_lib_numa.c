@@ -126,3 +126,15 @@ TEST(with_numa_and_hugepages_the_whole_2mib_unit_shares_one_policy)
         mallet_free(p[--n]);
     mallet_free(first);
 }
+
+TEST(mallet_numa_in_the_environment_turns_it_on)
+{
+    need_mempolicy();
+    // Each test runs in a fresh process: libmallet has not started yet.
+    setenv("MALLET_NUMA", "1", 1);
+    char *p = mallet_malloc(32);
+    CHECK(p != NULL);
+    CHECK(mallet_option_get("numa") == 1);
+    check_preferred_here(p);
+    mallet_free(p);
+}
