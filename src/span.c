@@ -53,6 +53,15 @@ static inline uint64_t run_mask(unsigned n)
     return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
 }
 
+// Bind [p, p + size) to node for numa=1. A refusal (a kernel without NUMA,
+// a seccomp filter) only costs the placement, and leaves errno alone.
+static void bind_node(void *p, size_t size, int node)
+{
+    int saved = errno;
+    mallet__numa_bind_preferred(p, size, (unsigned)node);
+    errno = saved;
+}
+
 // The page units of half h (0 or 1) of a segment.
 static inline uint64_t half_units(unsigned h)
 {
@@ -82,7 +91,7 @@ static mallet_segment_t *segment_map(int node)
     if (mallet__option(hugepages))
         mallet__os_advise_huge(seg, MALLET_SEG_SIZE, true);
     if (node >= 0)
-        mallet__numa_bind_preferred(seg, MALLET_SEG_SIZE, (unsigned)node);
+        bind_node(seg, MALLET_SEG_SIZE, node);
     MALLET_TRACK_MEM_DEFINED(seg, MALLET_UNIT_SIZE);
 #if MALLET_SECURE
     mallet__secure_guard_segment(seg);
@@ -178,7 +187,7 @@ mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
         // Bound under the lock: a thread that takes the next page of the
         // half must not fault it in before the policy is there.
         if (bind)
-            mallet__numa_bind_preferred(bind, bind_size, (unsigned)node);
+            bind_node(bind, bind_size, node);
         bind = NULL;
     }
 #if MALLET_SECURE
@@ -201,7 +210,7 @@ mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
     mallet__unlock(&mallet__seg_lock);
     // The units are this page's alone: no lock needed to set their policy.
     if (bind)
-        mallet__numa_bind_preferred(bind, bind_size, (unsigned)node);
+        bind_node(bind, bind_size, node);
     return page;
 }
 

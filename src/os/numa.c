@@ -171,6 +171,7 @@ int mallet__numa_node_now(void)
         numa_cache.left--;
         return numa_cache.node;
     }
+    int saved = errno;                   // a query: malloc's errno stays as it was
     uint8_t unread = TOPO_UNREAD;
     if (__atomic_compare_exchange_n(&topo_state, &unread, TOPO_LOADING, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
@@ -189,5 +190,6 @@ int mallet__numa_node_now(void)
     numa_cache.gen = gen;
     numa_cache.left = MALLET_NUMA_REFRESH - 1;
     numa_cache.node = node;
+    errno = saved;
     return node;
 }
