@@ -156,11 +156,14 @@ static inline void mallet__bits_clear(uint64_t *base, uintptr_t n)
 #endif
 
 // The biased bitmap base of the segment holding p: bit (p >> 4) of it is
-// p's bit. Segments are 4 MiB aligned, so the bias is whole words.
+// p's bit. Segments are 4 MiB aligned, so the bias is whole words. The
+// bias is applied to the address, not as an index into bits[] (an index
+// that far out of the array is undefined, and clang's bounds check stops).
 static inline uint64_t *mallet__bitbase_of(uintptr_t p)
 {
     mallet_segment_t *seg = mallet__segment_of(p);
-    return seg->bits - (((uintptr_t)seg >> MALLET_GRAIN_SHIFT) >> 6);
+    uintptr_t bias = (((uintptr_t)seg >> MALLET_GRAIN_SHIFT) >> 6) * sizeof(uint64_t);
+    return (uint64_t *)((uintptr_t)seg->bits - bias);
 }
 
 // The bitmap word and bit of the block at p.
