@@ -320,7 +320,7 @@ TEST(fork_while_other_threads_allocate)
                 bufs[i] = malloc(16 + (size_t)i * 97);
                 if (!bufs[i])
                     _exit(3);
-                sprintf(bufs[i], "child %ld block %d", f, i);
+                snprintf(bufs[i], 16 + (size_t)i * 97, "child %ld block %d", f, i);
             }
             char *big = malloc(1 << 20);
             if (!big)
