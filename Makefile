@@ -123,10 +123,8 @@ $(BUILD)/bench/%: bench/%.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
 
-# The command refers to the in-process allocators weakly, so a build without
-# one still links; tools/link-flags.sh names the members to take.
-$(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS) tools/link-flags.sh
-	$(CC) -o $@ $(call obj,$(TOOLS_SRC)) $$(tools/link-flags.sh $(TEST_LIBS)) $(TEST_LIBS) $(LDFLAGS) -lm
+$(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
+	$(CC) -o $@ $^ $(LDFLAGS) -lm
 
 # The trace recorder, preloaded by `mallet trace`.
 $(TRACE_SO): $(wildcard tools/recorder/*.c tools/recorder/*.h)

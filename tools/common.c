@@ -38,21 +38,10 @@ static const peer_t peers[] = {
     { "tbbmalloc", "libtbbmalloc_proxy.so.2", "libtbbmalloc2" },
 };
 
-bool tool_have_mallet(void)
-{
-    return mallet_malloc != NULL && mallet_free != NULL && mallet_realloc != NULL;
-}
-
-static bool have_teach(void)
-{
-    return teach_allocators != NULL;
-}
-
 void tool_alloc_list(FILE *f)
 {
     fprintf(f, "mallet");
-    if (have_teach())
-        for (const teach_allocator_t *const *t = teach_allocators; *t; t++)
+    for (const teach_allocator_t *const *t = teach_allocators; *t; t++)
             fprintf(f, " %s", (*t)->name);
     fprintf(f, " glibc");
     for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++)
@@ -79,16 +68,14 @@ bool tool_alloc_lookup(const char *verb, const char *name, alloc_desc_t *out)
             return true;
         }
     }
-    if (have_teach() && teach_find) {
-        out->teach = teach_find(name);
-        if (out->teach) {
-            out->kind = ALLOC_TEACH;
-            return true;
-        }
+    out->teach = teach_find(name);
+    if (out->teach) {
+        out->kind = ALLOC_TEACH;
+        return true;
     }
     fprintf(stderr, "%s: unknown allocator '%s'; valid: ", verb, name);
     tool_alloc_list(stderr);
-    fprintf(stderr, "%s\n", have_teach() ? "" : " (this build has no teach designs)");
+    fprintf(stderr, "\n");
     return false;
 }
 

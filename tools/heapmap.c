@@ -78,9 +78,8 @@ static void usage(FILE *f)
             "(1 - largest free / total free) and utilization (live / footprint).\n"
             "\n"
             "  -a NAME   a teach design:");
-    if (teach_allocators)
-        for (const teach_allocator_t *const *t = teach_allocators; *t; t++)
-            fprintf(f, " %s", (*t)->name);
+    for (const teach_allocator_t *const *t = teach_allocators; *t; t++)
+        fprintf(f, " %s", (*t)->name);
     fprintf(f,
             "\n"
             "  -s STEP   one strip per STEP ops (default: one picture after the last op)\n"

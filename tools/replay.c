@@ -105,7 +105,7 @@ static backend_t backend_for(const alloc_desc_t *a)
     }
     if (a->kind == ALLOC_MALLET)
         return (backend_t){ a->name, mallet_malloc, mallet_free, mallet_realloc,
-                            mallet_stats_get ? mallet_footprint : NULL, MALLET_STATS_EVERY, NULL };
+                            mallet_footprint, MALLET_STATS_EVERY, NULL };
     return (backend_t){ a->name, malloc, free, realloc, NULL, 0, NULL };
 }
 
@@ -332,10 +332,6 @@ static int parse_allocs(const char *list, alloc_desc_t *out, char **names_store)
         }
         if (!tool_alloc_lookup("mallet replay", tok, &out[n]))
             return -1;
-        if (out[n].kind == ALLOC_MALLET && !tool_have_mallet()) {
-            fprintf(stderr, "mallet replay: libmallet is not linked into this build of mallet (make lib tools)\n");
-            return -1;
-        }
         n++;
     }
     return n;
@@ -344,13 +340,9 @@ static int parse_allocs(const char *list, alloc_desc_t *out, char **names_store)
 static int default_allocs(alloc_desc_t *out)
 {
     int n = 0;
-    if (tool_have_mallet())
-        out[n++] = (alloc_desc_t){ .name = "mallet", .kind = ALLOC_MALLET };
-    else
-        fprintf(stderr, "mallet replay: libmallet is not linked into this build; replaying without it\n");
-    if (teach_allocators)
-        for (const teach_allocator_t *const *t = teach_allocators; *t && n < MAX_ALLOCS - 1; t++)
-            out[n++] = (alloc_desc_t){ .name = (*t)->name, .kind = ALLOC_TEACH, .teach = *t };
+    out[n++] = (alloc_desc_t){ .name = "mallet", .kind = ALLOC_MALLET };
+    for (const teach_allocator_t *const *t = teach_allocators; *t && n < MAX_ALLOCS - 1; t++)
+        out[n++] = (alloc_desc_t){ .name = (*t)->name, .kind = ALLOC_TEACH, .teach = *t };
     out[n++] = (alloc_desc_t){ .name = "glibc", .kind = ALLOC_GLIBC };
     return n;
 }

@@ -5,8 +5,7 @@
 //
 // The command is a program, not allocator code: it uses stdio and malloc
 // (glibc's) freely. It sees libmallet and the teach designs through their
-// public headers only, and refers to them weakly: a build that lacks one
-// still links, and the verb that needs it says so at run time.
+// public headers only, linked in-process from their archives.
 #ifndef MALLET_TOOLS_H
 #define MALLET_TOOLS_H
 
@@ -18,13 +17,6 @@
 
 #include "mallet.h"
 #include "teach.h"
-
-#pragma weak teach_allocators
-#pragma weak teach_find
-#pragma weak mallet_malloc
-#pragma weak mallet_free
-#pragma weak mallet_realloc
-#pragma weak mallet_stats_get
 
 // --- verbs (each returns the process exit status) ----------------------------
 
@@ -62,7 +54,6 @@ void tool_alloc_list(FILE *f);
 // Debian package, and return false.
 bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size_t cap);
 // True when libmallet is linked into this binary (in-process replay).
-bool tool_have_mallet(void);
 
 // --- files and processes --------------------------------------------------------
 
