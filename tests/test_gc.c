@@ -419,6 +419,15 @@ typedef struct expr {
 static expr_t *g_env[64];       // the interpreter's global variables
 static int64_t g_env_value[64]; // what each evaluated to when built
 
+// +, * or - in two's complement: the values grow past 64 bits in deep
+// trees, where signed overflow would be undefined; wrapping is what both
+// the builder and the evaluator compute.
+static int64_t expr_apply(int op, int64_t a, int64_t b)
+{
+    uint64_t x = (uint64_t)a, y = (uint64_t)b;
+    return (int64_t)(op == 1 ? x + y : op == 2 ? x * y : x - y);
+}
+
 static expr_t *expr_build(int depth, uint64_t *rng, int64_t *value)
 {
     expr_t *e = gc_malloc(sizeof *e);
@@ -432,7 +441,7 @@ static expr_t *expr_build(int depth, uint64_t *rng, int64_t *value)
     e->op = 1 + (int)((*rng >> 40) % 3);
     e->a = expr_build(depth - 1, rng, &va);
     e->b = expr_build(depth - 1, rng, &vb);
-    *value = e->op == 1 ? va + vb : e->op == 2 ? va * vb : va - vb;
+    *value = expr_apply(e->op, va, vb);
     return e;
 }
 
@@ -441,7 +450,7 @@ static int64_t expr_eval(const expr_t *e)
     if (e->op == 0)
         return e->k;
     int64_t va = expr_eval(e->a), vb = expr_eval(e->b);
-    return e->op == 1 ? va + vb : e->op == 2 ? va * vb : va - vb;
+    return expr_apply(e->op, va, vb);
 }
 
 TEST(interpreter_workload_keeps_its_counters_straight)
