@@ -110,10 +110,10 @@ TEST_LIBS := $(TEACH_A) $(GC_A) $(if $(CORE_SRC),$(CORE_A)) $(OS_A)
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
-$(BUILD)/tests/override_%: tests/override_%.c tests/test.h $(LIB_A)
+$(BUILD)/tests/override_%: tests/override_%.c $(wildcard tests/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) -lm
-$(BUILD)/tests/override_%.glibc: tests/override_%.c tests/test.h
+$(BUILD)/tests/override_%.glibc: tests/override_%.c $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTEST_ORACLE_GLIBC -o $@ $< $(LDFLAGS) -lm
 
@@ -184,7 +184,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/mallet.h $(DESTDIR)$(PREFIX)/include/
-	$(if $(LIBS),install -m 755 $(LIBS) $(DESTDIR)$(PREFIX)/lib/)
+	$(if $(LIBS),install -m 755 $(LIBS) $(SECURE_SO) $(DESTDIR)$(PREFIX)/lib/)
 	$(if $(MALLET),install -m 755 $(MALLET) $(DESTDIR)$(PREFIX)/bin/)
 	install -d $(DESTDIR)$(PREFIX)/lib/mallet/teach
 	$(if $(TRACE_SO),install -m 755 $(TRACE_SO) $(DESTDIR)$(PREFIX)/lib/mallet/)

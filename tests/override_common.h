@@ -28,6 +28,18 @@ void free_sized(void *p, size_t size) __attribute__((weak));
 void free_aligned_sized(void *p, size_t align, size_t size) __attribute__((weak));
 
 // 1 under memcheck: loops shrink, every check stays.
+// A misuse run in a child: how it ended and what it said.
+typedef struct {
+    int status;      // wait status of the child
+    char text[512];  // what it wrote on stderr
+} outcome_t;
+
+static inline void run_child(void (*fn)(void *), void *arg, outcome_t *o)
+{
+    o->status = test_run_child(fn, arg, o->text, sizeof o->text);
+    fprintf(stderr, "  child said: %s", o->text[0] ? o->text : "(nothing)\n");
+}
+
 static inline int test_under_valgrind(void)
 {
     const char *m = getenv("MALLET_TEST_MODE");

@@ -15,37 +15,6 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-typedef struct {
-    int status;      // wait status of the child
-    char text[512];  // what it wrote on stderr
-} outcome_t;
-
-static void run_child(void (*fn)(void *), void *arg, outcome_t *o)
-{
-    int fds[2];
-    o->text[0] = 0;
-    o->status = 0;
-    if (pipe(fds) != 0)
-        return;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len + 1 < sizeof o->text && (n = read(fds[0], o->text + len, sizeof o->text - 1 - len)) > 0)
-        len += (size_t)n;
-    o->text[len] = 0;
-    close(fds[0]);
-    waitpid(pid, &o->status, 0);
-    fprintf(stderr, "  child said: %s", len ? o->text : "(nothing)\n");
-}
 
 static int aborted(const outcome_t *o)
 {
@@ -161,11 +130,8 @@ static void free_stack(void *unused)
 {
     (void)unused;
     char buf[64];
-    char *p = opaque_ptr(buf + 16);
-    char hex[32];
-    // The address is only known here: print it first, the report follows.
-    snprintf(hex, sizeof hex, "%p", (void *)p);
-    free(p);
+    memset(buf, 0, sizeof buf);
+    free(opaque_ptr(buf + 16));
 }
 
 TEST(free_of_a_stack_address)
@@ -178,7 +144,8 @@ TEST(free_of_a_stack_address)
         CHECK(one_line(o.text));
         CHECK(strstr(o.text, "invalid pointer") != NULL && strstr(o.text, "0x") != NULL);
     } else {
-        CHECK(strstr(o.text, "invalid pointer") != NULL);
+        // glibc's words depend on what it finds where a chunk header would be.
+        CHECK(strstr(o.text, "free(): invalid") != NULL);
     }
 }
 

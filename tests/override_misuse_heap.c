@@ -34,37 +34,6 @@
 #define MALLET_SECURE 0
 #endif
 
-typedef struct {
-    int status;        // wait status of the child
-    char text[512];    // what it wrote on stderr
-} outcome_t;
-
-static void run_child(void (*fn)(void *), void *arg, outcome_t *o)
-{
-    int fds[2];
-    o->text[0] = 0;
-    o->status = 0;
-    if (pipe(fds) != 0)
-        return;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        signal(SIGABRT, SIG_DFL);
-        fn(arg);
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (len + 1 < sizeof o->text && (n = read(fds[0], o->text + len, sizeof o->text - 1 - len)) > 0)
-        len += (size_t)n;
-    o->text[len] = 0;
-    close(fds[0]);
-    waitpid(pid, &o->status, 0);
-    fprintf(stderr, "  child said: %s", len ? o->text : "(nothing)\n");
-}
 
 // The child was stopped with one line naming `needle` and an address.
 static void expect_report(const outcome_t *o, const char *needle, const void *addr)

@@ -9,8 +9,10 @@
 // program ends with the line "N passed, N failed, N skipped" and exits non-zero
 // when anything failed. `prog NAME` runs the tests whose name contains NAME.
 //
-// test_dies(fn, arg, needle) runs fn(arg) in a child with stderr captured and
-// tells whether it died (a signal or a non-zero exit) printing `needle`.
+// test_run_child(fn, arg, out, size) runs fn(arg) in a child with stderr
+// captured into out and returns its wait status. test_dies(fn, arg, needle)
+// tells whether such a child died (a signal or a non-zero exit) printing
+// `needle`.
 // TEST_SKIP("why") ends the current test as skipped.
 #ifndef MALLET_TEST_H
 #define MALLET_TEST_H
@@ -43,13 +45,13 @@ static int test_failures;               // CHECK failures in this process
 #define TEST_SKIP(why) \
     do { fprintf(stderr, "  skipped: %s\n", why); fflush(stderr); _exit(77); } while (0)
 
-// 1 when fn(arg) dies and its stderr contains needle; the text goes to out.
-static inline int test_dies(void (*fn)(void *), void *arg, const char *needle,
-                            char *out, size_t outsz)
+// The wait status of a child that ran fn(arg); its stderr goes to out.
+static inline int test_run_child(void (*fn)(void *), void *arg, char *out, size_t outsz)
 {
     int fds[2];
+    out[0] = 0;
     if (pipe(fds) != 0)
-        return 0;
+        return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -69,7 +71,15 @@ static inline int test_dies(void (*fn)(void *), void *arg, const char *needle,
     close(fds[0]);
     int status;
     waitpid(pid, &status, 0);
-    int died = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    return status;
+}
+
+// 1 when fn(arg) dies and its stderr contains needle; the text goes to out.
+static inline int test_dies(void (*fn)(void *), void *arg, const char *needle,
+                            char *out, size_t outsz)
+{
+    int status = test_run_child(fn, arg, out, outsz);
+    int died = status != -1 && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
     return died && strstr(out, needle) != NULL;
 }
 
