@@ -36,6 +36,8 @@ typedef struct large_cached {
 } large_cached_t;
 
 #define CACHE_MAX 256
+// Cached mappings one free may push out to make room for its own.
+#define EVICT_MAX 8
 
 static mallet_lock_t large_lock;
 static struct {
@@ -126,23 +128,88 @@ static large_slot_t *record_live(uintptr_t addr)
     return s->state == SLOT_LIVE ? s : NULL;
 }
 
-// Take a cached mapping of at least size bytes, not much more; lock held.
-static uintptr_t cache_take(size_t size, size_t *got)
+// The cache's byte budget. Churn among large blocks (free one, allocate
+// another of a different size) is served from the cache only if it can hold
+// about what the program frees between allocations, which scales with what
+// it keeps live: so the budget follows the live large bytes, at least
+// large_cache_mb and at most four times that, so a program holding gigabytes
+// does not also keep gigabytes idle. 0 turns the cache off.
+static uint64_t cache_limit(void)
 {
-    size_t best = CACHE_MAX;
+    uint64_t floor = (uint64_t)mallet__option(large_cache_mb) << 20;
+    uint64_t live = large.live_bytes;
+    if (floor == 0)
+        return 0;
+    return live < floor ? floor : live < 4 * floor ? live : 4 * floor;
+}
+
+// May a mapping of size bytes join the cache? Lock held.
+static bool cache_room(size_t size)
+{
+    return large.cached < (size_t)mallet__option(large_cache_count) && large.cached < CACHE_MAX &&
+           large.cached_bytes + size <= cache_limit() &&
+           large.live + large.cached < (uint64_t)mallet__option(map_budget);
+}
+
+static void cache_put(uintptr_t addr, size_t size, uint64_t since_ms)
+{
+    large.cache[large.cached++] = (large_cached_t){ addr, size, since_ms };
+    total_add(&large.cached_bytes, size);
+}
+
+static large_cached_t cache_remove(size_t i)
+{
+    large_cached_t c = large.cache[i];
+    total_add(&large.cached_bytes, -(uint64_t)c.size);
+    large.cache[i] = large.cache[--large.cached];
+    return c;
+}
+
+// Take a cached mapping for a block of len bytes; lock held. The best fit
+// of at least len wins: its pages are resident, so the block costs no page
+// faults. Beyond len + len/8 the excess tail is split off (*tail, *tail_len)
+// rather than handed out, so a big mapping does not pin memory under a small
+// block; the caller caches or unmaps the tail. When nothing is large
+// enough, the largest smaller mapping is taken (*short_by set) for the
+// caller to mremap up to len: the pages it has stay resident and only the
+// difference faults in, where a fresh mapping would fault in all of them.
+static uintptr_t cache_take(size_t len, size_t *got, uintptr_t *tail, size_t *tail_len, bool *short_by)
+{
+    size_t best = CACHE_MAX, below = CACHE_MAX;
     for (size_t i = 0; i < large.cached; i++) {
         size_t s = large.cache[i].size;
-        if (s >= size && s <= size + size / 4 + MALLET_UNIT_SIZE &&
-            (best == CACHE_MAX || s < large.cache[best].size))
+        if (s >= len && (best == CACHE_MAX || s < large.cache[best].size))
             best = i;
+        if (s < len && (below == CACHE_MAX || s > large.cache[below].size))
+            below = i;
     }
-    if (best == CACHE_MAX)
+    *tail = 0;
+    *tail_len = 0;
+    *short_by = false;
+    if (best == CACHE_MAX && (below == CACHE_MAX || MALLET_TRACK_ENABLED))
         return 0;
-    uintptr_t addr = large.cache[best].addr;
-    *got = large.cache[best].size;
-    total_add(&large.cached_bytes, -(uint64_t)large.cache[best].size);
-    large.cache[best] = large.cache[--large.cached];
-    return addr;
+    if (best == CACHE_MAX) {
+        // Checkers keep per-byte state a kernel move would not carry, so
+        // their builds never get here (the test above).
+        large_cached_t c = cache_remove(below);
+        *got = c.size;
+        *short_by = true;
+        return c.addr;
+    }
+    large_cached_t c = cache_remove(best);
+    *got = c.size;
+    if (c.size - len > len / 8 + MALLET_UNIT_SIZE) {
+        *got = len;
+        *tail = c.addr + len;
+        *tail_len = c.size - len;
+        // The tail keeps the freeing time of its mapping, so it expires on
+        // the same schedule and splitting never extends a mapping's life.
+        if (cache_room(*tail_len)) {
+            cache_put(*tail, *tail_len, c.since_ms);
+            *tail = 0;
+        }
+    }
+    return c.addr;
 }
 
 void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
@@ -157,9 +224,23 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
     uintptr_t addr = 0;
     size_t got = len;
     if (align <= mallet__os_page_size()) {
+        uintptr_t tail;
+        size_t tail_len;
+        bool short_by;
         mallet__lock(&large_lock);
-        addr = cache_take(len, &got);
+        addr = cache_take(len, &got, &tail, &tail_len, &short_by);
         mallet__unlock(&large_lock);
+        if (tail) {
+            MALLET_TRACK_MEM_UNDEFINED((void *)tail, tail_len);
+            mallet__os_release((void *)tail, tail_len);
+        }
+        if (short_by) {
+            void *q = mallet__os_remap((void *)addr, got, len);
+            if (q == NULL)
+                mallet__os_release((void *)addr, got);
+            addr = (uintptr_t)q;
+            got = len;
+        }
         align = 0;
     }
     if (addr == 0) {
@@ -211,17 +292,33 @@ bool mallet__large_free(void *p, const char *func)
     large.live--;
     total_add(&large.live_bytes, -(uint64_t)size);
     MALLET_TRACK_FREE(p, size);
-    bool keep = large.cached < (size_t)mallet__option(large_cache_count) && large.cached < CACHE_MAX &&
-                large.cached_bytes + size <= (uint64_t)mallet__option(large_cache_mb) << 20 &&
-                large.live + large.cached < (uint64_t)mallet__option(map_budget);
-    if (keep) {
-        large.cache[large.cached++] = (large_cached_t){ addr, size, mallet__clock_ms() };
-        total_add(&large.cached_bytes, size);
+    // When the cache is full, smaller cached mappings make way for this
+    // one: a big mapping serves any request up to its size with no page
+    // fault (split as need be), a small one saves only its own pages. What
+    // still does not fit goes back at once; the byte budget is in
+    // cache_limit, and map_budget bounds mappings kept plus live.
+    large_cached_t drop[EVICT_MAX];
+    size_t n = 0;
+    while (!cache_room(size) && n < EVICT_MAX && large.cached > 0) {
+        size_t small = 0;
+        for (size_t i = 1; i < large.cached; i++)
+            if (large.cache[i].size < large.cache[small].size)
+                small = i;
+        if (large.cache[small].size >= size)
+            break;
+        drop[n++] = cache_remove(small);
     }
+    bool keep = cache_room(size);
+    if (keep)
+        cache_put(addr, size, mallet__clock_ms());
     mallet__unlock(&large_lock);
     if (!keep) {
         MALLET_TRACK_MEM_UNDEFINED(p, size);
         mallet__os_release(p, size);
+    }
+    for (size_t i = 0; i < n; i++) {
+        MALLET_TRACK_MEM_UNDEFINED((void *)drop[i].addr, drop[i].size);
+        mallet__os_release((void *)drop[i].addr, drop[i].size);
     }
     return true;
 }
@@ -298,9 +395,7 @@ void mallet__large_decay(uint64_t now, bool force)
     mallet__lock(&large_lock);
     for (size_t i = 0; i < large.cached;) {
         if (force || large.cache[i].since_ms + delay <= now) {
-            drop[n++] = large.cache[i];
-            total_add(&large.cached_bytes, -(uint64_t)large.cache[i].size);
-            large.cache[i] = large.cache[--large.cached];
+            drop[n++] = cache_remove(i);
         } else {
             i++;
         }

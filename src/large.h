@@ -9,9 +9,12 @@
 // double free until the address is mapped anew or the table is compacted.
 //
 // realloc grows and shrinks with mremap (no copy). Freed mappings go to a
-// small cache, kept for purge_delay_ms, so grow/shrink churn reuses them
-// instead of paying an mmap/munmap pair per call; the cache is bounded in
-// bytes (large_cache_mb) and entries (large_cache_count), and the count of
+// cache, kept for purge_delay_ms, so churn reuses pages already faulted in
+// instead of paying an mmap/munmap pair and a fault per page: a request
+// takes the best-fitting cached mapping (its excess tail split off), or,
+// when none is big enough, the largest one mremapped up to size. The cache
+// is bounded in bytes (the live large bytes, at least large_cache_mb and at
+// most four times it) and entries (large_cache_count), and the count of
 // live mappings is held under map_budget, far below the kernel's limit.
 #ifndef MALLET_LARGE_H
 #define MALLET_LARGE_H
