@@ -174,11 +174,14 @@ static int has_popcnt = -1;   // -1 not asked yet, else 0 / 1
 static uint32_t count_bits(const uint64_t *w, size_t n)
 {
 #if defined(__x86_64__)
-    if (__builtin_expect(has_popcnt < 0, 0)) {
+    // Threads may ask at once; they all store the same answer.
+    int popcnt = __atomic_load_n(&has_popcnt, __ATOMIC_RELAXED);
+    if (__builtin_expect(popcnt < 0, 0)) {
         unsigned a, b, c, d;
-        has_popcnt = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_POPCNT);
+        popcnt = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_POPCNT);
+        __atomic_store_n(&has_popcnt, popcnt, __ATOMIC_RELAXED);
     }
-    if (has_popcnt)
+    if (popcnt)
         return count_bits_popcnt(w, n);
 #endif
     uint32_t c = 0;
