@@ -52,7 +52,10 @@ run_mode() {
         # override_* programs link statically; libmallet describes its blocks
         # to memcheck itself (TRACK=valgrind), glibc's malloc is still replaced.
         valgrind) build=build/track-valgrind;       make_args=(TRACK=valgrind)
-                  wrap=(valgrind -q --error-exitcode=99 --leak-check=full
+                  # --fair-sched: valgrind runs one thread at a time, and its
+                  # default hand-over lets a thread spinning on a lock take
+                  # the turn back before the holder runs.
+                  wrap=(valgrind -q --error-exitcode=99 --leak-check=full --fair-sched=yes
                         --soname-synonyms=somalloc=nouserintercepts
                         --errors-for-leak-kinds=definite --show-leak-kinds=definite) ;;
         ubsan)    build=build/san-undefined;        make_args=(SAN=undefined) ;;
