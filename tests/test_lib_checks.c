@@ -74,8 +74,18 @@ TEST(double_free_is_always_caught)
     char out[512];
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *arg = (void *)(uintptr_t)sizes[i];
-        CHECK(test_dies(double_free_now, arg, "mallet: free(): double free of 0x", out, sizeof out));
-        CHECK(test_dies(double_free_later, arg, "double free of", out, sizeof out));
+        int now = test_dies(double_free_now, arg, "mallet: free(): double free of 0x", out, sizeof out);
+        CHECK(now);
+        if (!now)
+            fprintf(stderr, "  size %zu, at once, child said: %s\n", sizes[i], out);
+        // If the 100 frees emptied p's page and it went back to its segment
+        // (the purger thread may get there first), p is no block any more:
+        // the second free is still stopped, named an invalid pointer.
+        int later = test_dies(double_free_later, arg, "mallet: free(): ", out, sizeof out) &&
+                    (strstr(out, "double free of") || strstr(out, "invalid pointer"));
+        CHECK(later);
+        if (!later)
+            fprintf(stderr, "  size %zu, later, child said: %s\n", sizes[i], out);
     }
 }
 
