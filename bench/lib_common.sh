@@ -189,3 +189,27 @@ for t in threads: t.join()
 print(len(blob), hits)
 PYEOF
 }
+
+# lib_synthetic_workloads -- set WORKLOADS to the synthetic workloads of
+# bench/lib_*.c, sized for BENCH_QUICK, so every section that compares
+# libmallet builds runs the same commands. Needs B (the bench program folder).
+lib_synthetic_workloads() {
+    local p churn xt lr rb large
+    for p in lib_churn lib_xthread lib_larson lib_realloc lib_large; do
+        [ -x "$B/$p" ] || { echo "bench: $B/$p not built (make)" >&2; return 1; }
+    done
+    if [ "$BENCH_QUICK" = 1 ]; then
+        churn=2000000 xt=500000 lr="10 20000" rb="32 262144 2" large=1500
+    else
+        churn=5000000 xt=2000000 lr="30 50000" rb="64 1048576 3" large=4000
+    fi
+    WORKLOADS=(
+        "churn-1t|$B/lib_churn 1 $churn"
+        "churn-2t|$B/lib_churn 2 $churn"
+        "churn-4t|$B/lib_churn 4 $churn"
+        "prodcons-2x2|$B/lib_xthread 2 $xt"
+        "larson-4t|$B/lib_larson 4 $lr"
+        "realloc-grow|$B/lib_realloc $rb"
+        "large-blocks|$B/lib_large $large"
+    )
+}

@@ -11,23 +11,8 @@ cd "$(dirname "$0")/../.."
 export BUILD=${BUILD:-build}
 . bench/lib_common.sh
 B=$BUILD/bench
-for p in lib_churn lib_xthread lib_larson lib_realloc lib_large; do
-    [ -x "$B/$p" ] || { echo "20-lib-workloads: $B/$p not built (make)" >&2; exit 1; }
-done
-if [ "$BENCH_QUICK" = 1 ]; then
-    reps=3 churn=2000000 xt=500000 lr="10 20000" rb="32 262144 2" large=1500
-else
-    reps=5 churn=5000000 xt=2000000 lr="30 50000" rb="64 1048576 3" large=4000
-fi
-WORKLOADS=(
-    "churn-1t|$B/lib_churn 1 $churn"
-    "churn-2t|$B/lib_churn 2 $churn"
-    "churn-4t|$B/lib_churn 4 $churn"
-    "prodcons-2x2|$B/lib_xthread 2 $xt"
-    "larson-4t|$B/lib_larson 4 $lr"
-    "realloc-grow|$B/lib_realloc $rb"
-    "large-blocks|$B/lib_large $large"
-)
+reps=5; [ "$BENCH_QUICK" = 1 ] && reps=3
+lib_synthetic_workloads
 raw=$(mktemp)
 lib_run_matrix "$raw" "$reps"
 

@@ -15,28 +15,18 @@ B=$BUILD/bench
 for f in "$BUILD/libmallet.so" "$BUILD/libmallet-secure.so"; do
     [ -f "$f" ] || { echo "50-secure: $f not built (make)" >&2; exit 1; }
 done
-for p in lib_churn lib_xthread lib_larson lib_realloc lib_large lib_fastpath; do
-    [ -x "$B/$p" ] || { echo "50-secure: $B/$p not built (make)" >&2; exit 1; }
-done
+[ -x "$B/lib_fastpath" ] || { echo "50-secure: $B/lib_fastpath not built (make)" >&2; exit 1; }
 if [ "$BENCH_QUICK" = 1 ]; then
-    reps=3 churn=2000000 xt=500000 lr="10 20000" rb="32 262144 2" large=1500 fp=2000000
-    rows=50000 docs=20000
+    reps=3 fp=2000000 rows=50000 docs=20000
 else
-    reps=5 churn=5000000 xt=2000000 lr="30 50000" rb="64 1048576 3" large=4000 fp=20000000
-    rows=200000 docs=60000
+    reps=5 fp=20000000 rows=200000 docs=60000
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 lib_make_sql "$work/script.sql" "$rows"
 lib_make_py "$work/work.py" "$docs"
-WORKLOADS=(
-    "churn-1t|$B/lib_churn 1 $churn"
-    "churn-2t|$B/lib_churn 2 $churn"
-    "churn-4t|$B/lib_churn 4 $churn"
-    "prodcons-2x2|$B/lib_xthread 2 $xt"
-    "larson-4t|$B/lib_larson 4 $lr"
-    "realloc-grow|$B/lib_realloc $rb"
-    "large-blocks|$B/lib_large $large"
+lib_synthetic_workloads
+WORKLOADS+=(
     "fastpath-pair|$B/lib_fastpath pair $fp"
     "fastpath-batch|$B/lib_fastpath batch $((fp / 1000))"
 )
