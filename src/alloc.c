@@ -63,7 +63,7 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
         mallet__fatal("mallet", func, "invalid pointer", ptr);
     *block = page->block_size;
 #if MALLET_SECURE
-    return mallet__secure_request(page, p, func);
+    return mallet__secure_check(page, p, func);
 #endif
 #if MALLET_TRACK_ENABLED
     if (page->req)
@@ -92,7 +92,7 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
     if (block <= MALLET_SMALL_MAX && mallet__span_page_of((uintptr_t)p)) {
         if (MALLET_SECURE_PAD(size) <= block && size >= block / 2) {
 #if MALLET_SECURE
-            mallet__secure_resize(mallet__span_page_of((uintptr_t)p), (uintptr_t)p, size);
+            mallet__secure_lay(mallet__span_page_of((uintptr_t)p), (uintptr_t)p, size);
 #endif
 #if MALLET_TRACK_ENABLED
             mallet_page_t *page = mallet__span_page_of((uintptr_t)p);

@@ -35,6 +35,9 @@ void mallet__free_slow(void *ptr, const char *func)
         mallet__fatal("mallet", func, "invalid pointer", ptr);
     if (!mallet__bit_get(p))
         mallet__fatal("mallet", func, "double free of", ptr);
+#if MALLET_SECURE
+    mallet__secure_on_free(page, p, func);
+#endif
     mallet_heap_t *heap = mallet__tls_heap;
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE);
     if ((owner & ~MALLET_PAGE_FULL) == (uintptr_t)heap) {
@@ -42,8 +45,7 @@ void mallet__free_slow(void *ptr, const char *func)
         mallet__lock(&heap->lock);
         mallet__heap_unfull(heap, page);
         MALLET_TRACK_FREE(ptr, page->block_size);
-        mallet__link_write(page, p, page->local_free);
-        page->local_free = p;
+        mallet__page_push_local(page, p, p);
         uint64_t *w = mallet__bit_word(p);
         __atomic_store_n(w, *w & ~mallet__bit_mask(p), __ATOMIC_RELEASE);
         mallet__unlock(&heap->lock);

@@ -46,10 +46,6 @@ typedef struct mallet_heap {
     uint32_t rf_count;                             // batch: blocks
     uint64_t next_sweep_ms;                        // clock time of the next housekeeping
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
-#if MALLET_SECURE
-    uintptr_t quarantine[MALLET_QUARANTINE];       // freed blocks held back from reuse (secure.c)
-    uint32_t quarantine_next;                      // the slot the next freed block takes
-#endif
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
     // Last, and never cleared when a record is reused: another thread may
@@ -80,7 +76,7 @@ static inline void mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t 
 #endif
     MALLET_TRACK_MALLOC((void *)b, req, page->block_size, 0);
 #if MALLET_SECURE
-    mallet__secure_on_alloc(page, b, req);
+    mallet__secure_lay(page, b, req);
 #endif
     (void)page, (void)b, (void)req;
 }
@@ -94,6 +90,10 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
     uintptr_t next = mallet__link_read(page, b);
     if (__builtin_expect(((next ^ b) & MALLET_LINK_CHECK) != 0, 0))
         return NULL;          // end of list or damage: the slow path decides
+#if MALLET_SECURE
+    if (__builtin_expect(!mallet__secure_fill_intact(b), 0))
+        return NULL;          // written after free: the slow path reports it
+#endif
     page->free = next;
     if (__builtin_expect(mallet__bits_test_set(page->bitbase, b >> MALLET_GRAIN_SHIFT), 0))
         mallet__page_corrupt(page);   // a live block on the free list
@@ -115,9 +115,7 @@ static inline void *mallet__malloc_fast(size_t size)
     return mallet__malloc_generic(heap, size);
 }
 
-// Free a block now: the default build's free, the secure build's for a
-// block leaving the quarantine.
-static inline void mallet__free_now(void *ptr, const char *func)
+static inline void mallet__free_fast(void *ptr, const char *func)
 {
     uintptr_t p = (uintptr_t)ptr;
     // Rotating the low bits to the top makes a misaligned pointer (and NULL,
@@ -130,24 +128,23 @@ static inline void mallet__free_now(void *ptr, const char *func)
         uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_RELAXED);
         if (__builtin_expect(owner == (uintptr_t)mallet__tls_heap, 1) &&
             __builtin_expect(mallet__bits_test(page->bitbase, g), 1)) {
+#if MALLET_SECURE
+            // A damaged canary sends the call to the slow path, which
+            // checks again and reports.
+            if (__builtin_expect(!mallet__secure_intact(page, p), 0))
+                goto slow;
+            mallet__secure_fill(p);
+#endif
             MALLET_TRACK_FREE(ptr, page->block_size);
-            mallet__link_write(page, p, page->local_free);
-            page->local_free = p;
+            mallet__page_push_local(page, p, p);
             mallet__bits_clear(page->bitbase, g);
             return;
         }
     }
-    mallet__free_slow(ptr, func);
-}
-
-static inline void mallet__free_fast(void *ptr, const char *func)
-{
 #if MALLET_SECURE
-    ptr = mallet__secure_quarantine(ptr, func);
-    if (ptr == NULL)
-        return;
+slow:
 #endif
-    mallet__free_now(ptr, func);
+    mallet__free_slow(ptr, func);
 }
 
 // --- heap.c ---------------------------------------------------------------------

@@ -14,6 +14,14 @@
 
 #include <stdlib.h>
 
+// Bytes of blocks carved at a time. The secure build carves an OS page per
+// run of its shuffle (secure.c).
+#if MALLET_SECURE
+#define MALLET_CARVE_BYTES (MALLET_CARVE_RUNS * 4096)
+#else
+#define MALLET_CARVE_BYTES 4096
+#endif
+
 mallet_page_t mallet__page_none;
 mallet_page_t mallet__page_empty;
 
@@ -33,6 +41,7 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
     page->units = k->units;
 #if MALLET_SECURE
     page->reserved = mallet__secure_capacity(page);
+    page->canary = (uint32_t)mallet__random_next() | 0x80808080u;
 #endif
     page->spare_seen = 0;
     page->internal = 0;
@@ -52,7 +61,7 @@ bool mallet__page_extend(mallet_page_t *page)
         return false;
     // A few KiB at a time: a page is touched (and made resident) only as
     // far as it is used.
-    uint32_t n = (4096 + page->block_size - 1) / page->block_size;
+    uint32_t n = (MALLET_CARVE_BYTES + page->block_size - 1) / page->block_size;
     if (n < 4)
         n = 4;
     if (n > page->reserved - page->capacity)
@@ -121,8 +130,7 @@ void mallet__page_collect(mallet_page_t *page)
                 break;
             b = next;
         }
-        mallet__link_write(page, b, page->local_free);
-        page->local_free = head;
+        mallet__page_push_local(page, head, b);
     }
 }
 
@@ -130,8 +138,12 @@ void mallet__page_swap_in(mallet_page_t *page)
 {
     mallet_assert_expensive(mallet__page_free_count(page) + mallet__page_used(page) <= page->capacity);
     if (page->free == 0) {
+#if MALLET_SECURE
+        mallet__secure_swap_in(page);
+#else
         page->free = page->local_free;
         page->local_free = 0;
+#endif
     }
 }
 
@@ -197,14 +209,19 @@ uint32_t mallet__page_used(const mallet_page_t *page)
     return count_bits(w, n);
 }
 
-uint32_t mallet__page_free_count(const mallet_page_t *page)
+uint32_t mallet__page_list_length(const mallet_page_t *page, uintptr_t head)
 {
     uint32_t n = 0;
-    for (uintptr_t b = page->free; b != 0; b = mallet__link_read(page, b)) {
+    for (uintptr_t b = head; b != 0; b = mallet__link_read(page, b)) {
         if (!mallet__page_is_block(page, b) || ++n > page->reserved)
             mallet__page_corrupt(page);
     }
     return n;
+}
+
+uint32_t mallet__page_free_count(const mallet_page_t *page)
+{
+    return mallet__page_list_length(page, page->free);
 }
 
 void *mallet__page_pop_checked(mallet_page_t *page)
@@ -215,6 +232,11 @@ void *mallet__page_pop_checked(mallet_page_t *page)
     if (!mallet__page_is_block(page, b))
         mallet__page_corrupt(page);
     uintptr_t next = mallet__link_read(page, b);
+#if MALLET_SECURE
+    // The block's own link or fill is damaged: written after it was freed.
+    if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(b))
+        mallet__secure_written(b, "malloc");
+#endif
     page_check_link(page, next);
     uint64_t *w = mallet__bit_word(b);
     uint64_t bit = mallet__bit_mask(b);

@@ -53,6 +53,9 @@ typedef struct mallet_page {
     uintptr_t free;                 // first block to hand out, 0 when none
     uintptr_t key;                  // link-encoding key, random per page
     uintptr_t local_free;           // owner's frees since the last refill
+#if MALLET_SECURE
+    uint32_t canary;                // laid after every request (secure.h)
+#endif
     uintptr_t heap;                 // owner | MALLET_PAGE_FULL, 0 when abandoned
     uintptr_t thread_free;          // other threads' frees (atomic)
     char *start;                    // first block
@@ -116,6 +119,14 @@ static inline void mallet__link_write(const mallet_page_t *page, uintptr_t at, u
     MALLET_TRACK_MEM_UNDEFINED((void *)at, sizeof(uintptr_t));
     *(uintptr_t *)at = next ^ page->key ^ at;
     MALLET_TRACK_MEM_NOACCESS((void *)at, sizeof(uintptr_t));
+}
+
+// Push the chain first..last (linked already; a single block: first ==
+// last) on page->local_free. Owner only.
+static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first, uintptr_t last)
+{
+    mallet__link_write(page, last, page->local_free);
+    page->local_free = first;
 }
 
 // Bit n of a bitmap whose base may be biased (n can be far from base): on
@@ -197,6 +208,8 @@ bool mallet__page_is_empty(const mallet_page_t *page);
 uint32_t mallet__page_used(const mallet_page_t *page);
 // Blocks on the free list (walks it; slow paths only).
 uint32_t mallet__page_free_count(const mallet_page_t *page);
+// Blocks on the list that starts at head, one of page's (walks it).
+uint32_t mallet__page_list_length(const mallet_page_t *page, uintptr_t head);
 // Pop with every check (slow path): NULL when the free list is empty.
 void *mallet__page_pop_checked(mallet_page_t *page);
 // Is p the start of one of the page's carved blocks?

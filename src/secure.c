@@ -1,269 +1,108 @@
 // SPDX-License-Identifier: MIT
 //
-// secure.c -- the secure build's checks: canaries, fill-on-free with a
-// check on reuse, the quarantine, shuffled free lists, guard pages. What
-// each one is and where it hooks in: secure.h. The default build compiles
-// this file to nothing.
+// secure.c -- the secure build's slow-path pieces: the reports, shuffled
+// and filled carving, guard pages. The inline checks the fast paths make, and the layout of a
+// block, are in secure.h. The default build compiles this file to nothing.
 //
-// Layout of a small block in the secure build (block size bs, request req,
-// bs >= req + 8 by construction):
+// Invariant: a block on one of a page's lists (free, local_free,
+// thread_free) holds the fill in bytes 8..31 from its free (or carving)
+// until it is handed out again.
 //
-//   live:    [ user data: req | canary: up to 16 | ... | req:32 check:32 ]
-//   free:    [ tag or link: 8 | fill: up to offset 64 | ...               ]
-//
-// The canary byte and the check are keyed by a process secret and the
-// block's address, so neither can be forged by writing a known value. The
-// tag marks a block waiting in quarantine (secret ^ address ^ a constant):
-// a free that finds it is a double free, a realloc or usable_size that
-// finds it was handed a freed pointer.
-//
-// Bounds, for cost: the canary is the 16 bytes after the request (a linear
-// overflow crosses them first) plus the trailer; the fill covers the first
-// 64 bytes of a free block (where a stale pointer to a struct writes its
-// fields). Filling and checking whole blocks would make every malloc/free
-// pair cost a pass over the block.
-//
-// Invariants: a block on a free list, or in a quarantine, holds fill bytes
-// from offset 8 to min(bs, 64); a block in a quarantine has its bitmap bit
-// set (the page is not empty, so it is not retired under the quarantine)
-// and its tag in its first word.
-//
-// Calls: heap.h (the free path a block takes when it leaves the
-// quarantine), span.h, os.h, init.h (randomness), debug.h (reports).
+// Calls: page.h, span.h, os.h, init.h (randomness), debug.h (reports).
 #include "secure.h"
 
 #if MALLET_SECURE
 
-#include <string.h>
+#include <stdlib.h>
 
-#include "heap.h"
 #include "init.h"
 #include "os/os.h"
 #include "span.h"
 
-#define FILL_WORD  0xdfdfdfdfdfdfdfdfull      // what a free block holds past its first word
-#define FILL_MAX   64u                        // bytes of a free block kept filled
-#define CANARY_MAX 16u                        // canary bytes checked after the request
-#define TAG_MAGIC  0x7175617261746e65ull      // marks a block in quarantine
-
 _Static_assert(sizeof(mallet_segment_t) + 4096 <= MALLET_UNIT_SIZE,
                "segment metadata leaves room for its guard page");
 
-// The helpers below run on every malloc and free of the secure build:
-// inlined, they cost half the instructions they cost as calls.
-#define INLINE static inline __attribute__((always_inline))
-
-static uint64_t secret;                       // per process, never 0
-
-static inline uint64_t key(void)
+void mallet__secure_overflow(uintptr_t b, const char *func)
 {
-    uint64_t k = __atomic_load_n(&secret, __ATOMIC_ACQUIRE);
-    if (__builtin_expect(k == 0, 0)) {
-        uint64_t fresh = mallet__random_next() | 1, none = 0;
-        // The first thread to get here sets it; everyone uses that one.
-        if (!__atomic_compare_exchange_n(&secret, &none, fresh, false, __ATOMIC_ACQ_REL,
-                                         __ATOMIC_ACQUIRE))
-            return none;
-        k = fresh;
-    }
-    return k;
+    mallet__fatal("mallet", func, "heap overflow past", (void *)b);
 }
 
-static inline uint64_t tag_of(uintptr_t b)
+void mallet__secure_written(uintptr_t b, const char *func)
 {
-    return key() ^ b ^ TAG_MAGIC;
+    mallet__fatal("mallet", func, "write after free of", (void *)b);
 }
 
-static inline uint8_t canary_byte(uintptr_t b)
-{
-    return (uint8_t)((key() >> 24) ^ (b >> 4));
-}
-
-static inline uint64_t trailer_of(uintptr_t b, size_t req)
-{
-    uint64_t check = ((uint64_t)req ^ b ^ key()) * 0x9e3779b97f4a7c15ull;
-    return (uint64_t)(uint32_t)req | (check & 0xffffffff00000000ull);
-}
-
-static inline size_t fill_end(const mallet_page_t *page)
-{
-    return page->block_size < FILL_MAX ? page->block_size : FILL_MAX;
-}
-
-static inline void store64(uintptr_t at, uint64_t v)
-{
-    memcpy((void *)at, &v, 8);
-}
-
-static inline uint64_t load64(uintptr_t at)
-{
-    uint64_t v;
-    memcpy(&v, (const void *)at, 8);
-    return v;
-}
-
-INLINE void fill(const mallet_page_t *page, uintptr_t b)
-{
-    for (size_t i = 8, end = fill_end(page); i < end; i += 8)
-        store64(b + i, FILL_WORD);
-}
-
-static inline size_t canary_len(size_t req, size_t tail)
-{
-    return tail - req < CANARY_MAX ? tail - req : CANARY_MAX;
-}
-
-// The canary: its byte repeated over canary_len bytes after the request,
-// written and checked as two (possibly overlapping) words when it is 8
-// bytes or more long.
-INLINE void lay_canary(const mallet_page_t *page, uintptr_t b, size_t req)
-{
-    size_t tail = page->block_size - 8, len = canary_len(req, tail);
-    uint64_t c = canary_byte(b) * 0x0101010101010101ull;
-    if (len >= 8) {
-        store64(b + req, c);
-        store64(b + req + len - 8, c);
-    } else {
-        memcpy((void *)(b + req), &c, len);
-    }
-    store64(b + tail, trailer_of(b, req));
-}
-
-// The request recorded in the block's canary; reports an overflow. A block
-// whose trailer is gone and whose second word is fill was freed already
-// (its quarantine mark replaced by a free-list link, after the quarantine
-// let it go to another thread's page): that is a double free.
-INLINE size_t check_canary(const mallet_page_t *page, uintptr_t b, const char *func)
-{
-    size_t tail = page->block_size - 8;
-    uint64_t t, second;
-    memcpy(&t, (char *)b + tail, 8);
-    size_t req = (uint32_t)t;
-    if (req > tail || t != trailer_of(b, req)) {
-        memcpy(&second, (char *)b + 8, 8);
-        if (page->block_size > 16 && second == FILL_WORD)
-            mallet__fatal("mallet", func, "double free of", (void *)b);
-        mallet__fatal("mallet", func, "heap overflow past", (void *)b);
-    }
-    size_t len = canary_len(req, tail);
-    uint64_t c = canary_byte(b) * 0x0101010101010101ull, got = c, got2 = c;
-    if (len >= 8) {
-        got = load64(b + req);
-        got2 = load64(b + req + len - 8);
-    } else {
-        memcpy(&got, (const void *)(b + req), len);
-    }
-    if (got != c || got2 != c)
-        mallet__fatal("mallet", func, "heap overflow past", (void *)b);
-    return req;
-}
-
-void mallet__secure_on_alloc(mallet_page_t *page, uintptr_t b, size_t req)
-{
-    uint64_t diff = 0;
-    for (size_t i = 8, end = fill_end(page); i < end; i += 8)
-        diff |= load64(b + i) ^ FILL_WORD;
-    if (diff != 0)
-        mallet__fatal("mallet", "malloc", "write after free of", (void *)b);
-    lay_canary(page, b, req);
-}
-
-void mallet__secure_resize(const mallet_page_t *page, uintptr_t p, size_t req)
-{
-    lay_canary(page, p, req);
-}
-
-size_t mallet__secure_request(const mallet_page_t *page, uintptr_t p, const char *func)
-{
-    uint64_t first;
-    memcpy(&first, (void *)p, 8);
-    if (first == tag_of(p))
-        mallet__fatal("mallet", func, "invalid pointer", (void *)p);
-    return check_canary(page, p, func);
-}
-
-// A block leaving the quarantine: its tag must still be there.
-static void *release(uintptr_t b, const char *func)
-{
-    uint64_t first;
-    memcpy(&first, (void *)b, 8);
-    if (first != tag_of(b))
-        mallet__fatal("mallet", func, "write after free of", (void *)b);
-    return (void *)b;
-}
-
-void *mallet__secure_quarantine(void *ptr, const char *func)
-{
-    uintptr_t p = (uintptr_t)ptr;
-    mallet_heap_t *heap = mallet__tls_heap;
-    mallet_page_t *page = mallet__span_page_of(p);
-    // Large blocks, foreign pointers, interior pointers and blocks already
-    // free take the normal path, which reports what needs reporting.
-    // (A set bit marks the start of a live block: an aligned pointer whose
-    // bit is set is one.)
-    if (page == NULL || (p & (MALLET_GRAIN - 1)) != 0 || !mallet__bit_get(p))
-        return ptr;
-    uint64_t first;
-    memcpy(&first, ptr, 8);
-    if (first == tag_of(p))
-        mallet__fatal("mallet", func, "double free of", ptr);
-    check_canary(page, p, func);
-    fill(page, p);
-    // A thread without a heap has no quarantine: its block is freed now.
-    if (heap == &mallet__heap_empty)
-        return ptr;
-    uint64_t t = tag_of(p);
-    memcpy(ptr, &t, 8);
-    uintptr_t out = heap->quarantine[heap->quarantine_next];
-    heap->quarantine[heap->quarantine_next] = p;
-    heap->quarantine_next = (heap->quarantine_next + 1) % MALLET_QUARANTINE;
-    return out ? release(out, func) : NULL;
-}
-
-void mallet__secure_flush(mallet_heap_t *heap)
-{
-    if (heap == &mallet__heap_empty)
-        return;
-    for (unsigned i = 0; i < MALLET_QUARANTINE; i++) {
-        uintptr_t b = heap->quarantine[i];
-        if (b) {
-            heap->quarantine[i] = 0;
-            mallet__free_now(release(b, "free"), "free");
-        }
-    }
-}
-
+// The n blocks (MALLET_CARVE_RUNS OS pages' worth) are cut into that many
+// runs of neighbours, about an OS page each; the list takes the next block
+// of a randomly chosen run each time. Consecutive allocations come from
+// unrelated runs (the next address cannot be guessed, and the block after
+// an overflowing one is rarely the one allocated after it), while each run
+// is still walked in address order through its own OS page: blocks
+// allocated together keep sharing cache lines and the hardware prefetcher
+// still sees one stream per page. (A full shuffle of a page's blocks made a
+// program that walks its objects in allocation order, python3's collector,
+// a third slower.)
 void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n)
 {
-    // n is at most 4096 / 16 blocks (page_extend carves a few KiB at a time).
-    uint16_t order[256];
-    uint32_t m = n < 256 ? n : 256;
-    for (uint32_t i = 0; i < m; i++)
-        order[i] = (uint16_t)i;
+    uint32_t at[MALLET_CARVE_RUNS], end[MALLET_CARVE_RUNS], runs = n < MALLET_CARVE_RUNS ? n : MALLET_CARVE_RUNS;
+    for (uint32_t r = 0; r < runs; r++) {
+        at[r] = r * n / runs;
+        end[r] = (r + 1) * n / runs;
+    }
     uint64_t x = mallet__random_next() | 1;
-    for (uint32_t i = m - 1; i > 0; i--) {
+    uintptr_t bs = page->block_size, head = 0, tail = 0;
+    while (runs > 0) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        uint32_t j = (uint32_t)(x % (i + 1));
-        uint16_t s = order[i];
-        order[i] = order[j];
-        order[j] = s;
+        uint32_t r = (uint32_t)(x % runs);
+        uintptr_t b = first + (uintptr_t)at[r] * bs;
+        if (++at[r] == end[r]) {
+            // Run r is used up: the last run takes its place.
+            runs--;
+            at[r] = at[runs];
+            end[r] = end[runs];
+        }
+        mallet__secure_fill(b);
+        if (tail)
+            mallet__link_write(page, tail, b);
+        else
+            head = b;
+        tail = b;
     }
-    uintptr_t bs = page->block_size, next = page->free;
-    // Blocks past the shuffled 256 (none with today's carve sizes) keep
-    // address order behind them.
-    for (uint32_t i = n; i > m; i--) {
-        uintptr_t b = first + (uintptr_t)(i - 1) * bs;
-        fill(page, b);
-        mallet__link_write(page, b, next);
-        next = b;
+    mallet__link_write(page, tail, page->free);
+    page->free = head;
+}
+
+// The local list is newest first. Its first `hold` blocks (at most
+// MALLET_QUARANTINE, a quarter of the page's blocks) stay on it, cut off
+// from the rest, which becomes the free list: a freed block is not handed
+// out again while it is among its page's newest frees, unless the page has
+// nothing else to hand out. Reuse stays last-in first-out beyond that, so
+// the blocks handed out are still warm in the cache. Every link walked is
+// checked: a write after free over one is reported here.
+void mallet__secure_swap_in(mallet_page_t *page)
+{
+    uint32_t hold = page->reserved / 4;
+    if (hold > MALLET_QUARANTINE)
+        hold = MALLET_QUARANTINE;
+    if (hold == 0)
+        hold = 1;
+    uintptr_t last = page->local_free, rest = 0;
+    for (uint32_t i = 0; last != 0; i++) {
+        rest = mallet__link_read(page, last);
+        if (rest != 0 && !mallet__page_is_block(page, rest))
+            mallet__secure_written(last, "malloc");
+        if (i + 1 == hold || rest == 0)
+            break;
+        last = rest;
     }
-    for (uint32_t i = m; i > 0; i--) {
-        uintptr_t b = first + (uintptr_t)order[i - 1] * bs;
-        fill(page, b);
-        mallet__link_write(page, b, next);
-        next = b;
+    if (rest == 0) {
+        // No more than `hold` blocks were freed: hand them all out.
+        page->free = page->local_free;
+        page->local_free = 0;
+        return;
     }
-    page->free = next;
+    mallet__link_write(page, last, 0);
+    page->free = rest;
 }
 
 bool mallet__secure_guard_run(char *start, unsigned units)

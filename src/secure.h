@@ -1,34 +1,55 @@
 // SPDX-License-Identifier: MIT
 //
-// secure.h -- the secure build's hooks (make secure: MALLET_SECURE=1).
+// secure.h -- the secure build's checks (make secure: MALLET_SECURE=1).
 //
-// The secure build adds, on top of the checks every build has:
-//   canaries     a small block is sized for its request + 8 bytes; up to
-//                16 bytes past the request hold a canary and the last 8 the
-//                request itself with a keyed check. free and realloc verify
-//                them: "heap overflow past 0x...".
-//   fill/check   a freed block's first 64 bytes are filled with a pattern;
-//                when it is handed out again the pattern must be whole:
-//                "write after free of 0x...".
-//   quarantine   freed small blocks wait in a ring per heap before they go
-//                back to a free list, so a dangling pointer does not alias
-//                the next allocation at once; a block is marked while it
-//                waits, so freeing it again is a double free.
+// The secure build adds, on top of the checks every build has (double and
+// invalid frees, encoded free-list links):
+//   canaries     a small block is sized for its request + 8 bytes. The 4
+//                bytes right after the request hold a canary, the block's
+//                last 4 the request with a keyed check. free and realloc
+//                verify both: "heap overflow past 0x...".
+//   fill/check   free fills bytes 8..31 of the block with a pattern; when
+//                the block is handed out again the pattern must be whole:
+//                "write after free of 0x...". (Bytes 0..7 hold the encoded
+//                link, which is checked when the list is walked or popped.)
+//   quarantine   when a page's free list runs dry and its local list of
+//                freed blocks takes its place, the newest 8 frees (a
+//                quarter of the page's blocks at most) stay behind: a
+//                freed block is not handed out again while it is among
+//                its page's newest frees (mallet__secure_swap_in).
 //   shuffling    the blocks carved from a page go on its free list in a
 //                random order.
 //   guard pages  the last OS page of every page of blocks, and the last of
 //                the segment's metadata unit, are inaccessible.
 //
-// Every hook is a no-op (or absent) in the default build: the fast paths
-// in heap.h compile to the same code with or without this header.
+// The per-block work is a few loads and stores inline in the fast paths
+// (heap.h), where the block and its page are in registers already. A check
+// that fails there sends the call down its slow path, which checks again
+// and reports: the fast paths stay leaves.
 //
-// Calls: page.h, span.h (lookups), os.h (guard pages), debug.h (reports).
+// Layout of a small block (block size bs >= req + 8, bs >= 32):
+//
+//   live:  [ user data: req | canary: 4 | ... | req:18 check:14 ]
+//   free:  [ link: 8 | fill: 24 | ...                           ]
+//
+// (A write after free over the link is found when the link is followed:
+// when the list is cut for the quarantine, or when the block is popped.)
+//
+// The canary is random per page, and each of its bytes has its top bit
+// set, so a stray NUL or ASCII byte never matches it. The trailer's check is the canary's low 14 bits: a write over
+// the trailer changes the request or the check, rarely both consistently.
+//
+// Every hook is absent in the default build: the fast paths in heap.h
+// compile to the same code with or without this header.
+//
+// Calls: page.h, os.h (guard pages), debug.h (reports).
 #ifndef MALLET_SECURE_H
 #define MALLET_SECURE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "page.h"
 
@@ -36,31 +57,102 @@
 #define MALLET_SECURE 0
 #endif
 
-struct mallet_heap;
-
 #if MALLET_SECURE
 
-#define MALLET_SECURE_TAIL   8     // bytes a small block gets beyond its request
-#define MALLET_QUARANTINE    64    // freed blocks held back per heap (a power of two)
+#define MALLET_SECURE_TAIL 8        // bytes a small block gets beyond its request
+#define MALLET_QUARANTINE  8        // newest frees of a page held back (secure.c)
+#ifndef MALLET_CARVE_RUNS
+#define MALLET_CARVE_RUNS  8        // runs the blocks carved at a time are dealt from
+#endif
 
 // The size a small block must have to serve a request of n bytes.
 #define MALLET_SECURE_PAD(n) ((n) <= SIZE_MAX - MALLET_SECURE_TAIL ? (n) + MALLET_SECURE_TAIL : (n))
 
-// A block of page was just handed out for req bytes: check that nothing
-// wrote to it while it was free, then lay down its canary.
-void mallet__secure_on_alloc(mallet_page_t *page, uintptr_t b, size_t req);
-// free's first step: check the canary of a live small block, mark and fill
-// it, put it in the heap's quarantine and return the block that leaves the
-// quarantine (NULL when none does), to be freed for real. Anything that is
-// not a live small block is returned unchanged for the normal checks.
-void *mallet__secure_quarantine(void *ptr, const char *func);
-// Free every block in heap's quarantine now (thread exit, statistics).
-void mallet__secure_flush(struct mallet_heap *heap);
-// The request of a live small block at p, after checking its canary;
-// reports a block that waits in quarantine as an invalid pointer.
-size_t mallet__secure_request(const mallet_page_t *page, uintptr_t p, const char *func);
-// A block resized in place now serves req bytes: move its canary.
-void mallet__secure_resize(const mallet_page_t *page, uintptr_t p, size_t req);
+#define MALLET_FILL_WORD  0xdfdfdfdfdfdfdfdfull    // bytes 8..31 of a free block
+#define MALLET_REQ_BITS   18                       // a small request fits: SMALL_MAX - 8 < 2^18
+#define MALLET_REQ_MASK   ((1u << MALLET_REQ_BITS) - 1)
+
+_Static_assert(MALLET_SMALL_MAX - MALLET_SECURE_TAIL <= MALLET_REQ_MASK, "a request fits the trailer");
+
+// Reports (secure.c): one line naming the block, then abort.
+MALLET_NORETURN MALLET_COLD void mallet__secure_overflow(uintptr_t b, const char *func);
+MALLET_NORETURN MALLET_COLD void mallet__secure_written(uintptr_t b, const char *func);
+
+static inline uint32_t mallet__secure_load32(uintptr_t at)
+{
+    uint32_t v;
+    memcpy(&v, (const void *)at, 4);
+    return v;
+}
+
+static inline uint64_t mallet__secure_load64(uintptr_t at)
+{
+    uint64_t v;
+    memcpy(&v, (const void *)at, 8);
+    return v;
+}
+
+static inline void mallet__secure_store32(uintptr_t at, uint32_t v)
+{
+    memcpy((void *)at, &v, 4);
+}
+
+static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
+{
+    memcpy((void *)at, &v, 8);
+}
+
+
+// Block b now serves req bytes: lay its canary and trailer.
+static inline void mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
+{
+    uint32_t c = page->canary;
+    mallet__secure_store32(b + req, c);
+    mallet__secure_store32(b + page->block_size - 4, (uint32_t)req | (c << MALLET_REQ_BITS));
+}
+
+// Is the canary (and trailer) of block b, live, whole?
+static inline bool mallet__secure_intact(const mallet_page_t *page, uintptr_t b)
+{
+    uint32_t c = page->canary;
+    uint32_t t = mallet__secure_load32(b + page->block_size - 4);
+    // (A request that passed the keyed check is the one laid: no bound
+    // check before the canary's load.)
+    return ((t ^ (c << MALLET_REQ_BITS)) <= MALLET_REQ_MASK) &
+           (mallet__secure_load32(b + (t & MALLET_REQ_MASK)) == c);
+}
+
+// The request block b (live) serves, after checking its canary.
+static inline size_t mallet__secure_check(const mallet_page_t *page, uintptr_t b, const char *func)
+{
+    if (!mallet__secure_intact(page, b))
+        mallet__secure_overflow(b, func);
+    return mallet__secure_load32(b + page->block_size - 4) & MALLET_REQ_MASK;
+}
+
+// Is the fill of block b, just taken off a free list, whole?
+static inline bool mallet__secure_fill_intact(uintptr_t b)
+{
+    uint64_t f = MALLET_FILL_WORD;
+    return ((mallet__secure_load64(b + 8) ^ f) | (mallet__secure_load64(b + 16) ^ f) |
+            (mallet__secure_load64(b + 24) ^ f)) == 0;
+}
+
+// Fill bytes 8..31 of a block going onto a free list.
+static inline void mallet__secure_fill(uintptr_t b)
+{
+    mallet__secure_store64(b + 8, MALLET_FILL_WORD);
+    mallet__secure_store64(b + 16, MALLET_FILL_WORD);
+    mallet__secure_store64(b + 24, MALLET_FILL_WORD);
+}
+
+// Block b (live) is being freed: check its canary, fill it.
+static inline void mallet__secure_on_free(const mallet_page_t *page, uintptr_t b, const char *func)
+{
+    mallet__secure_check(page, b, func);
+    mallet__secure_fill(b);
+}
+
 // Link n fresh blocks from first onto page->free in a random order, filled.
 void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n);
 // Make a run of `units` units at start accessible except its last OS page,
@@ -68,6 +160,9 @@ void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n);
 bool mallet__secure_guard_run(char *start, unsigned units);
 // The blocks of a freshly initialised page that fit before its guard.
 uint32_t mallet__secure_capacity(const mallet_page_t *page);
+// The quarantine: make page->local_free the free list (page->free is
+// empty), except its newest blocks, which stay behind.
+void mallet__secure_swap_in(mallet_page_t *page);
 // Guard the last OS page of a new segment's metadata unit.
 void mallet__secure_guard_segment(mallet_segment_t *seg);
 

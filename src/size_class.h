@@ -55,11 +55,22 @@ extern mallet_class_t mallet__classes[MALLET_CLASSES];
 // Fill the table (page lengths are chosen by search). Idempotent.
 void mallet__size_class_init(void);
 
+// The smallest block handed out: 16 bytes, or 32 in the secure build,
+// whose free blocks keep a link and 24 bytes of fill (secure.h).
+#if defined(MALLET_SECURE) && MALLET_SECURE
+#define MALLET_MIN_BLOCK 32
+#else
+#define MALLET_MIN_BLOCK 16
+#endif
+
 // The class of a request of `size` bytes, size <= MALLET_SMALL_MAX.
 static inline unsigned mallet__size_class(size_t size)
 {
-    if (size <= 128)
-        return size == 0 ? 0 : (unsigned)((size - 1) >> MALLET_GRAIN_SHIFT);
+    if (size <= 128) {
+        if (size <= MALLET_MIN_BLOCK)
+            return MALLET_MIN_BLOCK / MALLET_GRAIN - 1;
+        return (unsigned)((size - 1) >> MALLET_GRAIN_SHIFT);
+    }
     size_t s = size - 1;
     unsigned b = 63u - (unsigned)__builtin_clzl(s);      // 2^b <= s < 2^(b+1)
     return 8u + (b - 7u) * 4u + (unsigned)((s >> (b - 2)) & 3);

@@ -63,10 +63,6 @@ static void stats_collect(void)
 MALLET_API void mallet_stats_get(mallet_stats_t *s)
 {
     mallet__init();
-#if MALLET_SECURE
-    // Blocks waiting in the caller's quarantine were freed: count them so.
-    mallet__secure_flush(mallet__tls_heap);
-#endif
     stats_collect();
     uint64_t c[MALLET_STAT_COUNT], threads;
     stats_merge(c, &threads);
