@@ -40,7 +40,7 @@ static const peer_t peers[] = {
 
 void tool_alloc_list(FILE *f)
 {
-    fprintf(f, "mallet");
+    fprintf(f, "mallet mallet-secure");
     for (const teach_allocator_t *const *t = teach_allocators; *t; t++)
             fprintf(f, " %s", (*t)->name);
     fprintf(f, " glibc");
@@ -58,6 +58,10 @@ bool tool_alloc_lookup(const char *verb, const char *name, alloc_desc_t *out)
     }
     if (!strcmp(name, "mallet")) {
         out->kind = ALLOC_MALLET;
+        return true;
+    }
+    if (!strcmp(name, "mallet-secure")) {
+        out->kind = ALLOC_MALLET_SECURE;
         return true;
     }
     for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++) {
@@ -133,6 +137,14 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
         if (tool_find_product(out, cap, rel))
             return true;
         fprintf(stderr, "%s: libmallet.so not found beside %s (run `make lib`)\n", verb, tool_exe_dir());
+        return false;
+    }
+    case ALLOC_MALLET_SECURE: {
+        const char *rel[] = { "libmallet-secure.so", "../lib/libmallet-secure.so", NULL };
+        if (tool_find_product(out, cap, rel))
+            return true;
+        fprintf(stderr, "%s: libmallet-secure.so not found beside %s (run `make secure`)\n", verb,
+                tool_exe_dir());
         return false;
     }
     case ALLOC_TEACH: {

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 // Set the allocator's own "summary at exit" switch; false when it has none.
 static bool enable_stats(const alloc_desc_t *a)
 {
-    if (a->kind == ALLOC_MALLET) {
+    if (a->kind == ALLOC_MALLET || a->kind == ALLOC_MALLET_SECURE) {
         setenv("MALLET_STATS", "1", 1);
         return true;
     }

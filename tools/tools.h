@@ -32,13 +32,14 @@ int tool_bench(int argc, char **argv);
 typedef enum {
     ALLOC_GLIBC,                 // the C library's malloc: nothing preloaded
     ALLOC_MALLET,                // libmallet
+    ALLOC_MALLET_SECURE,         // libmallet's secure build (make secure), preloaded
     ALLOC_TEACH,                 // one teach design
     ALLOC_PEER,                  // an allocator installed on the system
 } alloc_kind_t;
 
 typedef struct alloc_desc {
     const char *name;                 // as the user types it
-    alloc_kind_t kind;                // which of the four
+    alloc_kind_t kind;                // which of the five
     const teach_allocator_t *teach;   // the design (ALLOC_TEACH), when linked in
     const char *peer_file;            // library file name (ALLOC_PEER)
     const char *peer_package;         // the Debian package that ships it (ALLOC_PEER)
