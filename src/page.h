@@ -49,31 +49,33 @@ enum {
     MALLET_PAGE_ABANDONED,    // global abandoned list of its class
 };
 
+// Aligned to a cache line, with the fields the fast paths touch first: a
+// malloc or free reads one line of its page's descriptor.
 typedef struct mallet_page {
     uintptr_t free;                 // first block to hand out, 0 when none
     uintptr_t key;                  // link-encoding key, random per page
     uintptr_t local_free;           // owner's frees since the last refill
-#if MALLET_SECURE
-    uint32_t canary;                // laid after every request (secure.h)
-#endif
     uintptr_t heap;                 // owner | MALLET_PAGE_FULL, 0 when abandoned
-    uintptr_t thread_free;          // other threads' frees (atomic)
-    char *start;                    // first block
     uint64_t *bitbase;              // segment bitmap, biased: bit (address >> 4) is the block's
     uint32_t block_size;            // class size in bytes (0: not a page)
     uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
+#if MALLET_SECURE
+    uint32_t canary;                // laid after every request (secure.h)
+#endif
     uint32_t reserved;              // blocks that fit
     uint8_t cls;                    // size class
     uint8_t units;                  // length in units
     uint8_t where;                  // MALLET_PAGE_FREE / _QUEUE / _FULLQ / _ABANDONED
     uint8_t spare_seen;             // found empty by one sweep already
     uint8_t internal;               // owned by libmallet's own heap: not in the statistics
+    uintptr_t thread_free;          // other threads' frees (atomic)
+    char *start;                    // first block
     struct mallet_page *next;       // in its list
     struct mallet_page *prev;       // in its list
 #if MALLET_TRACK_ENABLED
     uint32_t *req;                  // requested size per block (checker builds)
 #endif
-} mallet_page_t;
+} __attribute__((aligned(64))) mallet_page_t;
 
 typedef struct mallet_page_list {
     mallet_page_t *first;           // head
@@ -84,6 +86,9 @@ typedef struct mallet_segment {
     uint64_t free_units;            // bit u: unit u belongs to no page
     uint64_t purged_units;          // bit u: free unit u's memory went back to the OS
     struct mallet_segment *next;    // in the global segment list
+#if MALLET_SECURE
+    uint64_t guard_units;           // bit u: unit u's last OS page is a guard (secure.c)
+#endif
     uint64_t dirty_ms[MALLET_SEG_UNITS];          // when each free unit was last used
     mallet_page_t *unit_page[MALLET_SEG_UNITS];   // page covering each unit
     mallet_page_t pages[MALLET_SEG_UNITS];        // descriptors, at a page's first unit

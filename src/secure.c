@@ -77,8 +77,10 @@ void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n)
 // from the rest, which becomes the free list: a freed block is not handed
 // out again while it is among its page's newest frees, unless the page has
 // nothing else to hand out. Reuse stays last-in first-out beyond that, so
-// the blocks handed out are still warm in the cache. Every link walked is
-// checked: a write after free over one is reported here.
+// the blocks handed out are still warm in the cache. A link walked here
+// that leaves the segment was written after its block was freed; the link
+// the cut rewrites is checked in full first (the others are checked again
+// when their blocks are popped).
 void mallet__secure_swap_in(mallet_page_t *page)
 {
     uint32_t hold = page->reserved / 4;
@@ -89,7 +91,7 @@ void mallet__secure_swap_in(mallet_page_t *page)
     uintptr_t last = page->local_free, rest = 0;
     for (uint32_t i = 0; last != 0; i++) {
         rest = mallet__link_read(page, last);
-        if (rest != 0 && !mallet__page_is_block(page, rest))
+        if (((rest ^ last) & MALLET_LINK_CHECK) != 0 && rest != 0)
             mallet__secure_written(last, "malloc");
         if (i + 1 == hold || rest == 0)
             break;
@@ -101,18 +103,28 @@ void mallet__secure_swap_in(mallet_page_t *page)
         page->local_free = 0;
         return;
     }
+    if (!mallet__page_is_block(page, rest))
+        mallet__secure_written(last, "malloc");
     mallet__link_write(page, last, 0);
     page->free = rest;
 }
 
-bool mallet__secure_guard_run(char *start, unsigned units)
+// The guards a run needs are often in place already: its units served a
+// page of the same length before. Only a change costs system calls (made
+// under seg_lock, which every thread taking a new page waits on).
+bool mallet__secure_guard_run(mallet_segment_t *seg, unsigned u, unsigned n)
 {
-    size_t pg = mallet__os_page_size(), len = (size_t)units * MALLET_UNIT_SIZE;
-    // The run may hold the guard of an earlier page at another offset:
-    // open it all, then close its last OS page.
-    if (!mallet__os_commit(start, len))
+    uint64_t run = (n == 64 ? ~0ull : ((1ull << n) - 1)) << u, last = 1ull << (u + n - 1);
+    if ((seg->guard_units & run) == last)
+        return true;
+    size_t pg = mallet__os_page_size(), len = (size_t)n * MALLET_UNIT_SIZE;
+    char *start = (char *)seg + (size_t)u * MALLET_UNIT_SIZE;
+    // Open the run's old guards, then close its last OS page.
+    if ((seg->guard_units & run) != 0 && !mallet__os_commit(start, len))
         return false;
+    seg->guard_units &= ~run;
     mallet__os_decommit(start + len - pg, pg);
+    seg->guard_units |= last;
     return true;
 }
 

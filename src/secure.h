@@ -6,8 +6,8 @@
 // invalid frees, encoded free-list links):
 //   canaries     a small block is sized for its request + 8 bytes. The 4
 //                bytes right after the request hold a canary, the block's
-//                last 4 the request with a keyed check. free and realloc
-//                verify both: "heap overflow past 0x...".
+//                last 4 the request. free and realloc check the canary the
+//                request points at: "heap overflow past 0x...".
 //   fill/check   free fills bytes 8..31 of the block with a pattern; when
 //                the block is handed out again the pattern must be whole:
 //                "write after free of 0x...". (Bytes 0..7 hold the encoded
@@ -29,7 +29,7 @@
 //
 // Layout of a small block (block size bs >= req + 8, bs >= 32):
 //
-//   live:  [ user data: req | canary: 4 | ... | req:18 check:14 ]
+//   live:  [ user data: req | canary: 4 | ...             | req: 4 ]
 //   free:  [ link: 8 | fill: 24 | ...                           ]
 //
 // (A write after free over the link is found when the link is followed:
@@ -60,7 +60,9 @@
 #if MALLET_SECURE
 
 #define MALLET_SECURE_TAIL 8        // bytes a small block gets beyond its request
+#ifndef MALLET_QUARANTINE
 #define MALLET_QUARANTINE  8        // newest frees of a page held back (secure.c)
+#endif
 #ifndef MALLET_CARVE_RUNS
 #define MALLET_CARVE_RUNS  8        // runs the blocks carved at a time are dealt from
 #endif
@@ -69,10 +71,6 @@
 #define MALLET_SECURE_PAD(n) ((n) <= SIZE_MAX - MALLET_SECURE_TAIL ? (n) + MALLET_SECURE_TAIL : (n))
 
 #define MALLET_FILL_WORD  0xdfdfdfdfdfdfdfdfull    // bytes 8..31 of a free block
-#define MALLET_REQ_BITS   18                       // a small request fits: SMALL_MAX - 8 < 2^18
-#define MALLET_REQ_MASK   ((1u << MALLET_REQ_BITS) - 1)
-
-_Static_assert(MALLET_SMALL_MAX - MALLET_SECURE_TAIL <= MALLET_REQ_MASK, "a request fits the trailer");
 
 // Reports (secure.c): one line naming the block, then abort.
 MALLET_NORETURN MALLET_COLD void mallet__secure_overflow(uintptr_t b, const char *func);
@@ -106,20 +104,19 @@ static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
 // Block b now serves req bytes: lay its canary and trailer.
 static inline void mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
 {
-    uint32_t c = page->canary;
-    mallet__secure_store32(b + req, c);
-    mallet__secure_store32(b + page->block_size - 4, (uint32_t)req | (c << MALLET_REQ_BITS));
+    mallet__secure_store32(b + req, page->canary);
+    mallet__secure_store32(b + page->block_size - 4, (uint32_t)req);
 }
 
-// Is the canary (and trailer) of block b, live, whole?
+// Is the canary of block b, live, whole? The trailer is trusted only as far
+// as it points at the canary: an overflow that reaches the trailer has run
+// over the canary first, and a damaged trailer points at user bytes or out
+// of the block.
 static inline bool mallet__secure_intact(const mallet_page_t *page, uintptr_t b)
 {
-    uint32_t c = page->canary;
-    uint32_t t = mallet__secure_load32(b + page->block_size - 4);
-    // (A request that passed the keyed check is the one laid: no bound
-    // check before the canary's load.)
-    return ((t ^ (c << MALLET_REQ_BITS)) <= MALLET_REQ_MASK) &
-           (mallet__secure_load32(b + (t & MALLET_REQ_MASK)) == c);
+    uint32_t bs = page->block_size;
+    uint32_t req = mallet__secure_load32(b + bs - 4);
+    return req <= bs - MALLET_SECURE_TAIL && mallet__secure_load32(b + req) == page->canary;
 }
 
 // The request block b (live) serves, after checking its canary.
@@ -127,15 +124,15 @@ static inline size_t mallet__secure_check(const mallet_page_t *page, uintptr_t b
 {
     if (!mallet__secure_intact(page, b))
         mallet__secure_overflow(b, func);
-    return mallet__secure_load32(b + page->block_size - 4) & MALLET_REQ_MASK;
+    return mallet__secure_load32(b + page->block_size - 4);
 }
 
 // Is the fill of block b, just taken off a free list, whole?
 static inline bool mallet__secure_fill_intact(uintptr_t b)
 {
-    uint64_t f = MALLET_FILL_WORD;
-    return ((mallet__secure_load64(b + 8) ^ f) | (mallet__secure_load64(b + 16) ^ f) |
-            (mallet__secure_load64(b + 24) ^ f)) == 0;
+    return mallet__secure_load64(b + 8) == MALLET_FILL_WORD &&
+           mallet__secure_load64(b + 16) == MALLET_FILL_WORD &&
+           mallet__secure_load64(b + 24) == MALLET_FILL_WORD;
 }
 
 // Fill bytes 8..31 of a block going onto a free list.
@@ -155,9 +152,9 @@ static inline void mallet__secure_on_free(const mallet_page_t *page, uintptr_t b
 
 // Link n fresh blocks from first onto page->free in a random order, filled.
 void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n);
-// Make a run of `units` units at start accessible except its last OS page,
-// the guard; false (errno ENOMEM) when the OS refuses.
-bool mallet__secure_guard_run(char *start, unsigned units);
+// Make units u..u+n-1 of seg accessible except the run's last OS page, the
+// guard; false (errno ENOMEM) when the OS refuses. seg_lock held.
+bool mallet__secure_guard_run(mallet_segment_t *seg, unsigned u, unsigned n);
 // The blocks of a freshly initialised page that fit before its guard.
 uint32_t mallet__secure_capacity(const mallet_page_t *page);
 // The quarantine: make page->local_free the free list (page->free is

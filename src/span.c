@@ -191,7 +191,7 @@ mallet_page_t *mallet__span_page_alloc(unsigned cls, struct mallet_heap *heap)
         bind = NULL;
     }
 #if MALLET_SECURE
-    if (!mallet__secure_guard_run((char *)seg + (size_t)u * MALLET_UNIT_SIZE, n)) {
+    if (!mallet__secure_guard_run(seg, u, n)) {
         mallet__unlock(&mallet__seg_lock);
         errno = ENOMEM;
         return NULL;
