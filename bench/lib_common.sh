@@ -190,19 +190,23 @@ print(len(blob), hits)
 PYEOF
 }
 
-# lib_synthetic_workloads -- set WORKLOADS to the synthetic workloads of
-# bench/lib_*.c, sized for BENCH_QUICK, so every section that compares
-# libmallet builds runs the same commands. Needs B (the bench program folder).
+# lib_synthetic_workloads [SCALE] -- set WORKLOADS to the synthetic
+# workloads of bench/lib_*.c, sized for BENCH_QUICK, so every section that
+# compares libmallet builds runs the same commands. SCALE (default 1)
+# multiplies the iterations of the short ones (churn, producer/consumer,
+# larson), for a section that needs runs long enough to resolve a few
+# percent. Needs B (the bench program folder).
 lib_synthetic_workloads() {
-    local p churn xt lr rb large
+    local p churn xt lr rb large scale=${1:-1}
     for p in lib_churn lib_xthread lib_larson lib_realloc lib_large; do
         [ -x "$B/$p" ] || { echo "bench: $B/$p not built (make)" >&2; return 1; }
     done
     if [ "$BENCH_QUICK" = 1 ]; then
-        churn=2000000 xt=500000 lr="10 20000" rb="32 262144 2" large=1500
+        churn=2000000 xt=500000 lr="10 $((20000 * scale))" rb="32 262144 2" large=1500
     else
-        churn=5000000 xt=2000000 lr="30 50000" rb="64 1048576 3" large=4000
+        churn=5000000 xt=2000000 lr="30 $((50000 * scale))" rb="64 1048576 3" large=4000
     fi
+    churn=$((churn * scale)) xt=$((xt * scale))
     WORKLOADS=(
         "churn-1t|$B/lib_churn 1 $churn"
         "churn-2t|$B/lib_churn 2 $churn"
@@ -212,4 +216,36 @@ lib_synthetic_workloads() {
         "realloc-grow|$B/lib_realloc $rb"
         "large-blocks|$B/lib_large $large"
     )
+}
+
+# lib_fastpath_row NAME LIB PAIRS BATCHES -- print the Markdown row "| NAME |
+# pair | batch |": instructions per malloc(32)+free that callgrind counts
+# inside bench/lib_fastpath.c's loop functions with LIB preloaded (- for
+# none), (Ir(N) - Ir(0)) / N, for back-to-back pairs and for batches of
+# 1000.
+lib_fastpath_row() {
+    local name=$1 lib=$2 pairs=$3 batches=$4 dir p1 p0 b1 b0
+    dir=$(mktemp -d)
+    # ir MODE N FUNCTION -- instructions callgrind counted inside FUNCTION.
+    ir() {
+        local pre=()
+        [ "$lib" != - ] && pre=(env LD_PRELOAD="$lib")
+        rm -f "$dir/cg.out"
+        "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" --toggle-collect="$3" \
+            "$BUILD/bench/lib_fastpath" "$1" "$2" >/dev/null 2>"$dir/err" || { echo NaN; return; }
+        awk '/^(summary|totals):/ { print $2; exit }' "$dir/cg.out"
+    }
+    p1=$(ir pair "$pairs" run_pairs) p0=$(ir pair 0 run_pairs)
+    b1=$(ir batch "$batches" run_batches) b0=$(ir batch 0 run_batches)
+    rm -rf "$dir"
+    "$PY" - "$name" "$p1" "$p0" "$pairs" "$b1" "$b0" "$batches" <<'PYEOF'
+import sys
+name, p1, p0, n, b1, b0, m = sys.argv[1:]
+def per(a, b, k, scale):
+    try:
+        return "%.1f" % ((float(a) - float(b)) / (float(k) * scale))
+    except ValueError:
+        return "failed"
+print("| %s | %s | %s |" % (name, per(p1, p0, n, 1), per(b1, b0, m, 1000)))
+PYEOF
 }

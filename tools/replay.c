@@ -293,7 +293,7 @@ static void print_header(format_t fmt, int reps)
         printf("| trace | allocator | ops | util | peak live | peak footprint | footprint measure | Mops/s (median of %d) | score |\n", reps);
         printf("|---|---|--:|--:|--:|--:|---|--:|--:|\n");
     } else {
-        printf("%-*s %-11s %10s %6s %12s %14s %-9s %9s %6s\n", trace_width, "trace", "allocator", "ops", "util",
+        printf("%-*s %-13s %10s %6s %12s %14s %-9s %9s %6s\n", trace_width, "trace", "allocator", "ops", "util",
                "peak live", "peak footprint", "measure", "Mops/s", "score");
     }
 }
@@ -305,7 +305,7 @@ static void print_row(format_t fmt, const char *trace, const char *alloc, const 
         if (fmt == FORMAT_MD)
             printf("| %s | %s | | | | | | | %s |\n", trace, alloc, failure);
         else
-            printf("%-*s %-11s %s\n", trace_width, trace, alloc, failure);
+            printf("%-*s %-13s %s\n", trace_width, trace, alloc, failure);
         return;
     }
     double util = r->peak_footprint ? (double)r->peak_live / (double)r->peak_footprint : 0;
@@ -315,7 +315,7 @@ static void print_row(format_t fmt, const char *trace, const char *alloc, const 
                (unsigned long long)r->peak_footprint, r->measure, r->ops_per_sec / 1e6,
                score(util, r->ops_per_sec));
     else
-        printf("%-*s %-11s %10llu %5.1f%% %12llu %14llu %-9s %9.2f %6.2f\n", trace_width, trace, alloc, (unsigned long long)r->ops, 100 * util, (unsigned long long)r->peak_live,
+        printf("%-*s %-13s %10llu %5.1f%% %12llu %14llu %-9s %9.2f %6.2f\n", trace_width, trace, alloc, (unsigned long long)r->ops, 100 * util, (unsigned long long)r->peak_live,
            (unsigned long long)r->peak_footprint, r->measure, r->ops_per_sec / 1e6,
            score(util, r->ops_per_sec));
 }
@@ -463,7 +463,7 @@ int tool_replay(int argc, char **argv)
             printf("\n| allocator | traces | mean util | Mops/s (all ops / all time) | score |\n");
             printf("|---|--:|--:|--:|--:|\n");
         } else {
-            printf("\n%-11s %6s %9s %9s %6s\n", "allocator", "traces", "mean util", "Mops/s", "score");
+            printf("\n%-13s %6s %9s %9s %6s\n", "allocator", "traces", "mean util", "Mops/s", "score");
         }
         for (int ai = 0; ai < n_allocs; ai++) {
             const totals_t *s = &totals[ai];
@@ -476,7 +476,7 @@ int tool_replay(int argc, char **argv)
                 printf("| %s | %d%s | %.1f%% | %.2f | %.2f |\n", allocs[ai].name, s->traces, failed,
                        100 * util, tput / 1e6, score(util, tput));
             else
-                printf("%-11s %6d %8.1f%% %9.2f %6.2f%s\n", allocs[ai].name, s->traces, 100 * util,
+                printf("%-13s %6d %8.1f%% %9.2f %6.2f%s\n", allocs[ai].name, s->traces, 100 * util,
                        tput / 1e6, score(util, tput), failed);
         }
     }

@@ -14,17 +14,6 @@ FP=$BUILD/bench/lib_fastpath
 [ -x "$FP" ] || { echo "21-lib-fastpath: $FP not built (make)" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "21-lib-fastpath: valgrind is not installed" >&2; exit 1; }
 if [ "$BENCH_QUICK" = 1 ]; then pairs=20000 batches=20; else pairs=200000 batches=200; fi
-work=$(mktemp -d)
-
-# ir LIB MODE N FUNCTION -- instructions callgrind counted inside FUNCTION.
-ir() {
-    local lib=$1 mode=$2 n=$3 fn=$4 out=$work/cg.out pre=()
-    [ "$lib" != - ] && pre=(env LD_PRELOAD="$lib")
-    rm -f "$out"
-    "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect="$fn" \
-        "$FP" "$mode" "$n" >/dev/null 2>"$work/err" || { echo NaN; return; }
-    awk '/^(summary|totals):/ { print $2; exit }' "$out"
-}
 
 echo "## libmallet and its peers: fast-path instruction counts"
 echo
@@ -38,20 +27,7 @@ echo
 echo "| allocator | pair loop: instructions per malloc+free | batch of 1000: instructions per malloc+free |"
 echo "|---|---|---|"
 for a in "${ALLOCATORS[@]}"; do
-    name=${a%% *} lib=${a#* }
-    echo "  callgrind: $name" >&2
-    p1=$(ir "$lib" pair "$pairs" run_pairs) p0=$(ir "$lib" pair 0 run_pairs)
-    b1=$(ir "$lib" batch "$batches" run_batches) b0=$(ir "$lib" batch 0 run_batches)
-    "$PY" - "$name" "$p1" "$p0" "$pairs" "$b1" "$b0" "$batches" <<'PYEOF'
-import sys
-name, p1, p0, n, b1, b0, m = sys.argv[1:]
-def per(a, b, k, scale):
-    try:
-        return "%.1f" % ((float(a) - float(b)) / (float(k) * scale))
-    except ValueError:
-        return "failed"
-print("| %s | %s | %s |" % (name, per(p1, p0, n, 1), per(b1, b0, m, 1000)))
-PYEOF
+    echo "  callgrind: ${a%% *}" >&2
+    lib_fastpath_row "${a%% *}" "${a#* }" "$pairs" "$batches"
 done
 echo
-rm -rf "$work"

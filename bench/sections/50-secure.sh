@@ -5,8 +5,11 @@
 # section 20 (bench/lib_*.c), the fast-path pair and batch loops of section
 # 21, and the sqlite3 and python3 programs of section 23, run under
 # build/libmallet.so and build/libmallet-secure.so in turn (A B A B ...),
-# 5 repetitions, medians of wall time, CPU time (user + system) and peak
-# RSS; per-workload ratios secure / default and their geometric mean.
+# 7 repetitions, medians of wall time, CPU time (user + system) and peak
+# RSS; per-workload ratios secure / default and their geometric mean. The
+# short workloads run 4 times their section 20/21 iterations, and wall time
+# is read from the shell's microsecond clock, so that runs of a few hundred
+# milliseconds resolve a few percent (/usr/bin/time's is 10 ms).
 set -eu
 cd "$(dirname "$0")/../.."
 export BUILD=${BUILD:-build}
@@ -17,15 +20,15 @@ for f in "$BUILD/libmallet.so" "$BUILD/libmallet-secure.so"; do
 done
 [ -x "$B/lib_fastpath" ] || { echo "50-secure: $B/lib_fastpath not built (make)" >&2; exit 1; }
 if [ "$BENCH_QUICK" = 1 ]; then
-    reps=3 fp=2000000 rows=50000 docs=20000
+    reps=3 fp=2000000 rows=50000 docs=20000 scale=1
 else
-    reps=5 fp=20000000 rows=200000 docs=60000
+    reps=7 fp=80000000 rows=200000 docs=60000 scale=4
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 lib_make_sql "$work/script.sql" "$rows"
 lib_make_py "$work/work.py" "$docs"
-lib_synthetic_workloads
+lib_synthetic_workloads "$scale"
 WORKLOADS+=(
     "fastpath-pair|$B/lib_fastpath pair $fp"
     "fastpath-batch|$B/lib_fastpath batch $((fp / 1000))"
@@ -46,9 +49,12 @@ for rep in $(seq "$reps"); do
             echo "  rep $rep: $name on $aname" >&2
             t=$(mktemp)
             status=0
-            /usr/bin/time -f '%e %M %U %S' -o "$t" env LD_PRELOAD="$alib" bash -c "$cmd" \
+            t0=$EPOCHREALTIME
+            /usr/bin/time -f '%M %U %S' -o "$t" env LD_PRELOAD="$alib" bash -c "$cmd" \
                 >/dev/null 2>&1 || status=$?
-            read -r wall kib user sys < <(tail -n 1 "$t")
+            t1=$EPOCHREALTIME
+            wall=$("$PY" -c "print('%.4f' % ($t1 - $t0))")
+            read -r kib user sys < <(tail -n 1 "$t")
             echo "$name $aname $rep $wall $kib $status $user $sys" >>"$raw"
             rm -f "$t"
         done
@@ -60,9 +66,12 @@ echo
 echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sections/50-secure.sh\`."
 echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
-echo "(\`make secure\`: guard pages, canaries, shuffled free lists, a quarantine of 64 blocks per"
-echo "thread, fill-on-free checked on reuse), interleaved, $reps repetitions, medians. Each command"
-echo "runs as \`/usr/bin/time -f '%e %M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`."
+echo "(\`make secure\`: a canary after every small request, bytes 8..31 of freed blocks filled and"
+echo "checked on reuse, the newest 8 frees of a page held back, blocks dealt from 8 random runs, guard"
+echo "pages), interleaved, $reps repetitions, medians. Each command"
+echo "runs as \`/usr/bin/time -f '%M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`, its wall time"
+echo "taken from bash's \`\$EPOCHREALTIME\` around it. The short workloads run $scale times the iterations"
+echo "of section 20 (and 21 for the fast-path loops), so that each run is long enough to resolve a few percent."
 echo
 echo "| workload | command |"
 echo "|---|---|"
@@ -89,16 +98,16 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 logs = {0: [], 1: [], 2: []}
 for w in works:
     cells = []
-    for i, scale in ((0, 1), (1, 1), (2, 1 / 1024)):
+    for i, scale, f in ((0, 1, "%.3f"), (1, 1, "%.2f"), (2, 1 / 1024, "%.2f")):
         d, s = med(w, "default", i), med(w, "secure", i)
         if d is None or s is None:
-            cells += ["failed" if d is None else "%.2f" % (d * scale),
-                      "failed" if s is None else "%.2f" % (s * scale), "-"]
+            cells += ["failed" if d is None else f % (d * scale),
+                      "failed" if s is None else f % (s * scale), "-"]
             continue
         r = s / d if d > 0 else float("nan")
         if d > 0 and s > 0:
             logs[i].append(math.log(r))
-        cells += ["%.2f" % (d * scale), "%.2f" % (s * scale), "%.2fx" % r]
+        cells += [f % (d * scale), f % (s * scale), "%.2fx" % r]
     print("| %s | %s |" % (w, " | ".join(cells)))
 def gm(i):
     return "%.3fx" % math.exp(sum(logs[i]) / len(logs[i])) if logs[i] else "-"
@@ -109,3 +118,16 @@ print("mean of at most 1.10x on wall time. The machine is shared by other jobs, 
 print("workloads move by several percent from run to run; CPU time is the steadier column.")
 PYEOF
 rm -f "$raw"
+
+if command -v valgrind >/dev/null; then
+    if [ "$BENCH_QUICK" = 1 ]; then pairs=20000 batches=20; else pairs=200000 batches=200; fi
+    echo
+    echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind, loop overhead"
+    echo "included), the default build beside the secure one:"
+    echo
+    echo "| build | pair loop | batch of 1000 |"
+    echo "|---|---|---|"
+    for a in "${ALLOCATORS[@]}"; do
+        lib_fastpath_row "${a%% *}" "${a#* }" "$pairs" "$batches"
+    done
+fi
