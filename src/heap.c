@@ -136,13 +136,10 @@ static void heap_set_current(mallet_heap_t *heap, unsigned c, mallet_page_t *pag
 static void heap_count_installed(mallet_heap_t *heap, mallet_page_t *page)
 {
     // Few blocks: walk the list; many: count the bitmap (a word per 64
-    // granules), whichever touches less. Blocks not handed out are on the
-    // free list or on local_free, which is empty or short here (the secure
-    // build's quarantine keeps a few there).
+    // granules), whichever touches less.
     uint32_t free_now;
-    if (page->reserved >= 64)
-        free_now = page->capacity - mallet__page_used(page) -
-                   mallet__page_list_length(page, page->local_free);
+    if (page->local_free == 0 && page->reserved >= 64)
+        free_now = page->capacity - mallet__page_used(page);
     else
         free_now = mallet__page_free_count(page);
     mallet__stat_add(heap, blocks_installed, free_now);

@@ -209,19 +209,14 @@ uint32_t mallet__page_used(const mallet_page_t *page)
     return count_bits(w, n);
 }
 
-uint32_t mallet__page_list_length(const mallet_page_t *page, uintptr_t head)
+uint32_t mallet__page_free_count(const mallet_page_t *page)
 {
     uint32_t n = 0;
-    for (uintptr_t b = head; b != 0; b = mallet__link_read(page, b)) {
+    for (uintptr_t b = page->free; b != 0; b = mallet__link_read(page, b)) {
         if (!mallet__page_is_block(page, b) || ++n > page->reserved)
             mallet__page_corrupt(page);
     }
     return n;
-}
-
-uint32_t mallet__page_free_count(const mallet_page_t *page)
-{
-    return mallet__page_list_length(page, page->free);
 }
 
 void *mallet__page_pop_checked(mallet_page_t *page)

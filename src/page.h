@@ -69,6 +69,9 @@ typedef struct mallet_page {
     uint8_t spare_seen;             // found empty by one sweep already
     uint8_t internal;               // owned by libmallet's own heap: not in the statistics
     uintptr_t thread_free;          // other threads' frees (atomic)
+#if MALLET_SECURE
+    uintptr_t local_tail;           // oldest block of local_free (secure.c's quarantine)
+#endif
     char *start;                    // first block
     struct mallet_page *next;       // in its list
     struct mallet_page *prev;       // in its list
@@ -130,6 +133,10 @@ static inline void mallet__link_write(const mallet_page_t *page, uintptr_t at, u
 // last) on page->local_free. Owner only.
 static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first, uintptr_t last)
 {
+#if MALLET_SECURE
+    if (page->local_free == 0)
+        page->local_tail = last;
+#endif
     mallet__link_write(page, last, page->local_free);
     page->local_free = first;
 }
@@ -213,8 +220,6 @@ bool mallet__page_is_empty(const mallet_page_t *page);
 uint32_t mallet__page_used(const mallet_page_t *page);
 // Blocks on the free list (walks it; slow paths only).
 uint32_t mallet__page_free_count(const mallet_page_t *page);
-// Blocks on the list that starts at head, one of page's (walks it).
-uint32_t mallet__page_list_length(const mallet_page_t *page, uintptr_t head);
 // Pop with every check (slow path): NULL when the free list is empty.
 void *mallet__page_pop_checked(mallet_page_t *page);
 // Is p the start of one of the page's carved blocks?

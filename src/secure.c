@@ -73,14 +73,15 @@ void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n)
 }
 
 // The local list is newest first. Its first `hold` blocks (at most
-// MALLET_QUARANTINE, a quarter of the page's blocks) stay on it, cut off
-// from the rest, which becomes the free list: a freed block is not handed
-// out again while it is among its page's newest frees, unless the page has
-// nothing else to hand out. Reuse stays last-in first-out beyond that, so
-// the blocks handed out are still warm in the cache. A link walked here
-// that leaves the segment was written after its block was freed; the link
-// the cut rewrites is checked in full first (the others are checked again
-// when their blocks are popped).
+// MALLET_QUARANTINE, a quarter of the page's blocks) are moved to its end,
+// behind the oldest, and the whole list becomes the free list: a freed
+// block is handed out again only after the page's older free blocks, and
+// the refill still brings every block back. Reuse stays last-in first-out
+// beyond the newest few, so the blocks handed out are still warm in the
+// cache. A link walked here that leaves the segment was written after its
+// block was freed; the link the move rewrites is checked in full first (the
+// others are checked again when their blocks are popped), and so is the
+// oldest block's, which must still end the list.
 void mallet__secure_swap_in(mallet_page_t *page)
 {
     uint32_t hold = page->reserved / 4;
@@ -88,7 +89,8 @@ void mallet__secure_swap_in(mallet_page_t *page)
         hold = MALLET_QUARANTINE;
     if (hold == 0)
         hold = 1;
-    uintptr_t last = page->local_free, rest = 0;
+    uintptr_t head = page->local_free, last = head, rest = 0;
+    page->local_free = 0;
     for (uint32_t i = 0; last != 0; i++) {
         rest = mallet__link_read(page, last);
         if (((rest ^ last) & MALLET_LINK_CHECK) != 0 && rest != 0)
@@ -98,20 +100,28 @@ void mallet__secure_swap_in(mallet_page_t *page)
         last = rest;
     }
     if (rest == 0) {
-        // No more than `hold` blocks were freed: hand them all out.
-        page->free = page->local_free;
-        page->local_free = 0;
+        // No more than `hold` blocks: the newest is handed out last anyway
+        // when there are two or more; reverse them.
+        uintptr_t b = head, prev = 0;
+        while (b != 0) {
+            uintptr_t next = mallet__link_read(page, b);
+            mallet__link_write(page, b, prev);
+            prev = b;
+            b = next;
+        }
+        page->free = prev;
         return;
     }
     if (!mallet__page_is_block(page, rest))
         mallet__secure_written(last, "malloc");
+    if (mallet__link_read(page, page->local_tail) != 0)
+        mallet__secure_written(page->local_tail, "malloc");   // the end of the list, rewritten
+    // rest ... tail, then head ... last.
     mallet__link_write(page, last, 0);
+    mallet__link_write(page, page->local_tail, head);
     page->free = rest;
 }
 
-// The guards a run needs are often in place already: its units served a
-// page of the same length before. Only a change costs system calls (made
-// under seg_lock, which every thread taking a new page waits on).
 bool mallet__secure_guard_run(mallet_segment_t *seg, unsigned u, unsigned n)
 {
     uint64_t run = (n == 64 ? ~0ull : ((1ull << n) - 1)) << u, last = 1ull << (u + n - 1);

@@ -14,9 +14,9 @@
 //                link, which is checked when the list is walked or popped.)
 //   quarantine   when a page's free list runs dry and its local list of
 //                freed blocks takes its place, the newest 8 frees (a
-//                quarter of the page's blocks at most) stay behind: a
-//                freed block is not handed out again while it is among
-//                its page's newest frees (mallet__secure_swap_in).
+//                quarter of the page's blocks at most) go to the back: a
+//                freed block comes back only after the page's older free
+//                blocks (mallet__secure_swap_in).
 //   shuffling    the blocks carved from a page go on its free list in a
 //                random order.
 //   guard pages  the last OS page of every page of blocks, and the last of
@@ -158,7 +158,7 @@ bool mallet__secure_guard_run(mallet_segment_t *seg, unsigned u, unsigned n);
 // The blocks of a freshly initialised page that fit before its guard.
 uint32_t mallet__secure_capacity(const mallet_page_t *page);
 // The quarantine: make page->local_free the free list (page->free is
-// empty), except its newest blocks, which stay behind.
+// empty), its newest blocks moved to the end.
 void mallet__secure_swap_in(mallet_page_t *page);
 // Guard the last OS page of a new segment's metadata unit.
 void mallet__secure_guard_segment(mallet_segment_t *seg);
