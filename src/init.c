@@ -4,7 +4,8 @@
 //
 // Start-up runs once, on the first slow path of the process: options from
 // the environment, the class table, a random seed, the thread-exit key.
-// A second thread arriving meanwhile waits; nothing here allocates.
+// A second thread arriving meanwhile waits; nothing here allocates. A fork
+// child of a process that was starting up starts up again (init.h).
 #define _GNU_SOURCE
 #include "init.h"
 
@@ -49,12 +50,17 @@ static void random_seed(void)
 
 void mallet__init_slow(void)
 {
-    int expect = 0;
-    if (!__atomic_compare_exchange_n(&mallet__init_state, &expect, 1, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE) != 2)
-            sched_yield();
-        return;
+    pid_t pid = (pid_t)syscall(SYS_getpid);
+    for (;;) {
+        int s = __atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE);
+        if (s == 2)
+            return;
+        // Not started, or started by the parent of this fork child.
+        if ((s == 0 || MALLET_RUNNING_PID(s) != pid) &&
+            __atomic_compare_exchange_n(&mallet__init_state, &s, MALLET_RUNNING(pid), false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+        sched_yield();
     }
     mallet__options_init();
     mallet__size_class_init();

@@ -13,8 +13,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-extern int mallet__init_state;      // 0 not started, 1 running, 2 done
-extern uint8_t mallet__fork_state;  // fork handlers: 0 none, 1 registering, 2 registered
+// Start-up and the fork handlers' registration: 0 not started, 2 done,
+// anything else running, in the process MALLET_RUNNING_PID(state). A fork
+// child whose parent was in the middle of either sees a running state
+// whose process is not its own: that thread did not come along, so the
+// child starts the work over.
+extern int mallet__init_state;
+extern int mallet__fork_state;
+#define MALLET_RUNNING(pid)       ((int)(pid) << 2 | 1)
+#define MALLET_RUNNING_PID(state) ((state) >> 2)
 
 void mallet__init_slow(void);
 // Register the fork handlers (thread.c); others wait until it is done.

@@ -34,8 +34,7 @@ mallet_lock_t mallet__abandoned_lock;
 static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per class
 static pthread_key_t exit_key;
 static bool exit_key_ok;                                // exit_key was created
-uint8_t mallet__fork_state;                             // see init.h
-static pid_t fork_registrar;                            // process that is registering
+int mallet__fork_state;                                 // see init.h
 static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec")));
 
 static void thread_exit(void *value)
@@ -173,29 +172,22 @@ void mallet__thread_register_fork(void)
 {
     if (fork_registering)
         return;               // pthread_atfork allocating: let it
-    uint8_t expect = 0;
-    if (__atomic_compare_exchange_n(&mallet__fork_state, &expect, 1, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        fork_registering = 1;
-        __atomic_store_n(&fork_registrar, getpid(), __ATOMIC_RELEASE);
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
-        fork_registering = 0;
-        __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
-        return;
-    }
-    while (__atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE) != 2) {
-        // A fork child of a process that was registering: the registering
-        // thread did not come along, so start over here.
-        if (__atomic_load_n(&fork_registrar, __ATOMIC_ACQUIRE) != 0 &&
-            __atomic_load_n(&fork_registrar, __ATOMIC_ACQUIRE) != getpid()) {
-            expect = 1;
-            __atomic_compare_exchange_n(&mallet__fork_state, &expect, 0, false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-            mallet__thread_register_fork();
+    pid_t pid = getpid();
+    for (;;) {
+        int s = __atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE);
+        if (s == 2)
             return;
-        }
+        // Not started, or started by the parent of this fork child.
+        if ((s == 0 || MALLET_RUNNING_PID(s) != pid) &&
+            __atomic_compare_exchange_n(&mallet__fork_state, &s, MALLET_RUNNING(pid), false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
         sched_yield();
     }
+    fork_registering = 1;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    fork_registering = 0;
+    __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
 }
 
 void mallet__thread_after_slow(void)
