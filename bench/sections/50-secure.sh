@@ -67,7 +67,7 @@ echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sect
 echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
 echo "(\`make secure\`: a canary after every small request, bytes 8..31 of freed blocks filled and"
-echo "checked on reuse, the newest 8 frees of a page held back, blocks dealt from 8 random runs, guard"
+echo "checked on reuse, the newest 8 frees of a page sent to the back of its free list, blocks dealt from 8 random runs, guard"
 echo "pages), interleaved, $reps repetitions, medians. Each command"
 echo "runs as \`/usr/bin/time -f '%M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`, its wall time"
 echo "taken from bash's \`\$EPOCHREALTIME\` around it. The short workloads run $scale times the iterations"
