@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // secure.c -- the secure build's slow-path pieces: the reports, shuffled
-// and filled carving, guard pages. The inline checks the fast paths make, and the layout of a
-// block, are in secure.h. The default build compiles this file to nothing.
+// and filled carving, the quarantine's refill order, guard pages. The
+// inline checks the fast paths make, and the layout of a block, are in
+// secure.h. The default build compiles this file to nothing.
 //
 // Invariant: a block on one of a page's lists (free, local_free,
 // thread_free) holds the fill in bytes 8..31 from its free (or carving)
@@ -13,7 +14,6 @@
 
 #if MALLET_SECURE
 
-#include <stdlib.h>
 
 #include "init.h"
 #include "os/os.h"
@@ -44,7 +44,8 @@ void mallet__secure_written(uintptr_t b, const char *func)
 // a third slower.)
 void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n)
 {
-    uint32_t at[MALLET_CARVE_RUNS], end[MALLET_CARVE_RUNS], runs = n < MALLET_CARVE_RUNS ? n : MALLET_CARVE_RUNS;
+    uint32_t at[MALLET_CARVE_RUNS], end[MALLET_CARVE_RUNS];
+    uint32_t runs = n < MALLET_CARVE_RUNS ? n : MALLET_CARVE_RUNS;
     for (uint32_t r = 0; r < runs; r++) {
         at[r] = r * n / runs;
         end[r] = (r + 1) * n / runs;
@@ -100,8 +101,8 @@ void mallet__secure_swap_in(mallet_page_t *page)
         last = rest;
     }
     if (rest == 0) {
-        // No more than `hold` blocks: the newest is handed out last anyway
-        // when there are two or more; reverse them.
+        // No more than `hold` blocks were freed: hand them out oldest
+        // first.
         uintptr_t b = head, prev = 0;
         while (b != 0) {
             uintptr_t next = mallet__link_read(page, b);

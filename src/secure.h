@@ -17,8 +17,9 @@
 //                quarter of the page's blocks at most) go to the back: a
 //                freed block comes back only after the page's older free
 //                blocks (mallet__secure_swap_in).
-//   shuffling    the blocks carved from a page go on its free list in a
-//                random order.
+//   shuffling    fresh blocks are carved 8 OS pages at a time and dealt
+//                from 8 runs, one per OS page, a run chosen at random per
+//                block (mallet__secure_carve).
 //   guard pages  the last OS page of every page of blocks, and the last of
 //                the segment's metadata unit, are inaccessible.
 //
@@ -36,8 +37,7 @@
 // when the list is cut for the quarantine, or when the block is popped.)
 //
 // The canary is random per page, and each of its bytes has its top bit
-// set, so a stray NUL or ASCII byte never matches it. The trailer's check is the canary's low 14 bits: a write over
-// the trailer changes the request or the check, rarely both consistently.
+// set, so a stray NUL or ASCII byte never matches it.
 //
 // Every hook is absent in the default build: the fast paths in heap.h
 // compile to the same code with or without this header.
@@ -60,12 +60,8 @@
 #if MALLET_SECURE
 
 #define MALLET_SECURE_TAIL 8        // bytes a small block gets beyond its request
-#ifndef MALLET_QUARANTINE
-#define MALLET_QUARANTINE  8        // newest frees of a page held back (secure.c)
-#endif
-#ifndef MALLET_CARVE_RUNS
-#define MALLET_CARVE_RUNS  8        // runs the blocks carved at a time are dealt from
-#endif
+#define MALLET_QUARANTINE  8        // newest frees of a page sent to the back (secure.c)
+#define MALLET_CARVE_RUNS  8        // runs (an OS page each) fresh blocks are dealt from
 
 // The size a small block must have to serve a request of n bytes.
 #define MALLET_SECURE_PAD(n) ((n) <= SIZE_MAX - MALLET_SECURE_TAIL ? (n) + MALLET_SECURE_TAIL : (n))
@@ -99,7 +95,6 @@ static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
 {
     memcpy((void *)at, &v, 8);
 }
-
 
 // Block b now serves req bytes: lay its canary and trailer.
 static inline void mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
