@@ -48,20 +48,26 @@ static void random_seed(void)
     random_state = mix64(seed);
 }
 
-void mallet__init_slow(void)
+bool mallet__claim(int *state)
 {
     pid_t pid = (pid_t)syscall(SYS_getpid);
     for (;;) {
-        int s = __atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE);
+        int s = __atomic_load_n(state, __ATOMIC_ACQUIRE);
         if (s == 2)
-            return;
+            return false;
         // Not started, or started by the parent of this fork child.
         if ((s == 0 || MALLET_RUNNING_PID(s) != pid) &&
-            __atomic_compare_exchange_n(&mallet__init_state, &s, MALLET_RUNNING(pid), false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            break;
+            __atomic_compare_exchange_n(state, &s, MALLET_RUNNING(pid), false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return true;
         sched_yield();
     }
+}
+
+void mallet__init_slow(void)
+{
+    if (!mallet__claim(&mallet__init_state))
+        return;
     mallet__options_init();
     mallet__size_class_init();
     random_seed();

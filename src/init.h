@@ -23,6 +23,10 @@ extern int mallet__fork_state;
 #define MALLET_RUNNING(pid)       ((int)(pid) << 2 | 1)
 #define MALLET_RUNNING_PID(state) ((state) >> 2)
 
+// Wait until *state (one of the two above) is done: false; or claim the
+// work for this process: true, the caller does it and stores 2.
+bool mallet__claim(int *state);
+
 void mallet__init_slow(void);
 // Register the fork handlers (thread.c); others wait until it is done.
 void mallet__thread_register_fork(void);

@@ -172,18 +172,8 @@ void mallet__thread_register_fork(void)
 {
     if (fork_registering)
         return;               // pthread_atfork allocating: let it
-    pid_t pid = getpid();
-    for (;;) {
-        int s = __atomic_load_n(&mallet__fork_state, __ATOMIC_ACQUIRE);
-        if (s == 2)
-            return;
-        // Not started, or started by the parent of this fork child.
-        if ((s == 0 || MALLET_RUNNING_PID(s) != pid) &&
-            __atomic_compare_exchange_n(&mallet__fork_state, &s, MALLET_RUNNING(pid), false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            break;
-        sched_yield();
-    }
+    if (!mallet__claim(&mallet__fork_state))
+        return;
     fork_registering = 1;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     fork_registering = 0;
