@@ -5,7 +5,7 @@
 # section 20 (bench/lib_*.c), the fast-path pair and batch loops of section
 # 21, and the sqlite3 and python3 programs of section 23, run under
 # build/libmallet.so and build/libmallet-secure.so in turn (A B A B ...),
-# 7 repetitions, medians of wall time, CPU time (user + system) and peak
+# 9 repetitions, medians of wall time, CPU time (user + system) and peak
 # RSS; per-workload ratios secure / default and their geometric mean. The
 # short workloads run 4 times their section 20/21 iterations, and wall time
 # is read from the shell's microsecond clock, so that runs of a few hundred
@@ -22,7 +22,7 @@ done
 if [ "$BENCH_QUICK" = 1 ]; then
     reps=3 fp=2000000 rows=50000 docs=20000 scale=1
 else
-    reps=7 fp=80000000 rows=200000 docs=60000 scale=4
+    reps=9 fp=80000000 rows=200000 docs=60000 scale=4
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
