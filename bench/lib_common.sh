@@ -17,17 +17,20 @@ PY=/usr/bin/python3
 mapfile -t ALLOCATORS < <("$BENCH_DIR/peers.sh")
 
 # lib_measure LIB OUT CMD -- one run of CMD (a shell command line) with LIB
-# preloaded ("-" for none); appends "seconds peak_kib status" to OUT.
+# preloaded ("-" for none); appends "seconds peak_kib status user_s sys_s
+# wall_s" to OUT: /usr/bin/time's wall time (10 ms steps), peak RSS and CPU
+# times, then the wall time from bash's microsecond clock around it.
 lib_measure() {
-    local lib=$1 out=$2 cmd=$3 t status
+    local lib=$1 out=$2 cmd=$3 t status=0 t0 t1 sec kib user sys pre=()
     t=$(mktemp)
-    if [ "$lib" = - ]; then
-        /usr/bin/time -f '%e %M' -o "$t" bash -c "$cmd" >/dev/null 2>&1
-    else
-        /usr/bin/time -f '%e %M' -o "$t" env LD_PRELOAD="$lib" bash -c "$cmd" >/dev/null 2>&1
+    if [ "$lib" != - ]; then
+        pre=(env LD_PRELOAD="$lib")
     fi
-    status=$?
-    echo "$(tail -n 1 "$t") $status" >>"$out"
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f '%e %M %U %S' -o "$t" "${pre[@]}" bash -c "$cmd" >/dev/null 2>&1 || status=$?
+    t1=$EPOCHREALTIME
+    read -r sec kib user sys < <(tail -n 1 "$t")
+    echo "$sec $kib $status $user $sys $("$PY" -c "print('%.4f' % ($t1 - $t0))")" >>"$out"
     rm -f "$t"
 }
 
@@ -59,7 +62,7 @@ raw, plot = sys.argv[1], sys.argv[2]
 rows = [l.split() for l in open(raw) if l.strip()]
 works, allocs = [], []
 runs = {}
-for w, a, rep, sec, kib, status in rows:
+for w, a, rep, sec, kib, status, *_ in rows:
     if w not in works: works.append(w)
     if a not in allocs: allocs.append(a)
     runs.setdefault((w, a), []).append((float(sec), int(kib), int(status)))

@@ -38,28 +38,8 @@ command -v sqlite3 >/dev/null &&
 WORKLOADS+=("python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
 ALLOCATORS=("default $BUILD/libmallet.so" "secure $BUILD/libmallet-secure.so")
 
-# Like lib_run_matrix, with CPU time as well: "name alloc rep wall peak_kib
-# status user sys".
 raw=$(mktemp)
-for rep in $(seq "$reps"); do
-    for w in "${WORKLOADS[@]}"; do
-        name=${w%%|*} cmd=${w#*|}
-        for a in "${ALLOCATORS[@]}"; do
-            aname=${a%% *} alib=${a#* }
-            echo "  rep $rep: $name on $aname" >&2
-            t=$(mktemp)
-            status=0
-            t0=$EPOCHREALTIME
-            /usr/bin/time -f '%M %U %S' -o "$t" env LD_PRELOAD="$alib" bash -c "$cmd" \
-                >/dev/null 2>&1 || status=$?
-            t1=$EPOCHREALTIME
-            wall=$("$PY" -c "print('%.4f' % ($t1 - $t0))")
-            read -r kib user sys < <(tail -n 1 "$t")
-            echo "$name $aname $rep $wall $kib $status $user $sys" >>"$raw"
-            rm -f "$t"
-        done
-    done
-done
+lib_run_matrix "$raw" "$reps"
 
 echo "## The secure build's cost"
 echo
@@ -84,7 +64,7 @@ echo
 import math, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 runs, works = {}, []
-for w, a, rep, wall, kib, status, user, sys_ in rows:
+for w, a, rep, _, kib, status, user, sys_, wall in rows:
     if w not in works:
         works.append(w)
     runs.setdefault((w, a), []).append((float(wall), float(user) + float(sys_), int(kib), int(status)))
