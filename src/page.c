@@ -231,8 +231,9 @@ void *mallet__page_pop_checked(mallet_page_t *page)
     // The block's own link or fill is damaged: written after it was freed.
     if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(b))
         mallet__secure_written(b, "malloc");
-#endif
+#else
     page_check_link(page, next);
+#endif
     uint64_t *w = mallet__bit_word(b);
     uint64_t bit = mallet__bit_mask(b);
     if (*w & bit)
