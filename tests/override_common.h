@@ -40,11 +40,6 @@ static inline void run_child(void (*fn)(void *), void *arg, outcome_t *o)
     fprintf(stderr, "  child said: %s", o->text[0] ? o->text : "(nothing)\n");
 }
 
-static inline int test_under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
 
 // n in plain runs, n / div (at least 1) under memcheck.
 static inline long test_scaled(long n, long div)

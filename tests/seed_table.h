@@ -79,11 +79,6 @@ static inline unsigned seed_traits(const char *name)
     return SEED_REUSES | SEED_LIVE_FREES | SEED_WALK_FREES | SEED_CATCHES_DFREE | SEED_CATCHES_WILD;
 }
 
-static inline bool seed_under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
 
 static inline bool seed_check(bool ok, const seed_target_t *t, const char *expr,
                               const char *file, int line)
@@ -206,7 +201,7 @@ static inline seed_walk_t seed_walk(const teach_allocator_t *a)
 static inline bool seed_run_one(const char *case_name, seed_case_fn fn,
                                 const teach_allocator_t *a)
 {
-    seed_target_t t = { a, seed_traits(a->name), seed_under_valgrind() ? 50 : 1 };
+    seed_target_t t = { a, seed_traits(a->name), test_under_valgrind() ? 50 : 1 };
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -318,7 +313,7 @@ static inline void seed_alignment(const seed_target_t *t)
 static inline void seed_boundary(const seed_target_t *t)
 {
     const teach_allocator_t *a = t->a;
-    bool whole_usable = !seed_asan() && !seed_under_valgrind();
+    bool whole_usable = !seed_asan() && !test_under_valgrind();
     for (size_t i = 0; i < SEED_NSIZES; i++) {
         size_t n = seed_sizes[i];
         unsigned char *p = a->malloc(n), *q = a->malloc(n);
@@ -595,8 +590,8 @@ static inline void seed_double_free(const seed_target_t *t)
         if (!SEED_CHECK(t, test_dies(seed_free_twice, (void *)t, "double free", out, sizeof out)))
             fprintf(stderr, "    stderr was: %.400s\n", out);
         SEED_CHECK(t, strchr(out, '\n') == strrchr(out, '\n') || seed_asan() ||
-                          seed_under_valgrind());
-    } else if (seed_under_valgrind()) {
+                          test_under_valgrind());
+    } else if (test_under_valgrind()) {
         fprintf(stderr, "  [%s] memcheck reports the next double free, as it should:\n",
                 t->a->name);
         SEED_CHECK(t, test_dies(seed_free_twice, (void *)t, "", out, sizeof out));
@@ -765,5 +760,16 @@ static const struct { const char *name; seed_case_fn fn; } seed_table[] = {
     { "bad_input", seed_bad_input },   { "exhausted", seed_exhausted },
     { "reset", seed_reset },
 };
+
+// The design called `name`; the test is skipped while it is not in the registry.
+static inline const teach_allocator_t *design(const char *name)
+{
+    const teach_allocator_t *a = teach_find(name);
+    if (a == NULL) {
+        fprintf(stderr, "  no design called %s in teach_allocators[]\n", name);
+        TEST_SKIP("design not built");
+    }
+    return a;
+}
 
 #endif

@@ -46,11 +46,6 @@ typedef struct node {
     uint64_t stamp;        // a second payload word
 } node_t;
 
-static bool under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
 
 // Overwrite the dead stack below the caller, where the frames of the helpers
 // that built garbage left pointers to it.
@@ -322,7 +317,7 @@ TEST(long_list_marks_on_a_small_stack)
 {
     // A recursive marker needs a frame per node; this thread's whole stack
     // is 256 KiB, and the list has a million nodes.
-    g_long_n = under_valgrind() ? 200000 : 1000000;
+    g_long_n = test_under_valgrind() ? 200000 : 1000000;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 << 10);
@@ -338,7 +333,7 @@ TEST(full_mark_stack_falls_back_to_rescanning)
 {
     // One block pointing at n others pushes n entries at once; with the OS
     // refusing every request the mark stack cannot grow past its first 64 KiB.
-    int n = under_valgrind() ? 40000 : 200000;
+    int n = test_under_valgrind() ? 40000 : 200000;
     g_fan = gc_malloc((size_t)n * sizeof *g_fan);
     for (int i = 0; i < n; i++) {
         g_fan[i] = gc_malloc(16);
@@ -369,7 +364,7 @@ static uint64_t *g_ring[256];
 
 TEST(garbage_loop_runs_in_bounded_memory)
 {
-    size_t total = under_valgrind() ? (size_t)512 << 20 : (size_t)2 << 30;
+    size_t total = test_under_valgrind() ? (size_t)512 << 20 : (size_t)2 << 30;
     size_t bound = (size_t)32 << 20;
     uint64_t rng = 88172645463325252ull;
     size_t done = 0;
@@ -455,7 +450,7 @@ static int64_t expr_eval(const expr_t *e)
 
 TEST(interpreter_workload_keeps_its_counters_straight)
 {
-    int iterations = under_valgrind() ? 3000 : 30000;
+    int iterations = test_under_valgrind() ? 3000 : 30000;
     uint64_t rng = 42;
     int wrong = 0;
     for (int i = 0; i < iterations; i++) {

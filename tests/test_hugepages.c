@@ -6,6 +6,7 @@
 // readers of the THP mode and of AnonHugePages.
 #include "test.h"
 #include "os/huge.h"
+#include "need_thp.h"
 #include "os/os.h"
 #include "os/sysfs.h"
 
@@ -27,18 +28,6 @@ static const char *mode_word(void)
         return NULL;
     *close = 0;
     return open + 1;
-}
-
-// Skip unless the kernel can give this process huge pages on advice.
-static void need_thp(void)
-{
-    mallet_thp_mode_t m = mallet__os_thp_mode();
-    if (m == MALLET_THP_UNKNOWN)
-        TEST_SKIP("no /sys/kernel/mm/transparent_hugepage/enabled");
-    if (m == MALLET_THP_NEVER)
-        TEST_SKIP("transparent huge pages are [never] on this machine");
-    if (mallet__os_anon_huge_kb() < 0)
-        TEST_SKIP("/proc/self/smaps_rollup has no AnonHugePages line");
 }
 
 // A 2 MiB-aligned range of `huge` huge-page sizes, advised or not, touched

@@ -11,29 +11,14 @@
 
 #include "mallet.h"
 #include "os/huge.h"
+#include "need_thp.h"
 
-static bool under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
-
-static void need_thp(void)
-{
-    mallet_thp_mode_t m = mallet__os_thp_mode();
-    if (m == MALLET_THP_UNKNOWN)
-        TEST_SKIP("no /sys/kernel/mm/transparent_hugepage/enabled");
-    if (m == MALLET_THP_NEVER)
-        TEST_SKIP("transparent huge pages are [never] on this machine");
-    if (mallet__os_anon_huge_kb() < 0)
-        TEST_SKIP("/proc/self/smaps_rollup has no AnonHugePages line");
-}
 
 enum { BLOCK = 64 };
 
 static size_t total_bytes(void)
 {
-    return under_valgrind() ? (size_t)16 << 20 : (size_t)64 << 20;
+    return test_under_valgrind() ? (size_t)16 << 20 : (size_t)64 << 20;
 }
 
 // Allocate and touch `bytes` of BLOCK-byte blocks; the pointer array comes

@@ -10,11 +10,6 @@
 
 #include "mallet.h"
 
-static int under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
@@ -61,7 +56,7 @@ TEST(the_cache_absorbs_grow_shrink_churn)
     void *p = mallet_malloc(1 << 20);
     mallet_free(p);
     mallet_stats_get(&a);
-    long rounds = under_valgrind() ? 20 : 2000;
+    long rounds = test_under_valgrind() ? 20 : 2000;
     for (long i = 0; i < rounds; i++) {
         void *q = mallet_malloc(1 << 20);
         CHECK(q == p);                      // the same mapping, from the cache

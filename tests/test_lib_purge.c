@@ -10,11 +10,6 @@
 
 #include "mallet.h"
 
-static int under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
 
 static void sleep_ms(long ms)
 {
@@ -51,7 +46,7 @@ TEST(empty_pages_are_purged_after_the_delay_on_the_slow_path)
 {
     mallet_option_set("purger", 0);
     mallet_option_set("purge_delay_ms", 40);
-    size_t bytes = under_valgrind() ? (4u << 20) : (32u << 20);
+    size_t bytes = test_under_valgrind() ? (4u << 20) : (32u << 20);
     void **p = fill(bytes, 64);
     uint64_t peak = resident();
     drain(p, bytes, 64);
@@ -86,7 +81,7 @@ TEST(nothing_is_purged_before_the_delay)
 
 TEST(the_purger_thread_shrinks_an_idle_process)
 {
-    if (under_valgrind())
+    if (test_under_valgrind())
         TEST_SKIP("timing of a background thread under memcheck");
     mallet_option_set("purge_delay_ms", 50);
     mallet_option_set("purger_start_mb", 8);
@@ -107,7 +102,7 @@ TEST(trim_gives_everything_back_now)
 {
     mallet_option_set("purger", 0);
     mallet_option_set("purge_delay_ms", 60000);
-    size_t bytes = under_valgrind() ? (4u << 20) : (64u << 20);
+    size_t bytes = test_under_valgrind() ? (4u << 20) : (64u << 20);
     void **p = fill(bytes, 100);
     void *big = mallet_malloc(8u << 20);
     mallet_free(big);

@@ -13,11 +13,6 @@
 
 // tsan: yes
 
-static int under_valgrind(void)
-{
-    const char *m = getenv("MALLET_TEST_MODE");
-    return m && strcmp(m, "valgrind") == 0;
-}
 
 enum { T = 8, SLOTS = 4096 };
 static _Atomic(unsigned char *) shared[SLOTS];
@@ -25,7 +20,7 @@ static _Atomic(unsigned char *) shared[SLOTS];
 static void *swap_thread(void *arg)
 {
     uint64_t x = (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
-    long steps = under_valgrind() ? 2000 : 200000;
+    long steps = test_under_valgrind() ? 2000 : 200000;
     for (long s = 0; s < steps; s++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         size_t n = 1 + x % (x % 64 == 0 ? 70000 : 300);
@@ -141,7 +136,7 @@ TEST(fork_child_of_a_threaded_parent_allocates)
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, busy, NULL);
-    for (int k = 0; k < (under_valgrind() ? 3 : 30); k++) {
+    for (int k = 0; k < (test_under_valgrind() ? 3 : 30); k++) {
         pid_t pid = fork();
         if (pid == 0) {
             for (int i = 0; i < 10000; i++)

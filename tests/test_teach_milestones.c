@@ -17,17 +17,6 @@
 #include "test.h"
 #include "seed_table.h"
 
-// The design called `name`; the test is skipped while it is not in the registry.
-static const teach_allocator_t *design(const char *name)
-{
-    const teach_allocator_t *a = teach_find(name);
-    if (a == NULL) {
-        fprintf(stderr, "  no design called %s in teach_allocators[]\n", name);
-        TEST_SKIP("design not built");
-    }
-    return a;
-}
-
 TEST(bump_grows_linearly_and_never_reuses)
 {
     const teach_allocator_t *a = design("bump");

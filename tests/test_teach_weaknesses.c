@@ -18,17 +18,6 @@
 #include "test.h"
 #include "seed_table.h"
 
-// The design called `name`; the test is skipped while it is not in the registry.
-static const teach_allocator_t *design(const char *name)
-{
-    const teach_allocator_t *a = teach_find(name);
-    if (a == NULL) {
-        fprintf(stderr, "  no design called %s in teach_allocators[]\n", name);
-        TEST_SKIP("design not built");
-    }
-    return a;
-}
-
 // Footprint growth over `loops` malloc(64)/free pairs.
 static size_t loop_growth(const teach_allocator_t *a, int loops)
 {
