@@ -49,7 +49,7 @@ echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libm
 echo "(\`make secure\`: a canary after every small request, bytes 8..31 of freed blocks filled and"
 echo "checked on reuse, the newest 8 frees of a page sent to the back of its free list, blocks dealt from 8 random runs, guard"
 echo "pages), interleaved, $reps repetitions, medians. Each command"
-echo "runs as \`/usr/bin/time -f '%M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`, its wall time"
+echo "runs as \`/usr/bin/time -f '%e %M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`, its wall time"
 echo "taken from bash's \`\$EPOCHREALTIME\` around it. The short workloads run $scale times the iterations"
 echo "of section 20 (and 21 for the fast-path loops), so that each run is long enough to resolve a few percent."
 echo
