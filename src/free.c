@@ -45,7 +45,7 @@ void mallet__free_slow(void *ptr, const char *func)
         mallet__lock(&heap->lock);
         mallet__heap_unfull(heap, page);
         MALLET_TRACK_FREE(ptr, page->block_size);
-        mallet__page_push_local(page, p, p);
+        mallet__page_push_local(page, p, p, 1);
         uint64_t *w = mallet__bit_word(p);
         __atomic_store_n(w, *w & ~mallet__bit_mask(p), __ATOMIC_RELEASE);
         mallet__unlock(&heap->lock);

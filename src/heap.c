@@ -88,6 +88,7 @@ mallet_heap_t *mallet__heap_create(void)
         return NULL;
     }
     heap->next_sweep_ms = mallet__clock_ms() + 1;
+    heap->clock_countdown = 1;
     mallet__tls_heap = heap;
     mallet__thread_attach(heap);
     return heap;
@@ -132,32 +133,49 @@ static void heap_set_current(mallet_heap_t *heap, unsigned c, mallet_page_t *pag
         page->spare_seen = 0;
 }
 
-// Count the blocks now on page->free as placed before the fast path.
-static void heap_count_installed(mallet_heap_t *heap, mallet_page_t *page)
-{
-    // Few blocks: walk the list; many: count the bitmap (a word per 64
-    // granules), whichever touches less.
-    uint32_t free_now;
-    if (page->local_free == 0 && page->reserved >= 64)
-        free_now = page->capacity - mallet__page_used(page);
-    else
-        free_now = mallet__page_free_count(page);
-    mallet__stat_add(heap, blocks_installed, free_now);
-}
-
 static void heap_uninstall(mallet_heap_t *heap, unsigned c)
 {
     mallet_page_t *page = heap->current[c];
     if (page == &mallet__page_empty)
         return;
-    mallet__stat_add(heap, blocks_returned, mallet__page_free_count(page));
+    mallet__stat_add(heap, blocks_returned, mallet__page_unload(page));
     heap_set_current(heap, c, &mallet__page_empty);
+}
+
+// The queue of a class is walked round by a cursor: the page after the
+// current one is the next to serve, and pages are never moved to turn the
+// queue (a move writes its neighbours' descriptors, cold by then). Pages
+// that join it go just before the cursor, last in the round.
+static void heap_queue_insert(mallet_heap_t *heap, mallet_page_t *page)
+{
+    mallet_page_list_t *q = &heap->queue[page->cls];
+    mallet_page_t *at = heap->cursor[page->cls];
+    page->where = MALLET_PAGE_QUEUE;
+    if (at == NULL) {
+        mallet__page_list_push_back(q, page);
+    } else if (at->prev == NULL) {
+        mallet__page_list_push(q, page);
+    } else {
+        page->prev = at->prev;
+        page->next = at;
+        at->prev->next = page;
+        at->prev = page;
+    }
+}
+
+static void heap_queue_remove(mallet_heap_t *heap, mallet_page_t *page)
+{
+    if (heap->cursor[page->cls] == page)
+        heap->cursor[page->cls] = page->next;
+    mallet__page_list_remove(&heap->queue[page->cls], page);
 }
 
 static void heap_make_full(mallet_heap_t *heap, mallet_page_t *page)
 {
     mallet_assert(page->where == MALLET_PAGE_QUEUE && page->free == 0 && page->local_free == 0);
-    mallet__page_list_remove(&heap->queue[page->cls], page);
+    if (heap->current[page->cls] == page)
+        heap_set_current(heap, page->cls, &mallet__page_empty);
+    heap_queue_remove(heap, page);
     mallet__page_list_push(&heap->full[page->cls], page);
     page->where = MALLET_PAGE_FULLQ;
     __atomic_store_n(&page->heap, (uintptr_t)heap | MALLET_PAGE_FULL, __ATOMIC_SEQ_CST);
@@ -173,56 +191,87 @@ void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page)
         __atomic_load_n(&page->heap, __ATOMIC_RELAXED) != ((uintptr_t)heap | MALLET_PAGE_FULL))
         return;
     mallet__page_list_remove(&heap->full[page->cls], page);
-    mallet__page_list_push(&heap->queue[page->cls], page);
-    page->where = MALLET_PAGE_QUEUE;
+    // Last in the round: the page has a free block or two; by the time
+    // the cursor comes to it, it has gathered more.
+    heap_queue_insert(heap, page);
     __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
 }
 
-// Make page (already in the queue, with free blocks) the current one.
-static mallet_page_t *heap_use(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
+// The current page stays current, its local list swapped in, when that
+// list holds at least this many blocks; fewer, and the next page of the
+// round, which has gathered frees for longer, serves instead.
+static inline uint32_t refill_min(const mallet_page_t *page)
 {
-    heap_count_installed(heap, page);
-    heap_set_current(heap, c, page);
-    return page;
+    uint32_t t = page->reserved / 16;
+    return t < 1 ? 1 : t > 16 ? 16 : t;
 }
 
-// Give page free blocks from its own lists; false when it has none.
-static bool page_refill(mallet_page_t *page)
+// Give page (in the queue, `free` empty) free blocks and make it current;
+// false when it has none to give.
+static bool heap_install(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
 {
-    mallet__page_collect(page);
-    mallet__page_swap_in(page);
-    return page->free != 0 || mallet__page_extend(page);
+    if (page->free == 0) {
+        uint32_t n = page->local_count ? mallet__page_swap_in(page) : mallet__page_extend(page);
+        if (n == 0)
+            return false;
+        mallet__stat_add(heap, blocks_installed, n);
+    }
+    if (heap->current[c] != page)
+        heap_set_current(heap, c, page);
+    return true;
 }
 
+// The current page of class c is out of blocks: find a page with free
+// blocks, in O(1) steps. The current page refills itself when its own
+// lists hold enough or it has blocks left to carve; else the cursor's page
+// serves (a page found with nothing on the way goes to the full list).
+// Then an abandoned page, then a new one.
 static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
 {
     mallet_page_t *page = heap->current[c];
     if (page != &mallet__page_empty) {
-        if (page_refill(page))
-            return heap_use(heap, c, page);
-        heap_set_current(heap, c, &mallet__page_empty);
-        heap_make_full(heap, page);
+        mallet__page_collect(page);
+        if ((page->local_count >= refill_min(page) || page->capacity < page->reserved) &&
+            heap_install(heap, c, page))
+            return page;
     }
-    for (page = heap->queue[c].first; page;) {
-        mallet_page_t *next = page->next;
-        if (page_refill(page))
-            return heap_use(heap, c, page);
-        heap_make_full(heap, page);
-        page = next;
-    }
-    page = mallet__thread_adopt(heap, c);
-    if (page == NULL) {
-        page = mallet__span_page_alloc(c, heap);
+    for (;;) {
+        page = heap->cursor[c] ? heap->cursor[c] : heap->queue[c].first;
         if (page == NULL)
-            return NULL;
-        mallet__stat_add(heap, pages_allocated, 1);
-        mallet__page_extend(page);
+            break;
+        heap->cursor[c] = page->next;
+        mallet__page_collect(page);
+        if (heap_install(heap, c, page))
+            return page;
+        heap_make_full(heap, page);
     }
-    page->where = MALLET_PAGE_QUEUE;
+    for (int tries = 0; tries < 8; tries++) {
+        page = mallet__thread_adopt(heap, c);
+        if (page == NULL)
+            break;
+        page->internal = heap->internal;
+        heap_queue_insert(heap, page);
+        if (heap_install(heap, c, page))
+            return page;
+        heap_make_full(heap, page);
+    }
+    page = mallet__span_page_alloc(c, heap);
+    if (page == NULL)
+        return NULL;
+    // A heap taking new pages may be one that freed much a while ago:
+    // look at the clock at the end of this slow path.
+    heap->clock_countdown = 1;
+    mallet__stat_add(heap, pages_allocated, 1);
     page->internal = heap->internal;
-    mallet__page_list_push(&heap->queue[c], page);
-    return heap_use(heap, c, page);
+    heap_queue_insert(heap, page);
+    heap_install(heap, c, page);
+    return page;
 }
+
+// Slow paths between two looks at the clock: housekeeping is due every
+// purge_delay_ms / 2, and a clock read on every refill would cost more than
+// the refill. A slow path that takes a new page looks at once.
+#define CLOCK_EVERY 64
 
 void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
 {
@@ -236,15 +285,15 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);
     mallet_page_t *page = heap->current[c];
-    void *b = page == &mallet__page_empty ? NULL : mallet__page_pop_checked(page);
-    if (b == NULL) {
+    if (page->free == 0)
         page = heap_find_page(heap, c);
-        if (page)
-            b = mallet__page_pop_checked(page);
+    void *b = page ? mallet__page_pop_checked(page) : NULL;
+    if (--heap->clock_countdown == 0) {
+        heap->clock_countdown = CLOCK_EVERY;
+        uint64_t now = mallet__clock_ms();
+        if (now >= heap->next_sweep_ms)
+            mallet__heap_housekeeping(heap, now);
     }
-    uint64_t now = mallet__clock_ms();
-    if (now >= heap->next_sweep_ms)
-        mallet__heap_housekeeping(heap, now);
     mallet__unlock(&heap->lock);
     mallet__thread_after_slow();
     if (b == NULL) {
@@ -278,9 +327,17 @@ void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign)
                 page = next;
                 continue;
             }
-            if (!foreign)
+            // The owner knows a page that is not current is empty when every
+            // carved block is on its local list; the purger reads the bits.
+            bool empty;
+            if (!foreign) {
                 mallet__page_collect(page);
-            if (mallet__page_is_empty(page)) {
+                empty = current ? mallet__page_is_empty(page) : page->local_count == page->capacity;
+                mallet_assert_expensive(empty == mallet__page_is_empty(page));
+            } else {
+                empty = mallet__page_is_empty(page);
+            }
+            if (empty) {
                 if (!all && !spare_kept && !page->spare_seen) {
                     page->spare_seen = 1;
                     spare_kept = true;
@@ -289,7 +346,7 @@ void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign)
                 } else {
                     if (current)
                         heap_uninstall(heap, c);
-                    mallet__page_list_remove(&heap->queue[c], page);
+                    heap_queue_remove(heap, page);
                     mallet__stat_add(heap, pages_retired, 1);
                     mallet__span_page_retire(page);
                 }
@@ -336,6 +393,7 @@ void mallet__heap_abandon(mallet_heap_t *heap)
                 }
             }
         }
+        heap->cursor[c] = NULL;
     }
     mallet__unlock(&heap->lock);
 }

@@ -38,6 +38,7 @@ typedef struct mallet_heap {
     mallet_page_t *current[MALLET_CLASSES];        // current page per class
     mallet_page_list_t queue[MALLET_CLASSES];      // owned pages that may have free blocks
     mallet_page_list_t full[MALLET_CLASSES];       // owned pages found with none
+    mallet_page_t *cursor[MALLET_CLASSES];         // next page of the queue's round (NULL: its first)
     uint8_t alive;                                 // owned by a running thread
     uint8_t internal;                              // libmallet's own (not in the statistics)
     mallet_page_t *rf_page;                        // page of the pending remote-free batch
@@ -45,6 +46,7 @@ typedef struct mallet_heap {
     uintptr_t rf_tail;                             // batch: last block
     uint32_t rf_count;                             // batch: blocks
     uint64_t next_sweep_ms;                        // clock time of the next housekeeping
+    uint32_t clock_countdown;                      // slow paths until the clock is read again
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
@@ -136,7 +138,7 @@ static inline void mallet__free_fast(void *ptr, const char *func)
             mallet__secure_fill(p);
 #endif
             MALLET_TRACK_FREE(ptr, page->block_size);
-            mallet__page_push_local(page, p, p);
+            mallet__page_push_local(page, p, p, 1);
             mallet__bits_clear(page->bitbase, g);
             return;
         }

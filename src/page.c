@@ -30,6 +30,7 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
     const mallet_class_t *k = &mallet__classes[cls];
     page->free = 0;
     page->local_free = 0;
+    page->local_count = 0;
     __atomic_store_n(&page->thread_free, 0, __ATOMIC_RELAXED);
     page->key = mallet__random_next() | 1;
     page->start = start;
@@ -55,10 +56,10 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
 #endif
 }
 
-bool mallet__page_extend(mallet_page_t *page)
+uint32_t mallet__page_extend(mallet_page_t *page)
 {
     if (page->capacity >= page->reserved)
-        return false;
+        return 0;
     // A few KiB at a time: a page is touched (and made resident) only as
     // far as it is used.
     uint32_t n = (MALLET_CARVE_BYTES + page->block_size - 1) / page->block_size;
@@ -79,7 +80,7 @@ bool mallet__page_extend(mallet_page_t *page)
     // Relaxed atomic: other threads read it (mallet__page_is_block) for
     // blocks they hold, which the old value already covers.
     __atomic_store_n(&page->capacity, page->capacity + n, __ATOMIC_RELAXED);
-    return true;
+    return n;
 }
 
 bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p)
@@ -88,7 +89,9 @@ bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p)
         return false;
     uintptr_t off = p - (uintptr_t)page->start;
     uint32_t capacity = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
-    return off < (uintptr_t)capacity * page->block_size && off % page->block_size == 0;
+    // A page is at most a segment long, so the offset fits 32 bits and the
+    // division is the short one.
+    return off < (uintptr_t)capacity * page->block_size && (uint32_t)off % page->block_size == 0;
 }
 
 void mallet__page_corrupt(const mallet_page_t *page)
@@ -109,13 +112,14 @@ static inline void page_check_link(const mallet_page_t *page, uintptr_t next)
         mallet__page_corrupt(page);
 }
 
-void mallet__page_collect(mallet_page_t *page)
+void mallet__page_collect_chain(mallet_page_t *page)
 {
     uintptr_t head = __atomic_exchange_n(&page->thread_free, 0, __ATOMIC_ACQUIRE);
     if (head != 0) {
         page_check_link(page, head);
         uintptr_t b = head;
-        for (;;) {
+        uint32_t n = 1;
+        for (;; n++) {
             uintptr_t next = mallet__link_read(page, b);
             page_check_link(page, next);
             uint64_t *w = mallet__bit_word(b);
@@ -130,21 +134,42 @@ void mallet__page_collect(mallet_page_t *page)
                 break;
             b = next;
         }
-        mallet__page_push_local(page, head, b);
+        mallet__page_push_local(page, head, b, n);
     }
 }
 
-void mallet__page_swap_in(mallet_page_t *page)
+uint32_t mallet__page_swap_in(mallet_page_t *page)
 {
     mallet_assert_expensive(mallet__page_free_count(page) + mallet__page_used(page) <= page->capacity);
-    if (page->free == 0) {
+    mallet_assert(page->local_count != 0 || page->local_free == 0);
+    if (page->free != 0)
+        return 0;
+    uint32_t n = page->local_count;
 #if MALLET_SECURE
-        mallet__secure_swap_in(page);
+    mallet__secure_swap_in(page);
 #else
-        page->free = page->local_free;
-        page->local_free = 0;
+    page->free = page->local_free;
+    page->local_free = 0;
 #endif
+    page->local_count = 0;
+    return n;
+}
+
+uint32_t mallet__page_unload(mallet_page_t *page)
+{
+    uintptr_t head = page->free;
+    if (head == 0)
+        return 0;
+    uint32_t n = 1;
+    uintptr_t b = head;
+    for (uintptr_t next; (next = mallet__link_read(page, b)) != 0; b = next) {
+        page_check_link(page, next);
+        if (++n > page->reserved)
+            mallet__page_corrupt(page);
     }
+    page->free = 0;
+    mallet__page_push_local(page, head, b, n);
+    return n;
 }
 
 // The bitmap words of the page's carved blocks (no block beyond them has
@@ -224,8 +249,6 @@ void *mallet__page_pop_checked(mallet_page_t *page)
     uintptr_t b = page->free;
     if (b == 0)
         return NULL;
-    if (!mallet__page_is_block(page, b))
-        mallet__page_corrupt(page);
     uintptr_t next = mallet__link_read(page, b);
 #if MALLET_SECURE
     // The block's own link or fill is damaged: written after it was freed.
@@ -234,12 +257,9 @@ void *mallet__page_pop_checked(mallet_page_t *page)
 #else
     page_check_link(page, next);
 #endif
-    uint64_t *w = mallet__bit_word(b);
-    uint64_t bit = mallet__bit_mask(b);
-    if (*w & bit)
-        mallet__page_corrupt(page);
+    if (mallet__bits_test_set(page->bitbase, b >> MALLET_GRAIN_SHIFT))
+        mallet__page_corrupt(page);   // a live block on the free list
     page->free = next;
-    __atomic_store_n(w, *w | bit, __ATOMIC_RELAXED);
     return (void *)b;
 }
 
@@ -254,6 +274,17 @@ void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page)
     // Atomic (relaxed): a list's head may be peeked at without its lock
     // (mallet__thread_adopt's "anything abandoned?").
     __atomic_store_n(&l->first, page, __ATOMIC_RELAXED);
+}
+
+void mallet__page_list_push_back(mallet_page_list_t *l, mallet_page_t *page)
+{
+    page->next = NULL;
+    page->prev = l->last;
+    if (l->last)
+        l->last->next = page;
+    else
+        __atomic_store_n(&l->first, page, __ATOMIC_RELAXED);
+    l->last = page;
 }
 
 void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page)

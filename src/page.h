@@ -9,6 +9,14 @@
 //   thread_free  frees from other threads, pushed with one atomic operation
 //                (a whole batch at a time) and collected by the owner.
 //
+// local_count counts the blocks on local_free (the push adds to it, the
+// collection adds the chain it moved), so a page's free blocks are known
+// without walking a list or counting bits. Only the current page of its
+// class has blocks on `free`: a page stops being current when `free` is
+// empty (or its list is moved back to local_free, mallet__page_unload), so
+// for every other page, blocks in use = capacity - local_count once
+// thread_free is collected.
+//
 // Links are encoded: the word in a free block at address `at` holds
 // next ^ key ^ at, where key is random per page. A decoded link that leaves
 // the segment or is not 16-byte aligned means an overflow rewrote it: the
@@ -59,6 +67,7 @@ typedef struct mallet_page {
     uint64_t *bitbase;              // segment bitmap, biased: bit (address >> 4) is the block's
     uint32_t block_size;            // class size in bytes (0: not a page)
     uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
+    uint32_t local_count;           // blocks on local_free
 #if MALLET_SECURE
     uint32_t canary;                // laid after every request (secure.h)
 #endif
@@ -129,9 +138,9 @@ static inline void mallet__link_write(const mallet_page_t *page, uintptr_t at, u
     MALLET_TRACK_MEM_NOACCESS((void *)at, sizeof(uintptr_t));
 }
 
-// Push the chain first..last (linked already; a single block: first ==
-// last) on page->local_free. Owner only.
-static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first, uintptr_t last)
+// Push the chain first..last of n blocks (linked already; a single block:
+// first == last, n == 1) on page->local_free. Owner only.
+static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first, uintptr_t last, uint32_t n)
 {
 #if MALLET_SECURE
     if (page->local_free == 0)
@@ -139,6 +148,7 @@ static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first,
 #endif
     mallet__link_write(page, last, page->local_free);
     page->local_free = first;
+    page->local_count += n;
 }
 
 // Bit n of a bitmap whose base may be biased (n can be far from base): on
@@ -207,13 +217,14 @@ static inline bool mallet__bit_get(uintptr_t p)
 
 // Make a fresh page of class cls over `units` units at start, owned by heap.
 void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct mallet_heap *heap);
-// Carve more blocks onto the free list; false when the page is carved out.
-bool mallet__page_extend(mallet_page_t *page);
-// Move thread_free onto local_free, clearing the blocks' bits. Owner (or
-// sole holder) only.
-void mallet__page_collect(mallet_page_t *page);
-// When `free` is empty, make local_free the free list.
-void mallet__page_swap_in(mallet_page_t *page);
+// Carve more blocks onto the free list: how many (0 when the page is
+// carved out).
+uint32_t mallet__page_extend(mallet_page_t *page);
+// When `free` is empty, make local_free the free list: how many blocks.
+uint32_t mallet__page_swap_in(mallet_page_t *page);
+// Move the free list back onto local_free (the page stops being current):
+// how many blocks.
+uint32_t mallet__page_unload(mallet_page_t *page);
 // True when no block of the page is handed out (all bits clear).
 bool mallet__page_is_empty(const mallet_page_t *page);
 // Blocks handed out (bits set).
@@ -227,9 +238,21 @@ bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p);
 // Report a damaged free list and abort.
 MALLET_NORETURN MALLET_COLD void mallet__page_corrupt(const mallet_page_t *page);
 
-// Page lists (doubly linked, owner or lock holder only).
+// Page lists (doubly linked, owner or lock holder only): push at the
+// front or the back; remove from anywhere.
 void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page);
+void mallet__page_list_push_back(mallet_page_list_t *l, mallet_page_t *page);
 void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page);
+
+// Move thread_free onto local_free, clearing the blocks' bits. Owner (or
+// sole holder) only. A relaxed look comes first: most pages have nothing
+// there, and the exchange is a locked instruction.
+void mallet__page_collect_chain(mallet_page_t *page);
+static inline void mallet__page_collect(mallet_page_t *page)
+{
+    if (__atomic_load_n(&page->thread_free, __ATOMIC_RELAXED) != 0)
+        mallet__page_collect_chain(page);
+}
 
 #if MALLET_TRACK_ENABLED
 static inline uint32_t mallet__page_index(const mallet_page_t *page, uintptr_t p)

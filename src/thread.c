@@ -71,27 +71,20 @@ void mallet__thread_abandon_page(mallet_page_t *page)
 
 mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c)
 {
-    for (int tries = 0; tries < 8; tries++) {
-        if (__atomic_load_n(&abandoned[c].first, __ATOMIC_RELAXED) == NULL)
-            return NULL;
-        mallet__lock(&mallet__abandoned_lock);
-        mallet_page_t *page = abandoned[c].first;
-        if (page)
-            mallet__page_list_remove(&abandoned[c], page);
-        mallet__unlock(&mallet__abandoned_lock);
-        if (page == NULL)
-            return NULL;
-        __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
-        page->where = MALLET_PAGE_FREE;
-        mallet__stat_add(heap, pages_adopted, 1);
-        mallet__page_collect(page);
-        mallet__page_swap_in(page);
-        if (page->free || mallet__page_extend(page))
-            return page;
-        page->where = MALLET_PAGE_QUEUE;
-        mallet__page_list_push(&heap->queue[c], page);
-    }
-    return NULL;
+    if (__atomic_load_n(&abandoned[c].first, __ATOMIC_RELAXED) == NULL)
+        return NULL;
+    mallet__lock(&mallet__abandoned_lock);
+    mallet_page_t *page = abandoned[c].first;
+    if (page)
+        mallet__page_list_remove(&abandoned[c], page);
+    mallet__unlock(&mallet__abandoned_lock);
+    if (page == NULL)
+        return NULL;
+    __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
+    page->where = MALLET_PAGE_FREE;
+    mallet__stat_add(heap, pages_adopted, 1);
+    mallet__page_collect(page);
+    return page;
 }
 
 void mallet__thread_sweep_abandoned(void)

@@ -17,9 +17,8 @@ void mallet__thread_init(void);
 void mallet__thread_attach(mallet_heap_t *heap);
 // Put a page with live blocks on the abandoned list of its class.
 void mallet__thread_abandon_page(mallet_page_t *page);
-// An abandoned page of class c with free blocks, now owned by heap (not on
-// any of its lists yet), or NULL. Pages taken without free blocks are put
-// on heap's queue.
+// An abandoned page of class c, now owned by heap and its other threads'
+// frees collected (not on any of heap's lists yet), or NULL.
 mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c);
 // Collect abandoned pages and retire the ones left empty.
 void mallet__thread_sweep_abandoned(void);
