@@ -31,10 +31,14 @@ void mallet__free_slow(void *ptr, const char *func)
         errno = saved;
         return;
     }
-    if (!mallet__page_is_block(page, p))
-        mallet__fatal("mallet", func, "invalid pointer", ptr);
-    if (!mallet__bit_get(p))
+    // A set bit marks the start of a live block (for a pointer on a granule
+    // boundary), so only a clear one needs the division that tells an
+    // interior pointer from a double free.
+    if ((p & (MALLET_GRAIN - 1)) != 0 || !mallet__bit_get(p)) {
+        if (!mallet__page_is_block(page, p))
+            mallet__fatal("mallet", func, "invalid pointer", ptr);
         mallet__fatal("mallet", func, "double free of", ptr);
+    }
 #if MALLET_SECURE
     mallet__secure_on_free(page, p, func);
 #endif

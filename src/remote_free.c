@@ -12,8 +12,10 @@
 // thread's next slow path, trim or exit. Its blocks keep their bits set
 // until the owner collects them, so their page cannot be retired meanwhile.
 //
-// A thread with no heap (its first call was free) pushes single blocks and
-// builds nothing.
+// A thread with no heap (its first call was free) pushes single blocks
+// and builds nothing for its first REMOTE_HEAPLESS frees; past them it is
+// a consumer of other threads' blocks, and builds a heap so that its frees
+// are batched like everyone's.
 //
 // A page on its owner's full list (owner field tagged MALLET_PAGE_FULL) is
 // moved back to the owner's queue after the push, under the owner's lock,
@@ -23,6 +25,9 @@
 #include "heap.h"
 
 #define REMOTE_BATCH 64
+#define REMOTE_HEAPLESS 32
+
+static __thread uint32_t heapless_frees __attribute__((tls_model("initial-exec")));
 
 static void page_push_chain(mallet_page_t *page, uintptr_t head, uintptr_t tail)
 {
@@ -54,10 +59,12 @@ void mallet__remote_flush(mallet_heap_t *heap)
 void mallet__remote_free(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
 {
     if (heap == &mallet__heap_empty) {
-        mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);
-        mallet__stat_orphan_add(MALLET_STAT_remote_batches, 1);
-        page_push_chain(page, p, p);
-        return;
+        if (++heapless_frees <= REMOTE_HEAPLESS || (heap = mallet__heap_create()) == NULL) {
+            mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);
+            mallet__stat_orphan_add(MALLET_STAT_remote_batches, 1);
+            page_push_chain(page, p, p);
+            return;
+        }
     }
     mallet__stat_add(heap, remote_frees, 1);
     if (heap->rf_page != page)
