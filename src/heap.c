@@ -270,7 +270,8 @@ static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
 
 // Slow paths between two looks at the clock: housekeeping is due every
 // purge_delay_ms / 2, and a clock read on every refill would cost more than
-// the refill. A slow path that takes a new page looks at once.
+// the refill. A slow path that takes a new page looks at once. The purger
+// thread's start (the process has grown) is checked on the same beat.
 #define CLOCK_EVERY 64
 
 void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
@@ -288,14 +289,16 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
     if (page->free == 0)
         page = heap_find_page(heap, c);
     void *b = page ? mallet__page_pop_checked(page) : NULL;
-    if (--heap->clock_countdown == 0) {
+    bool tick = --heap->clock_countdown == 0;
+    if (tick) {
         heap->clock_countdown = CLOCK_EVERY;
         uint64_t now = mallet__clock_ms();
         if (now >= heap->next_sweep_ms)
             mallet__heap_housekeeping(heap, now);
     }
     mallet__unlock(&heap->lock);
-    mallet__thread_after_slow();
+    if (tick)
+        mallet__thread_after_slow();
     if (b == NULL) {
         errno = ENOMEM;
         return NULL;
