@@ -196,18 +196,22 @@ PYEOF
 # lib_synthetic_workloads [SCALE] -- set WORKLOADS to the synthetic
 # workloads of bench/lib_*.c, sized for BENCH_QUICK, so every section that
 # compares libmallet builds runs the same commands. SCALE (default 1)
-# multiplies the iterations of the short ones (churn, producer/consumer,
+# multiplies the iterations of the short ones only (churn, producer/consumer,
 # larson), for a section that needs runs long enough to resolve a few
-# percent. Needs B (the bench program folder).
+# percent; the others run for seconds already at SCALE 1. Needs B (the bench
+# program folder).
 lib_synthetic_workloads() {
-    local p churn xt lr rb large scale=${1:-1}
-    for p in lib_churn lib_xthread lib_larson lib_realloc lib_large; do
+    local p churn xt lr rb large bh sv fo bb scale=${1:-1}
+    for p in lib_churn lib_xthread lib_larson lib_realloc lib_large \
+        lib_bigheap lib_server lib_fanout lib_bigbuf; do
         [ -x "$B/$p" ] || { echo "bench: $B/$p not built (make)" >&2; return 1; }
     done
     if [ "$BENCH_QUICK" = 1 ]; then
         churn=2000000 xt=500000 lr="10 $((20000 * scale))" rb="32 262144 2" large=1500
+        bh=5000000 sv="50000 10" fo=10000000 bb=200
     else
         churn=5000000 xt=2000000 lr="30 $((50000 * scale))" rb="64 1048576 3" large=4000
+        bh=100000000 sv="100000 30" fo=50000000 bb=2000
     fi
     churn=$((churn * scale)) xt=$((xt * scale))
     WORKLOADS=(
@@ -218,6 +222,11 @@ lib_synthetic_workloads() {
         "larson-4t|$B/lib_larson 4 $lr"
         "realloc-grow|$B/lib_realloc $rb"
         "large-blocks|$B/lib_large $large"
+        "bigheap-1t|$B/lib_bigheap 1 262144 $bh"
+        "bigheap-2t|$B/lib_bigheap 2 262144 $bh"
+        "server-2t|$B/lib_server 2 $sv"
+        "fanout-1x2|$B/lib_fanout 2 $fo"
+        "bigbuf|$B/lib_bigbuf 20 $bb"
     )
 }
 

@@ -4,8 +4,11 @@
 # 20-lib-workloads.sh -- libmallet against glibc and the peers on the
 # synthetic workloads (bench/lib_*.c): small churn on 1, 2 and 4 threads,
 # producer/consumer cross-thread frees, a larson-style server, realloc
-# growth and large blocks. Time and peak RSS, medians of interleaved runs,
-# and the main comparison chart bench/plots/compare.svg.
+# growth, large blocks, and the slow paths: a big live set under random
+# replacement on 1 and 2 threads, a server whose every block is freed by
+# another thread, one producer feeding two consumers, and large buffers the
+# program zeroes. Time and peak RSS, medians of interleaved runs, and the
+# main comparison chart bench/plots/compare.svg.
 set -eu
 cd "$(dirname "$0")/../.."
 export BUILD=${BUILD:-build}
