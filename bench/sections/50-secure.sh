@@ -7,9 +7,11 @@
 # build/libmallet.so and build/libmallet-secure.so in turn (A B A B ...),
 # 9 repetitions, medians of wall time, CPU time (user + system) and peak
 # RSS; per-workload ratios secure / default and their geometric mean. The
-# short workloads run 4 times their section 20/21 iterations, and wall time
-# is read from the shell's microsecond clock, so that runs of a few hundred
-# milliseconds resolve a few percent (/usr/bin/time's is 10 ms).
+# short workloads (churn, producer/consumer, larson, the fast-path loops) run
+# 4 times their section 20/21 iterations, and wall time is read from the
+# shell's microsecond clock, so that runs of a few hundred milliseconds
+# resolve a few percent (/usr/bin/time's is 10 ms); the others, seconds long
+# already, run as in section 20.
 set -eu
 cd "$(dirname "$0")/../.."
 export BUILD=${BUILD:-build}
@@ -50,8 +52,9 @@ echo "(\`make secure\`: a canary after every small request, bytes 8..31 of freed
 echo "checked on reuse, the newest 8 frees of a page sent to the back of its free list, blocks dealt from 8 random runs, guard"
 echo "pages), interleaved, $reps repetitions, medians. Each command"
 echo "runs as \`/usr/bin/time -f '%e %M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`, its wall time"
-echo "taken from bash's \`\$EPOCHREALTIME\` around it. The short workloads run $scale times the iterations"
-echo "of section 20 (and 21 for the fast-path loops), so that each run is long enough to resolve a few percent."
+echo "taken from bash's \`\$EPOCHREALTIME\` around it. The short workloads (churn, prodcons, larson and"
+echo "the fast-path loops) run $scale times the iterations of section 20 (and 21 for the fast-path loops), so that"
+echo "each run is long enough to resolve a few percent; the others run as in section 20."
 echo
 echo "| workload | command |"
 echo "|---|---|"
