@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
 // large.c -- large blocks: their mappings, the address-keyed record table,
-// mremap growth, and the cache of freed mappings.
+// mremap growth, and the cache of freed ranges.
+//
+// A block is a page-aligned address range the kernel maps; blocks carved
+// from one cached range, or ranges merged in the cache, may share a kernel
+// mapping or span two, which mremap refuses: growth then copies.
 //
 // Everything shared is under large_lock, a leaf lock; system calls that can
 // be slow (mmap, munmap, mremap) are made outside it. The record table is
@@ -36,8 +40,10 @@ typedef struct large_cached {
 } large_cached_t;
 
 #define CACHE_MAX 256
-// Cached mappings one free may push out to make room for its own.
+// Cached ranges one free may unmap to bring the cache within its limits.
 #define EVICT_MAX 8
+// A peak window lasts this many decay delays (see peak_note).
+#define PEAK_DELAYS 4
 
 static mallet_lock_t large_lock;
 static struct {
@@ -49,6 +55,9 @@ static struct {
     large_cached_t cache[CACHE_MAX];  // freed mappings kept for reuse
     size_t cached;         // entries in cache
     uint64_t cached_bytes; // their lengths
+    uint64_t peak;         // most live bytes in the current peak window
+    uint64_t peak_before;  // most live bytes in the window before it
+    uint64_t peak_since;   // when the current window began, in ms
 } large;
 
 // The byte totals are written under large_lock and read without it (for
@@ -104,6 +113,20 @@ static bool table_rebuild(size_t want)
     return true;
 }
 
+// Note the live bytes in the peak windows; lock held. A window lasts
+// PEAK_DELAYS decay delays: long enough to span many rounds of churn, short enough that
+// a peak long past stops holding memory in the cache (see cache_limit).
+static void peak_note(uint64_t now)
+{
+    if (now - large.peak_since >= PEAK_DELAYS * (uint64_t)mallet__option(purge_delay_ms)) {
+        large.peak_before = large.peak;
+        large.peak = 0;
+        large.peak_since = now;
+    }
+    if (large.live_bytes > large.peak)
+        large.peak = large.live_bytes;
+}
+
 // Record a live block; large_lock held.
 static bool record_insert(uintptr_t addr, size_t size, size_t req)
 {
@@ -117,6 +140,7 @@ static bool record_insert(uintptr_t addr, size_t size, size_t req)
     *s = (large_slot_t){ addr, size, req, SLOT_LIVE };
     large.live++;
     total_add(&large.live_bytes, size);
+    peak_note(mallet__clock_ms());
     return true;
 }
 
@@ -128,33 +152,35 @@ static large_slot_t *record_live(uintptr_t addr)
     return s->state == SLOT_LIVE ? s : NULL;
 }
 
-// The cache's byte budget. Churn among large blocks (free one, allocate
-// another of a different size) is served from the cache only if it can hold
-// about what the program frees between allocations, which scales with what
-// it keeps live: so the budget follows the live large bytes, at least
-// large_cache_mb and at most four times that, so a program holding gigabytes
-// does not also keep gigabytes idle. 0 turns the cache off.
+// The cache's byte budget: what the program's live large bytes fell short
+// of their recent peak, plus large_cache_mb. Memory the program needed a
+// moment ago is likely needed again (churn: free one buffer, allocate
+// another of a different size), so keeping it saves a page fault per page;
+// and live plus cached stays within that peak plus large_cache_mb, so the
+// cache never raises the peak RSS by more than large_cache_mb. A peak
+// fades after one or two windows (peak_note), and idle ranges go back after
+// purge_delay_ms whatever the budget. large_cache_mb 0 turns the cache off.
 static uint64_t cache_limit(void)
 {
     uint64_t floor = (uint64_t)mallet__option(large_cache_mb) << 20;
-    uint64_t live = large.live_bytes;
+    uint64_t peak = large.peak > large.peak_before ? large.peak : large.peak_before;
     if (floor == 0)
         return 0;
-    return live < floor ? floor : live < 4 * floor ? live : 4 * floor;
+    return floor + (peak > large.live_bytes ? peak - large.live_bytes : 0);
 }
 
-// May a mapping of size bytes join the cache? Lock held.
-static bool cache_room(size_t size)
+// Entries the cache may hold: one slot of the array always stays free for
+// the next free's range, and cached plus live mappings stay under
+// map_budget.
+static size_t count_limit(void)
 {
-    return large.cached < (size_t)mallet__option(large_cache_count) && large.cached < CACHE_MAX &&
-           large.cached_bytes + size <= cache_limit() &&
-           large.live + large.cached < (uint64_t)mallet__option(map_budget);
-}
-
-static void cache_put(uintptr_t addr, size_t size, uint64_t since_ms)
-{
-    large.cache[large.cached++] = (large_cached_t){ addr, size, since_ms };
-    total_add(&large.cached_bytes, size);
+    uint64_t n = (uint64_t)mallet__option(large_cache_count);
+    uint64_t budget = (uint64_t)mallet__option(map_budget);
+    if (n > CACHE_MAX - 1)
+        n = CACHE_MAX - 1;
+    if (large.live + n >= budget)
+        n = large.live < budget ? budget - large.live - 1 : 0;
+    return (size_t)n;
 }
 
 static large_cached_t cache_remove(size_t i)
@@ -165,15 +191,69 @@ static large_cached_t cache_remove(size_t i)
     return c;
 }
 
-// Take a cached mapping for a block of len bytes; lock held. The best fit
-// of at least len wins: its pages are resident, so the block costs no page
-// faults. Beyond len + len/8 the excess tail is split off (*tail, *tail_len)
-// rather than handed out, so a big mapping does not pin memory under a small
-// block; the caller caches or unmaps the tail. When nothing is large
-// enough, the largest smaller mapping is taken (*short_by set) for the
-// caller to mremap up to len: the pages it has stay resident and only the
-// difference faults in, where a fresh mapping would fault in all of them.
-static uintptr_t cache_take(size_t len, size_t *got, uintptr_t *tail, size_t *tail_len, bool *short_by)
+// Cache the freed range [addr, addr + size), merged with the cached ranges
+// it touches: a merged range serves a request larger than any of its parts
+// without a fault. Lock held; there is a free slot (see count_limit).
+static void cache_put(uintptr_t addr, size_t size, uint64_t now)
+{
+    for (size_t i = 0; i < large.cached;) {
+        large_cached_t *c = &large.cache[i];
+        if (c->addr + c->size == addr || addr + size == c->addr) {
+            large_cached_t n = cache_remove(i);
+            addr = n.addr < addr ? n.addr : addr;
+            size += n.size;
+        } else {
+            i++;
+        }
+    }
+    large.cache[large.cached++] = (large_cached_t){ addr, size, now };
+    total_add(&large.cached_bytes, size);
+}
+
+static size_t cache_oldest(void)
+{
+    size_t old = 0;
+    for (size_t i = 1; i < large.cached; i++)
+        if (large.cache[i].since_ms < large.cache[old].since_ms)
+            old = i;
+    return old;
+}
+
+// Bring the cache back within its limits, least recently used ranges first;
+// lock held. The ranges to unmap go to drop (at most EVICT_MAX, the rest
+// on the next call). A range larger than the excess loses only its end, so
+// the cache stays as full as the budget allows.
+static size_t cache_trim(large_cached_t *drop)
+{
+    size_t n = 0;
+    while (n < EVICT_MAX && large.cached > 0) {
+        uint64_t limit = cache_limit();
+        bool too_many = large.cached > count_limit();
+        if (!too_many && large.cached_bytes <= limit)
+            break;
+        large_cached_t *c = &large.cache[cache_oldest()];
+        uint64_t excess = large.cached_bytes - limit;
+        if (!too_many && c->size > excess) {
+            size_t cut = page_round((size_t)excess);
+            c->size -= cut;
+            total_add(&large.cached_bytes, -(uint64_t)cut);
+            drop[n++] = (large_cached_t){ c->addr + c->size, cut, 0 };
+            break;
+        }
+        drop[n++] = cache_remove((size_t)(c - large.cache));
+    }
+    return n;
+}
+
+// Take cached memory for a block of len bytes; lock held. The best fit of
+// at least len wins: its pages are resident, so the block costs no page
+// faults. The block is carved from the front of the range and the rest
+// stays cached, resident, for the next request (a rest under one unit goes
+// with the block). When nothing is large enough, the largest smaller range
+// is taken (*short_by set) for the caller to mremap up to len: the pages it
+// has stay resident and only the difference faults in, where a fresh
+// mapping would fault in all of them.
+static uintptr_t cache_take(size_t len, size_t *got, bool *short_by)
 {
     size_t best = CACHE_MAX, below = CACHE_MAX;
     for (size_t i = 0; i < large.cached; i++) {
@@ -183,8 +263,6 @@ static uintptr_t cache_take(size_t len, size_t *got, uintptr_t *tail, size_t *ta
         if (s < len && (below == CACHE_MAX || s > large.cache[below].size))
             below = i;
     }
-    *tail = 0;
-    *tail_len = 0;
     *short_by = false;
     if (best == CACHE_MAX && (below == CACHE_MAX || MALLET_TRACK_ENABLED))
         return 0;
@@ -196,20 +274,42 @@ static uintptr_t cache_take(size_t len, size_t *got, uintptr_t *tail, size_t *ta
         *short_by = true;
         return c.addr;
     }
-    large_cached_t c = cache_remove(best);
-    *got = c.size;
-    if (c.size - len > len / 8 + MALLET_UNIT_SIZE) {
-        *got = len;
-        *tail = c.addr + len;
-        *tail_len = c.size - len;
-        // The tail keeps the freeing time of its mapping, so it expires on
-        // the same schedule and splitting never extends a mapping's life.
-        if (cache_room(*tail_len)) {
-            cache_put(*tail, *tail_len, c.since_ms);
-            *tail = 0;
-        }
+    large_cached_t *c = &large.cache[best];
+    uintptr_t addr = c->addr;
+    if (c->size - len < MALLET_UNIT_SIZE) {
+        *got = c->size;
+        cache_remove(best);
+        return addr;
     }
-    return c.addr;
+    // Carving counts as use: the rest expires purge_delay_ms from now, so a
+    // range that churn keeps drawing from stays resident.
+    *got = len;
+    c->addr += len;
+    c->size -= len;
+    c->since_ms = mallet__clock_ms();
+    total_add(&large.cached_bytes, -(uint64_t)len);
+    return addr;
+}
+
+// Unmap ranges dropped from the cache; outside the lock.
+static void release_all(const large_cached_t *drop, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        MALLET_TRACK_MEM_UNDEFINED((void *)drop[i].addr, drop[i].size);
+        mallet__os_release((void *)drop[i].addr, drop[i].size);
+    }
+}
+
+// Put back a range cache_take handed out that could not be grown (mremap
+// refuses a range that spans two kernel mappings, as merged ranges may).
+static void cache_return(uintptr_t addr, size_t size)
+{
+    large_cached_t drop[EVICT_MAX];
+    mallet__lock(&large_lock);
+    cache_put(addr, size, mallet__clock_ms());
+    size_t n = cache_trim(drop);
+    mallet__unlock(&large_lock);
+    release_all(drop, n);
 }
 
 void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
@@ -224,20 +324,14 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
     uintptr_t addr = 0;
     size_t got = len;
     if (align <= mallet__os_page_size()) {
-        uintptr_t tail;
-        size_t tail_len;
         bool short_by;
         mallet__lock(&large_lock);
-        addr = cache_take(len, &got, &tail, &tail_len, &short_by);
+        addr = cache_take(len, &got, &short_by);
         mallet__unlock(&large_lock);
-        if (tail) {
-            MALLET_TRACK_MEM_UNDEFINED((void *)tail, tail_len);
-            mallet__os_release((void *)tail, tail_len);
-        }
         if (short_by) {
             void *q = mallet__os_remap((void *)addr, got, len);
             if (q == NULL)
-                mallet__os_release((void *)addr, got);
+                cache_return(addr, got);
             addr = (uintptr_t)q;
             got = len;
         }
@@ -292,34 +386,11 @@ bool mallet__large_free(void *p, const char *func)
     large.live--;
     total_add(&large.live_bytes, -(uint64_t)size);
     MALLET_TRACK_FREE(p, size);
-    // When the cache is full, smaller cached mappings make way for this
-    // one: a big mapping serves any request up to its size with no page
-    // fault (split as need be), a small one saves only its own pages. What
-    // still does not fit goes back at once; the byte budget is in
-    // cache_limit, and map_budget bounds mappings kept plus live.
     large_cached_t drop[EVICT_MAX];
-    size_t n = 0;
-    while (!cache_room(size) && n < EVICT_MAX && large.cached > 0) {
-        size_t small = 0;
-        for (size_t i = 1; i < large.cached; i++)
-            if (large.cache[i].size < large.cache[small].size)
-                small = i;
-        if (large.cache[small].size >= size)
-            break;
-        drop[n++] = cache_remove(small);
-    }
-    bool keep = cache_room(size);
-    if (keep)
-        cache_put(addr, size, mallet__clock_ms());
+    cache_put(addr, size, mallet__clock_ms());
+    size_t n = cache_trim(drop);
     mallet__unlock(&large_lock);
-    if (!keep) {
-        MALLET_TRACK_MEM_UNDEFINED(p, size);
-        mallet__os_release(p, size);
-    }
-    for (size_t i = 0; i < n; i++) {
-        MALLET_TRACK_MEM_UNDEFINED((void *)drop[i].addr, drop[i].size);
-        mallet__os_release((void *)drop[i].addr, drop[i].size);
-    }
+    release_all(drop, n);
     return true;
 }
 
@@ -331,6 +402,17 @@ bool mallet__large_usable(const void *p, size_t *usable)
         *usable = MALLET_TRACK_ENABLED ? s->req : s->size;
     mallet__unlock(&large_lock);
     return s != NULL;
+}
+
+// realloc as malloc, copy, free: NULL (errno ENOMEM) leaves p intact.
+static void *resize_by_copy(void *p, size_t size, size_t held)
+{
+    void *q = mallet__large_alloc(size, 0, NULL);
+    if (q) {
+        memcpy(q, p, held < size ? held : size);
+        mallet__large_free(p, "realloc");
+    }
+    return q;
 }
 
 void *mallet__large_resize(void *p, size_t size)
@@ -355,22 +437,19 @@ void *mallet__large_resize(void *p, size_t size)
         return NULL;
 #if MALLET_TRACK_ENABLED
     // Checkers keep per-byte state that a kernel move would not carry.
-    void *q = mallet__large_alloc(size, 0, NULL);
-    if (q) {
-        memcpy(q, p, old_req < size ? old_req : size);
-        mallet__large_free(p, "realloc");
-    }
-    return q;
+    return resize_by_copy(p, size, old_req);
 #else
     void *q = mallet__os_remap(p, old, len);
     if (q == NULL) {
-        errno = ENOMEM;
-        return NULL;
+        // mremap refuses a block that spans two kernel mappings (one carved
+        // from merged cached ranges may); a copy still works.
+        return resize_by_copy(p, size, old);
     }
     mallet__lock(&large_lock);
     s = slot_find((uintptr_t)p);
     if (q == p) {
         total_add(&large.live_bytes, len - old);
+        peak_note(mallet__clock_ms());
         s->size = len;
         s->req = size;
     } else {
@@ -393,6 +472,7 @@ void mallet__large_decay(uint64_t now, bool force)
     large_cached_t drop[CACHE_MAX];
     size_t n = 0;
     mallet__lock(&large_lock);
+    peak_note(now);
     for (size_t i = 0; i < large.cached;) {
         if (force || large.cache[i].since_ms + delay <= now) {
             drop[n++] = cache_remove(i);
@@ -401,10 +481,7 @@ void mallet__large_decay(uint64_t now, bool force)
         }
     }
     mallet__unlock(&large_lock);
-    for (size_t i = 0; i < n; i++) {
-        MALLET_TRACK_MEM_UNDEFINED((void *)drop[i].addr, drop[i].size);
-        mallet__os_release((void *)drop[i].addr, drop[i].size);
-    }
+    release_all(drop, n);
 }
 
 void mallet__large_totals(mallet_large_totals_t *t)

@@ -9,13 +9,15 @@
 // double free until the address is mapped anew or the table is compacted.
 //
 // realloc grows and shrinks with mremap (no copy). Freed mappings go to a
-// cache, kept for purge_delay_ms, so churn reuses pages already faulted in
-// instead of paying an mmap/munmap pair and a fault per page: a request
-// takes the best-fitting cached mapping (its excess tail split off), or,
-// when none is big enough, the largest one mremapped up to size. The cache
-// is bounded in bytes (the live large bytes, at least large_cache_mb and at
-// most four times it) and entries (large_cache_count), and the count of
-// live mappings is held under map_budget, far below the kernel's limit.
+// cache of address ranges, merged with their cached neighbours, so churn
+// reuses pages already faulted in instead of paying an mmap/munmap pair and
+// a fault per page: a request is carved from the best-fitting cached range
+// (the rest stays cached), or, when none is big enough, the largest one is
+// mremapped up to size. A range untouched for purge_delay_ms is unmapped.
+// The cache is bounded in bytes (what the live large bytes fell short of
+// their recent peak, plus large_cache_mb) and entries (large_cache_count),
+// and the count of live mappings is held under map_budget, far below the
+// kernel's limit.
 #ifndef MALLET_LARGE_H
 #define MALLET_LARGE_H
 

@@ -15,8 +15,8 @@
     X(purge_delay_ms, 250, "ms an empty page or a cached large span waits before its memory goes back to the OS") \
     X(purger, 1, "1: a background thread purges once the process is large, so an idle process shrinks; 0: purge only in allocation slow paths") \
     X(purger_start_mb, 32, "MiB mapped before the background purger thread is started")          \
-    X(large_cache_mb, 64, "MiB of freed large blocks kept mapped for reuse, at least; the cache follows the live large bytes up to 4 times this")                        \
-    X(large_cache_count, 64, "freed large blocks kept mapped for reuse, at most")                   \
+    X(large_cache_mb, 64, "MiB of freed large blocks kept mapped for reuse beyond what the live large bytes fell short of their recent peak")                        \
+    X(large_cache_count, 64, "freed large ranges kept mapped for reuse, at most")                   \
     X(map_budget, 16384, "mappings of large blocks libmallet keeps, at most (the kernel allows 65530 by default)") \
     X(hugepages, 0, "1: segments are advised MADV_HUGEPAGE, pages fill the densest 2 MiB unit first, and purging gives back whole 2 MiB units only, so huge pages stay whole") \
     X(numa, 0, "1: a thread heap's new pages prefer (mbind MPOL_PREFERRED) the NUMA node of the CPU the thread runs on") \
