@@ -34,9 +34,9 @@ typedef struct large_slot {
 } large_slot_t;
 
 typedef struct large_cached {
-    uintptr_t addr;        // mapping start
-    size_t size;           // mapping length
-    uint64_t since_ms;     // when it was freed
+    uintptr_t addr;        // range start
+    size_t size;           // range length
+    uint64_t since_ms;     // when it was last freed into or carved from
 } large_cached_t;
 
 #define CACHE_MAX 256
@@ -52,7 +52,7 @@ static struct {
     size_t used;           // slots not empty
     uint64_t live;         // live blocks
     uint64_t live_bytes;   // their mapping lengths
-    large_cached_t cache[CACHE_MAX];  // freed mappings kept for reuse
+    large_cached_t cache[CACHE_MAX];  // freed ranges kept for reuse, none adjacent
     size_t cached;         // entries in cache
     uint64_t cached_bytes; // their lengths
     uint64_t peak;         // most live bytes in the current peak window
@@ -114,8 +114,9 @@ static bool table_rebuild(size_t want)
 }
 
 // Note the live bytes in the peak windows; lock held. A window lasts
-// PEAK_DELAYS decay delays: long enough to span many rounds of churn, short enough that
-// a peak long past stops holding memory in the cache (see cache_limit).
+// PEAK_DELAYS decay delays: long enough to span many rounds of churn,
+// short enough that a peak long past stops holding memory in the cache
+// (see cache_limit).
 static void peak_note(uint64_t now)
 {
     if (now - large.peak_since >= PEAK_DELAYS * (uint64_t)mallet__option(purge_delay_ms)) {
