@@ -44,7 +44,7 @@ void mallet__free_slow(void *ptr, const char *func)
 #endif
     mallet_heap_t *heap = mallet__tls_heap;
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE);
-    if ((owner & ~MALLET_PAGE_FULL) == (uintptr_t)heap) {
+    if ((owner & ~MALLET_PAGE_TAGS) == (uintptr_t)heap) {
         // Our own page, on our full list: back to the queue, then the push.
         mallet__lock(&heap->lock);
         mallet__heap_unfull(heap, page);

@@ -8,7 +8,8 @@
 // pages in the class's queue; an abandoned page of the class; a new page
 // from the segments. A page found with no free block moves to the full list
 // and its owner field gets MALLET_PAGE_FULL, so the next free into it misses
-// the fast path and moves it back (see mallet__free_slow, remote_free.c).
+// the fast path and moves it back (see mallet__free_slow; another thread's
+// free queues it on the heap's unfull stack instead, remote_free.c).
 //
 // Empty pages stay in their queue until a sweep (every purge_delay_ms / 2 on
 // the owner's slow path, or from the purger thread) finds them: one per
@@ -20,6 +21,7 @@
 #include "heap.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -185,16 +187,47 @@ static void heap_make_full(mallet_heap_t *heap, mallet_page_t *page)
         mallet__heap_unfull(heap, page);
 }
 
+// Move the pages of the unfull stack back to the queue: every one is on
+// this heap's full list, tagged FULL | QUEUED (only the owner clears those
+// tags, here, at abandon and after fork).
+static void heap_take_unfull(mallet_heap_t *heap)
+{
+    if (__atomic_load_n(&heap->unfull, __ATOMIC_RELAXED) == NULL)
+        return;
+    mallet_page_t *page = __atomic_exchange_n(&heap->unfull, NULL, __ATOMIC_ACQUIRE);
+    while (page) {
+        mallet_page_t *next = page->unfull_next;
+        mallet_assert(page->where == MALLET_PAGE_FULLQ &&
+                      __atomic_load_n(&page->heap, __ATOMIC_RELAXED) == ((uintptr_t)heap | MALLET_PAGE_TAGS));
+        mallet__page_list_remove(&heap->full[page->cls], page);
+        heap_queue_insert(heap, page);
+        __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
+        page = next;
+    }
+}
+
+void mallet__heap_after_fork(mallet_heap_t *heap)
+{
+    heap_take_unfull(heap);
+    for (unsigned c = 0; c < MALLET_CLASSES; c++)
+        for (mallet_page_t *page = heap->full[c].first; page; page = page->next)
+            if (__atomic_load_n(&page->heap, __ATOMIC_RELAXED) & MALLET_PAGE_QUEUED)
+                __atomic_store_n(&page->heap, (uintptr_t)heap | MALLET_PAGE_FULL, __ATOMIC_RELAXED);
+}
+
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page)
 {
+    // A compare-and-swap, not a store: another thread may be tagging the
+    // page QUEUED at this moment, and then the unfull stack brings it back.
+    uintptr_t full = (uintptr_t)heap | MALLET_PAGE_FULL;
     if (page->where != MALLET_PAGE_FULLQ ||
-        __atomic_load_n(&page->heap, __ATOMIC_RELAXED) != ((uintptr_t)heap | MALLET_PAGE_FULL))
+        !__atomic_compare_exchange_n(&page->heap, &full, (uintptr_t)heap, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
         return;
     mallet__page_list_remove(&heap->full[page->cls], page);
     // Last in the round: the page has a free block or two; by the time
     // the cursor comes to it, it has gathered more.
     heap_queue_insert(heap, page);
-    __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
 }
 
 // The current page stays current, its local list swapped in, when that
@@ -228,6 +261,7 @@ static bool heap_install(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
 // Then an abandoned page, then a new one.
 static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
 {
+    heap_take_unfull(heap);
     mallet_page_t *page = heap->current[c];
     if (page != &mallet__page_empty) {
         mallet__page_collect(page);
@@ -379,6 +413,21 @@ void mallet__heap_abandon(mallet_heap_t *heap)
     if (heap->rf_count)
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);
+    // Untag the full pages, so no other thread queues one from now on, and
+    // wait for the ones being queued: a pusher is between two instructions,
+    // and no page may leave this heap while it is linked on the stack.
+    unsigned pending = 0;
+    for (unsigned c = 0; c < MALLET_CLASSES; c++)
+        for (mallet_page_t *page = heap->full[c].first; page; page = page->next)
+            if (__atomic_exchange_n(&page->heap, (uintptr_t)heap, __ATOMIC_SEQ_CST) & MALLET_PAGE_QUEUED)
+                pending++;
+    while (pending > 0) {
+        mallet_page_t *page = __atomic_exchange_n(&heap->unfull, NULL, __ATOMIC_ACQUIRE);
+        for (; page; page = page->unfull_next)
+            pending--;
+        if (pending > 0)
+            sched_yield();
+    }
     for (unsigned c = 0; c < MALLET_CLASSES; c++) {
         heap_uninstall(heap, c);
         mallet_page_list_t *lists[2] = { &heap->queue[c], &heap->full[c] };

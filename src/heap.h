@@ -17,9 +17,11 @@
 // the push (the asm orders it), so a sweeping thread that sees a page's
 // bits all clear also sees the page's lists settled.
 //
-// The heap lock is taken by the owner in its slow paths only; the purger
-// thread try-locks it to retire the owner's empty pages, and a thread that
-// frees into a page on the owner's full list takes it to move the page back.
+// The heap lock is taken by the owner in its slow paths only, and by the
+// purger thread (a try-lock) to retire the owner's empty pages. Other
+// threads never wait on it: a free into a page on the owner's full list
+// puts the page on the owner's unfull stack, one atomic push, and the owner
+// takes the stack back in its next refill.
 #ifndef MALLET_HEAP_H
 #define MALLET_HEAP_H
 
@@ -39,6 +41,7 @@ typedef struct mallet_heap {
     mallet_page_list_t queue[MALLET_CLASSES];      // owned pages that may have free blocks
     mallet_page_list_t full[MALLET_CLASSES];       // owned pages found with none
     mallet_page_t *cursor[MALLET_CLASSES];         // next page of the queue's round (NULL: its first)
+    mallet_page_t *unfull;                         // full pages other threads freed into (atomic stack)
     uint8_t alive;                                 // owned by a running thread
     uint8_t internal;                              // libmallet's own (not in the statistics)
     mallet_page_t *rf_page;                        // page of the pending remote-free batch
@@ -51,9 +54,11 @@ typedef struct mallet_heap {
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
     // Last, and never cleared when a record is reused: another thread may
-    // still be waiting on it (see mallet__heap_unfull's callers).
-    mallet_lock_t lock;                            // owner's slow paths, purger, un-full
+    // still be waiting on it (trim and the fork handler take every lock).
+    mallet_lock_t lock;                            // owner's slow paths, purger
 } mallet_heap_t;
+
+_Static_assert(_Alignof(mallet_heap_t) > MALLET_PAGE_TAGS, "a heap's address leaves room for the page tags");
 
 extern mallet_heap_t mallet__heap_empty;
 extern __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec")));
@@ -171,6 +176,9 @@ void mallet__heap_collect_all(mallet_heap_t *heap);
 void mallet__heap_abandon(mallet_heap_t *heap);
 // Take a page of the owner's full list back into its queue (lock held).
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page);
+// In a fork child, for the heap of the thread that forked: pages whose
+// pusher onto the unfull stack did not come along are taken back.
+void mallet__heap_after_fork(mallet_heap_t *heap);
 // Housekeeping on the clock: sweep the heap, purge idle units.
 void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now);
 

@@ -48,6 +48,10 @@ struct mallet_heap;
 // the owner's full list (so a free into a full page misses the fast path and
 // moves the page back where the owner looks for blocks); 0 when abandoned.
 #define MALLET_PAGE_FULL ((uintptr_t)1)
+// ... and with this too once another thread's free has put the full page on
+// the owner's unfull stack (remote_free.c), so it is put there only once.
+#define MALLET_PAGE_QUEUED ((uintptr_t)2)
+#define MALLET_PAGE_TAGS (MALLET_PAGE_FULL | MALLET_PAGE_QUEUED)
 
 // Where a page's descriptor is listed.
 enum {
@@ -63,7 +67,7 @@ typedef struct mallet_page {
     uintptr_t free;                 // first block to hand out, 0 when none
     uintptr_t key;                  // link-encoding key, random per page
     uintptr_t local_free;           // owner's frees since the last refill
-    uintptr_t heap;                 // owner | MALLET_PAGE_FULL, 0 when abandoned
+    uintptr_t heap;                 // owner | MALLET_PAGE_TAGS, 0 when abandoned
     uint64_t *bitbase;              // segment bitmap, biased: bit (address >> 4) is the block's
     uint32_t block_size;            // class size in bytes (0: not a page)
     uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
@@ -84,6 +88,7 @@ typedef struct mallet_page {
     char *start;                    // first block
     struct mallet_page *next;       // in its list
     struct mallet_page *prev;       // in its list
+    struct mallet_page *unfull_next; // on its owner's unfull stack
 #if MALLET_TRACK_ENABLED
     uint32_t *req;                  // requested size per block (checker builds)
 #endif

@@ -18,8 +18,10 @@
 // are batched like everyone's.
 //
 // A page on its owner's full list (owner field tagged MALLET_PAGE_FULL) is
-// moved back to the owner's queue after the push, under the owner's lock,
-// so the owner will look at it again. The push is a seq_cst operation and
+// put on the owner's unfull stack after the push: the freer that tags it
+// MALLET_PAGE_QUEUED (one compare-and-swap, so only one freer does) pushes
+// it, and the owner moves the stack's pages back to its queue in its next
+// refill. No freer waits on the owner. The push is a seq_cst operation and
 // the owner re-reads thread_free after tagging, so one of the two sides
 // always sees the other.
 #include "heap.h"
@@ -37,11 +39,15 @@ static void page_push_chain(mallet_page_t *page, uintptr_t head, uintptr_t tail)
     } while (!__atomic_compare_exchange_n(&page->thread_free, &old, head, true,
                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_SEQ_CST);
-    if (owner & MALLET_PAGE_FULL) {
-        mallet_heap_t *h = (mallet_heap_t *)(owner & ~MALLET_PAGE_FULL);
-        mallet__lock(&h->lock);
-        mallet__heap_unfull(h, page);
-        mallet__unlock(&h->lock);
+    if ((owner & MALLET_PAGE_TAGS) == MALLET_PAGE_FULL &&
+        __atomic_compare_exchange_n(&page->heap, &owner, owner | MALLET_PAGE_QUEUED, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+        mallet_heap_t *h = (mallet_heap_t *)(owner & ~MALLET_PAGE_TAGS);
+        mallet_page_t *top = __atomic_load_n(&h->unfull, __ATOMIC_RELAXED);
+        do {
+            page->unfull_next = top;
+        } while (!__atomic_compare_exchange_n(&h->unfull, &top, page, true, __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED));
     }
 }
 

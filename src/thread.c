@@ -143,6 +143,8 @@ static void fork_child(void)
     // walked, only forgotten (records and pages stay unused; frees of their
     // blocks still land safely on thread_free).
     mallet_heap_t *self = mallet__tls_heap;
+    if (self != &mallet__heap_empty)
+        mallet__heap_after_fork(self);
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
         next = h->next;

@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -119,6 +120,108 @@ TEST(a_thread_that_only_frees_builds_no_heap)
     CHECK(b.threads == a.threads);
     CHECK(b.remote_frees == a.remote_frees + 1);
     CHECK(b.allocated + 200 <= a.allocated);
+}
+
+// A consumer: frees every block of the array it is given, then reports
+// how many thread heaps are alive while it still runs.
+typedef struct {
+    void **blocks;       // what to free
+    int n;               // how many
+    uint64_t threads;    // heaps alive at the end, seen from inside
+} consumer_t;
+
+static void *consume(void *arg)
+{
+    consumer_t *c = arg;
+    for (int i = 0; i < c->n; i++)
+        mallet_free(c->blocks[i]);
+    mallet_stats_t s;
+    mallet_stats_get(&s);
+    c->threads = s.threads;
+    return NULL;
+}
+
+TEST(a_thread_that_keeps_freeing_builds_a_heap)
+{
+    enum { N = 2000 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++)
+        blocks[i] = mallet_malloc(48);
+    mallet_stats_t a, b;
+    mallet_stats_get(&a);
+    consumer_t c = { blocks, N, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, consume, &c);
+    pthread_join(t, NULL);
+    mallet_stats_get(&b);
+    // Past its first few frees the consumer batches them in a heap of its
+    // own, which goes away with the thread.
+    CHECK(c.threads == a.threads + 1);
+    CHECK(b.threads == a.threads);
+    CHECK(b.remote_frees == a.remote_frees + N);
+    CHECK(b.allocated + N * 48 <= a.allocated);
+}
+
+// An owner fills pages (its cursor finds the older ones with nothing free
+// and moves them to its full list), two consumers free the blocks while
+// the owner goes on allocating (taking its unfull stack back) and then
+// exits (waiting for pages being queued on that stack). Many rounds: the
+// races are between a push and the owner's take-back or exit.
+typedef struct {
+    void **blocks;       // filled by the owner, freed by the consumers
+    int n;               // blocks
+    atomic_int ready;    // the owner has filled blocks[]
+} round_t;
+
+static void *owner(void *arg)
+{
+    round_t *r = arg;
+    for (int i = 0; i < r->n; i++)
+        r->blocks[i] = mallet_malloc(64);
+    atomic_store(&r->ready, 1);
+    void *mine[256];
+    for (int k = 0; k < 20; k++) {
+        for (int i = 0; i < 256; i++)
+            mine[i] = mallet_malloc(64);
+        for (int i = 0; i < 256; i++)
+            mallet_free(mine[i]);
+    }
+    return NULL;
+}
+
+static void *consume_half(void *arg)
+{
+    consumer_t *c = arg;
+    round_t *r = (round_t *)c->blocks;
+    while (!atomic_load(&r->ready))
+        sched_yield();
+    for (int i = c->n; i < r->n; i += 2)
+        mallet_free(r->blocks[i]);
+    return NULL;
+}
+
+TEST(frees_into_full_pages_race_the_owners_refill_and_exit)
+{
+    enum { N = 3000 };
+    static void *blocks[N];
+    int rounds = test_under_valgrind() ? 10 : 300;
+    mallet_stats_t a, b;
+    mallet_stats_get(&a);
+    for (int k = 0; k < rounds; k++) {
+        round_t r = { blocks, N, 0 };
+        consumer_t half[2] = { { (void **)&r, 0, 0 }, { (void **)&r, 1, 0 } };
+        pthread_t o, c[2];
+        pthread_create(&o, NULL, owner, &r);
+        for (int i = 0; i < 2; i++)
+            pthread_create(&c[i], NULL, consume_half, &half[i]);
+        pthread_join(o, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(c[i], NULL);
+    }
+    mallet_stats_get(&b);
+    CHECK(b.remote_frees >= a.remote_frees + (uint64_t)rounds * N);
+    CHECK(b.allocated <= a.allocated);
+    CHECK(b.threads == a.threads);
 }
 
 static atomic_int stop;
