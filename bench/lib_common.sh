@@ -211,7 +211,7 @@ lib_synthetic_workloads() {
         bh=5000000 sv="50000 10" fo=10000000 bb=200
     else
         churn=5000000 xt=2000000 lr="30 $((50000 * scale))" rb="64 1048576 3" large=4000
-        bh=100000000 sv="100000 30" fo=50000000 bb=2000
+        bh=20000000 sv="100000 30" fo=20000000 bb=500
     fi
     churn=$((churn * scale)) xt=$((xt * scale))
     WORKLOADS=(

@@ -56,7 +56,7 @@ typedef struct mallet_heap {
     // Last, and never cleared when a record is reused: another thread may
     // still be waiting on it (trim and the fork handler take every lock).
     mallet_lock_t lock;                            // owner's slow paths, purger
-} mallet_heap_t;
+} __attribute__((aligned(64))) mallet_heap_t;   // records sit side by side: no line shared
 
 _Static_assert(_Alignof(mallet_heap_t) > MALLET_PAGE_TAGS, "a heap's address leaves room for the page tags");
 
