@@ -119,7 +119,7 @@ $(BUILD)/tests/override_%.glibc: tests/override_%.c $(wildcard tests/*.h)
 
 # Benchmark programs link the in-process allocators; the malloc they call is
 # whichever LD_PRELOAD provides.
-$(BUILD)/bench/%: bench/%.c $(TEST_LIBS)
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) -lm
 

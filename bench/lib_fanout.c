@@ -11,22 +11,13 @@
 //
 //   lib_fanout CONSUMERS COUNT     (COUNT blocks in all)
 #include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { RING = 4096 };
+#include "ring.h"
 
-typedef struct {
-    _Alignas(64) _Atomic size_t head;   // next slot the consumer reads
-    _Alignas(64) _Atomic size_t tail;   // next slot the producer writes
-    void *slot[RING];                   // blocks in flight
-    long count;                         // blocks this consumer receives
-    uint64_t sum;                       // consumer's checksum
-} ring_t;
 
 static ring_t *rings;
 static int consumers;
@@ -38,27 +29,7 @@ static void *produce(void *arg)
     for (long i = 0; i < count; i++) {
         unsigned char *p = malloc(64);
         p[0] = (unsigned char)i;
-        ring_t *r = &rings[i % consumers];
-        size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        while (t - atomic_load_explicit(&r->head, memory_order_acquire) == RING)
-            sched_yield();
-        r->slot[t % RING] = p;
-        atomic_store_explicit(&r->tail, t + 1, memory_order_release);
-    }
-    return NULL;
-}
-
-static void *consume(void *arg)
-{
-    ring_t *r = arg;
-    for (long i = 0; i < r->count; i++) {
-        size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-        while (atomic_load_explicit(&r->tail, memory_order_acquire) == h)
-            sched_yield();
-        unsigned char *p = r->slot[h % RING];
-        r->sum += p[0];
-        free(p);
-        atomic_store_explicit(&r->head, h + 1, memory_order_release);
+        ring_put(&rings[i % consumers], p);
     }
     return NULL;
 }
@@ -75,7 +46,7 @@ int main(int argc, char **argv)
     for (int c = 0; c < consumers; c++) {
         // Block i goes to consumer i % consumers.
         rings[c].count = count / consumers + (c < count % consumers);
-        pthread_create(&th[c], NULL, consume, &rings[c]);
+        pthread_create(&th[c], NULL, ring_consume, &rings[c]);
     }
     pthread_create(&th[consumers], NULL, produce, NULL);
     pthread_join(th[consumers], NULL);

@@ -7,22 +7,13 @@
 //
 //   lib_xthread PAIRS COUNT     (COUNT blocks per producer)
 #include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { RING = 4096 };
+#include "ring.h"
 
-typedef struct {
-    _Alignas(64) _Atomic size_t head;   // next slot the consumer reads
-    _Alignas(64) _Atomic size_t tail;   // next slot the producer writes
-    void *slot[RING];                   // blocks in flight
-    long count;                         // blocks to pass
-    uint64_t sum;                       // consumer's checksum
-} ring_t;
 
 static void *produce(void *arg)
 {
@@ -33,26 +24,7 @@ static void *produce(void *arg)
         size_t n = 16 + (size_t)(s % 241);
         unsigned char *p = malloc(n);
         p[0] = (unsigned char)i;
-        size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        while (t - atomic_load_explicit(&r->head, memory_order_acquire) == RING)
-            sched_yield();
-        r->slot[t % RING] = p;
-        atomic_store_explicit(&r->tail, t + 1, memory_order_release);
-    }
-    return NULL;
-}
-
-static void *consume(void *arg)
-{
-    ring_t *r = arg;
-    for (long i = 0; i < r->count; i++) {
-        size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-        while (atomic_load_explicit(&r->tail, memory_order_acquire) == h)
-            sched_yield();
-        unsigned char *p = r->slot[h % RING];
-        r->sum += p[0];
-        free(p);
-        atomic_store_explicit(&r->head, h + 1, memory_order_release);
+        ring_put(r, p);
     }
     return NULL;
 }
@@ -66,7 +38,7 @@ int main(int argc, char **argv)
     pthread_t th[64];
     for (int i = 0; i < pairs && i < 32; i++) {
         rings[i].count = count;
-        pthread_create(&th[2 * i], NULL, consume, &rings[i]);
+        pthread_create(&th[2 * i], NULL, ring_consume, &rings[i]);
         pthread_create(&th[2 * i + 1], NULL, produce, &rings[i]);
     }
     uint64_t sum = 0;
