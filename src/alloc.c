@@ -80,6 +80,9 @@ MALLET_API size_t mallet_usable_size(const void *p)
     return block_sizes(p, "malloc_usable_size", &block);
 }
 
+// realloc moves a block that grows to this size or beyond to a mapping.
+#define REALLOC_MAPPED ((size_t)64 << 10)
+
 MALLET_API void *mallet_realloc(void *p, size_t size)
 {
     if (p == NULL)
@@ -102,10 +105,15 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
             MALLET_TRACK_RESIZE(p, held, size, block);
             return p;
         }
-    } else if (size > MALLET_SMALL_MAX) {
+    } else if (size > MALLET_SMALL_MAX || size >= REALLOC_MAPPED) {
         return mallet__large_resize(p, size);
     }
-    void *q = mallet__malloc_fast(size);
+    // A small block that grows past REALLOC_MAPPED moves to a mapping of its
+    // own, which later growth extends with mremap, without a copy. Left in
+    // the size classes, a buffer grown step by step leaves a trail of pages
+    // in every class it passes through, resident until they are purged.
+    void *q = size >= REALLOC_MAPPED && size > held ? mallet__large_alloc(size, 0, NULL)
+                                                   : mallet__malloc_fast(size);
     if (q == NULL)
         return NULL;
     memcpy(q, p, held < size ? held : size);

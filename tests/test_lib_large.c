@@ -51,6 +51,34 @@ TEST(large_realloc_grows_and_shrinks_keeping_the_data)
     mallet_free(p);
 }
 
+// A small block that realloc grows past 64 KiB moves to a mapping of its
+// own (a large block, in the statistics), which keeps growing from there;
+// the bytes come along every time.
+static uint64_t large_bytes(void)
+{
+    mallet_stats_t s;
+    mallet_stats_get(&s);
+    return s.large_allocated;
+}
+
+TEST(a_small_block_grown_past_64_kib_moves_to_a_mapping)
+{
+    size_t n = 40000;
+    unsigned char *p = mallet_malloc(n);
+    CHECK(p != NULL);
+    fill(p, n, 3);
+    uint64_t before = large_bytes();
+    p = mallet_realloc(p, 70000);
+    CHECK(p != NULL && filled(p, n, 3));
+    CHECK(large_bytes() >= before + 70000);
+    fill(p, 70000, 4);
+    p = mallet_realloc(p, 200000);
+    CHECK(p != NULL && filled(p, 70000, 4));
+    CHECK(mallet_usable_size(p) >= 200000 && large_bytes() >= before + 200000);
+    mallet_free(p);
+    CHECK(large_bytes() == before);
+}
+
 TEST(the_cache_absorbs_grow_shrink_churn)
 {
     mallet_option_set("purge_delay_ms", 10000);
