@@ -97,7 +97,7 @@ def gm(i):
 print("| **geometric mean** | | | **%s** | | | **%s** | | | **%s** |" % (gm(0), gm(1), gm(2)))
 print()
 print("Ratios are secure / default: 1.10x means 10% slower (or larger). The goal is a geometric")
-print("mean of at most 1.10x on wall time. The machine is shared by other jobs, so single")
+print("mean of at most 1.15x on wall time and no workload above 1.3x. The machine is shared, so single")
 print("workloads move by several percent from run to run; CPU time is the steadier column.")
 PYEOF
 rm -f "$raw"
