@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "workers.h"
+
 static long live, ops;
 
 static size_t skewed_size(uint64_t r)
@@ -56,15 +58,7 @@ int main(int argc, char **argv)
     ops = argc > 3 ? atol(argv[3]) : 100000000;
     if (live < 1)
         live = 1;
-    pthread_t th[64];
-    uint64_t sum = 0;
-    for (int t = 0; t < threads && t < 64; t++)
-        pthread_create(&th[t], NULL, work, (void *)(uintptr_t)(t + 1));
-    for (int t = 0; t < threads && t < 64; t++) {
-        void *r;
-        pthread_join(th[t], &r);
-        sum += (uintptr_t)r;
-    }
+    uint64_t sum = run_workers(threads, work);
     printf("bigheap %d threads x %ld live x %ld: %llu\n", threads, live, ops,
            (unsigned long long)sum);
     return 0;

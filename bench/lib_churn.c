@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workers.h"
+
 static long iters;
 
 static void *work(void *arg)
@@ -39,15 +41,7 @@ int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     iters = argc > 2 ? atol(argv[2]) : 10000000;
-    pthread_t th[64];
-    uint64_t sum = 0;
-    for (int t = 0; t < threads && t < 64; t++)
-        pthread_create(&th[t], NULL, work, (void *)(uintptr_t)(t + 1));
-    for (int t = 0; t < threads && t < 64; t++) {
-        void *r;
-        pthread_join(th[t], &r);
-        sum += (uintptr_t)r;
-    }
+    uint64_t sum = run_workers(threads, work);
     printf("churn %d threads x %ld: %llu\n", threads, iters, (unsigned long long)sum);
     return 0;
 }
