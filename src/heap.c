@@ -150,19 +150,8 @@ static void heap_uninstall(mallet_heap_t *heap, unsigned c)
 // that join it go just before the cursor, last in the round.
 static void heap_queue_insert(mallet_heap_t *heap, mallet_page_t *page)
 {
-    mallet_page_list_t *q = &heap->queue[page->cls];
-    mallet_page_t *at = heap->cursor[page->cls];
     page->where = MALLET_PAGE_QUEUE;
-    if (at == NULL) {
-        mallet__page_list_push_back(q, page);
-    } else if (at->prev == NULL) {
-        mallet__page_list_push(q, page);
-    } else {
-        page->prev = at->prev;
-        page->next = at;
-        at->prev->next = page;
-        at->prev = page;
-    }
+    mallet__page_list_insert_before(&heap->queue[page->cls], heap->cursor[page->cls], page);
 }
 
 static void heap_queue_remove(mallet_heap_t *heap, mallet_page_t *page)

@@ -276,15 +276,18 @@ void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page)
     __atomic_store_n(&l->first, page, __ATOMIC_RELAXED);
 }
 
-void mallet__page_list_push_back(mallet_page_list_t *l, mallet_page_t *page)
+void mallet__page_list_insert_before(mallet_page_list_t *l, mallet_page_t *at, mallet_page_t *page)
 {
-    page->next = NULL;
-    page->prev = l->last;
-    if (l->last)
-        l->last->next = page;
+    page->next = at;
+    page->prev = at ? at->prev : l->last;
+    if (page->prev)
+        page->prev->next = page;
     else
         __atomic_store_n(&l->first, page, __ATOMIC_RELAXED);
-    l->last = page;
+    if (at)
+        at->prev = page;
+    else
+        l->last = page;
 }
 
 void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page)

@@ -244,9 +244,10 @@ bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p);
 MALLET_NORETURN MALLET_COLD void mallet__page_corrupt(const mallet_page_t *page);
 
 // Page lists (doubly linked, owner or lock holder only): push at the
-// front or the back; remove from anywhere.
+// front, insert before `at` (at the back when at is NULL), remove from
+// anywhere.
 void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page);
-void mallet__page_list_push_back(mallet_page_list_t *l, mallet_page_t *page);
+void mallet__page_list_insert_before(mallet_page_list_t *l, mallet_page_t *at, mallet_page_t *page);
 void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page);
 
 // Move thread_free onto local_free, clearing the blocks' bits. Owner (or

@@ -142,12 +142,20 @@ static long pages(size_t n)
     return (long)((n + 4095) / 4096);
 }
 
-TEST(a_smaller_request_is_carved_from_a_freed_block_still_resident)
+// A range of n bytes written with `byte` (so resident) and freed: it is now
+// in the cache, kept there for 10 s.
+static unsigned char *cached_range(size_t n, int byte)
 {
     mallet_option_set("purge_delay_ms", 10000);
-    unsigned char *p = mallet_malloc(24 * MIB);
-    memset(p, 1, 24 * MIB);
+    unsigned char *p = mallet_malloc(n);
+    memset(p, byte, n);
     mallet_free(p);
+    return p;
+}
+
+TEST(a_smaller_request_is_carved_from_a_freed_block_still_resident)
+{
+    unsigned char *p = cached_range(24 * MIB, 1);
     unsigned char *a = mallet_malloc(10 * MIB);
     unsigned char *b = mallet_malloc(9 * MIB);
     CHECK(a == p);                          // carved from the front
@@ -160,10 +168,7 @@ TEST(a_smaller_request_is_carved_from_a_freed_block_still_resident)
 
 TEST(adjacent_freed_blocks_merge_into_one_range)
 {
-    mallet_option_set("purge_delay_ms", 10000);
-    unsigned char *p = mallet_malloc(16 * MIB);
-    memset(p, 1, 16 * MIB);
-    mallet_free(p);
+    unsigned char *p = cached_range(16 * MIB, 1);
     unsigned char *a = mallet_malloc(8 * MIB);
     unsigned char *b = mallet_malloc(8 * MIB);
     CHECK(a == p && b == p + 8 * MIB);
@@ -181,11 +186,8 @@ TEST(a_larger_request_grows_into_a_cached_block)
 #if defined(__SANITIZE_ADDRESS__) || defined(MALLET_TRACK_VALGRIND)
     TEST_SKIP("checker builds never move a mapping with mremap");
 #endif
-    mallet_option_set("purge_delay_ms", 10000);
     size_t n = 6 * MIB, m = 10 * MIB;
-    unsigned char *p = mallet_malloc(n);
-    memset(p, 1, n);
-    mallet_free(p);
+    cached_range(n, 1);
     unsigned char *q = mallet_malloc(m);
     CHECK(q != NULL);
     // The 6 MiB already faulted in came along (moved or grown in place, not
@@ -197,11 +199,8 @@ TEST(a_larger_request_grows_into_a_cached_block)
 
 TEST(calloc_of_a_carved_block_is_zero_after_its_previous_owner_wrote)
 {
-    mallet_option_set("purge_delay_ms", 10000);
     size_t n = 12 * MIB, m = 5 * MIB + 123;
-    unsigned char *p = mallet_malloc(n);
-    memset(p, 0xa5, n);
-    mallet_free(p);
+    unsigned char *p = cached_range(n, 0xa5);
     unsigned char *q = mallet_calloc(1, m);
     CHECK(q == p);                          // reused, so calloc had to clear it
     size_t nonzero = 0;
@@ -213,10 +212,7 @@ TEST(calloc_of_a_carved_block_is_zero_after_its_previous_owner_wrote)
 
 TEST(trim_unmaps_cached_ranges)
 {
-    mallet_option_set("purge_delay_ms", 10000);
-    unsigned char *p = mallet_malloc(20 * MIB);
-    memset(p, 1, 20 * MIB);
-    mallet_free(p);
+    unsigned char *p = cached_range(20 * MIB, 1);
     unsigned char *a = mallet_malloc(4 * MIB);   // leaves 16 MiB cached behind it
     CHECK(a == p);
     CHECK(resident_pages(p + 4 * MIB, 16 * MIB) == pages(16 * MIB));
