@@ -95,7 +95,7 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
     if (block <= MALLET_SMALL_MAX && mallet__span_page_of((uintptr_t)p)) {
         if (MALLET_SECURE_PAD(size) <= block && size >= block / 2) {
 #if MALLET_SECURE
-            mallet__secure_lay(mallet__span_page_of((uintptr_t)p), (uintptr_t)p, size);
+            mallet__secure_resize(mallet__span_page_of((uintptr_t)p), (uintptr_t)p, held, size);
 #endif
 #if MALLET_TRACK_ENABLED
             mallet_page_t *page = mallet__span_page_of((uintptr_t)p);

@@ -98,7 +98,7 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
     if (__builtin_expect(((next ^ b) & MALLET_LINK_CHECK) != 0, 0))
         return NULL;          // end of list or damage: the slow path decides
 #if MALLET_SECURE
-    if (__builtin_expect(!mallet__secure_fill_intact(b), 0))
+    if (__builtin_expect(!mallet__secure_fill_intact(page, b), 0))
         return NULL;          // written after free: the slow path reports it
 #endif
     page->free = next;
@@ -136,11 +136,11 @@ static inline void mallet__free_fast(void *ptr, const char *func)
         if (__builtin_expect(owner == (uintptr_t)mallet__tls_heap, 1) &&
             __builtin_expect(mallet__bits_test(page->bitbase, g), 1)) {
 #if MALLET_SECURE
-            // A damaged canary sends the call to the slow path, which
+            // A damaged tag or gap sends the call to the slow path, which
             // checks again and reports.
             if (__builtin_expect(!mallet__secure_intact(page, p), 0))
                 goto slow;
-            mallet__secure_fill(p);
+            mallet__secure_fill(page, p);
 #endif
             MALLET_TRACK_FREE(ptr, page->block_size);
             mallet__page_push_local(page, p, p, 1);
@@ -179,6 +179,9 @@ void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page);
 // In a fork child, for the heap of the thread that forked: pages whose
 // pusher onto the unfull stack did not come along are taken back.
 void mallet__heap_after_fork(mallet_heap_t *heap);
+// Check every free block of the calling thread's heap and of the abandoned
+// pages (check.c); the blocks checked.
+uint64_t mallet__check_heap(const char *func);
 // Housekeeping on the clock: sweep the heap, purge idle units.
 void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now);
 

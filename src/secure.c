@@ -6,8 +6,8 @@
 // secure.h. The default build compiles this file to nothing.
 //
 // Invariant: a block on one of a page's lists (free, local_free,
-// thread_free) holds the fill in bytes 8..31 from its free (or carving)
-// until it is handed out again.
+// thread_free) holds the fill (secure.h: all of it, or its first and last
+// 64 bytes) from its free (or carving) until it is handed out again.
 //
 // Calls: page.h, span.h, os.h, init.h (randomness), debug.h (reports).
 #include "secure.h"
@@ -62,7 +62,7 @@ void mallet__secure_carve(mallet_page_t *page, uintptr_t first, uint32_t n)
             at[r] = at[runs];
             end[r] = end[runs];
         }
-        mallet__secure_fill(b);
+        mallet__secure_fill(page, b);
         if (tail)
             mallet__link_write(page, tail, b);
         else

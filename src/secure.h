@@ -4,14 +4,20 @@
 //
 // The secure build adds, on top of the checks every build has (double and
 // invalid frees, encoded free-list links):
-//   canaries     a small block is sized for its request + 8 bytes. The 4
-//                bytes right after the request hold a canary, the block's
-//                last 4 the request. free and realloc check the canary the
-//                request points at: "heap overflow past 0x...".
-//   fill/check   free fills bytes 8..31 of the block with a pattern; when
-//                the block is handed out again the pattern must be whole:
-//                "write after free of 0x...". (Bytes 0..7 hold the encoded
-//                link, which is checked when the list is walked or popped.)
+//   tag          a small block is sized for its request + 8 bytes. Its last
+//                8 bytes hold the tag: a check word (the page's canary mixed
+//                with the request) and the request. Every byte between the
+//                request and the tag, the gap, holds the fill. free and
+//                realloc check the tag and the whole gap: "heap overflow
+//                past 0x...". An overflow by any number of bytes up to the
+//                block's end is seen, whatever the request.
+//   fill/check   a free block holds the fill (0xdf) in its first and last
+//                64 bytes but its link: every byte of a block of up to 128.
+//                When it is handed out again the fill must be whole:
+//                "write after free of 0x...". A read after free sees the
+//                fill there, not the data.
+//                mallet_check(), malloc_trim() and the exit of the process
+//                check every free block of the heap the same way.
 //   quarantine   when a page's free list runs dry and its local list of
 //                freed blocks takes its place, the newest 8 frees (a
 //                quarter of the page's blocks at most) go to the back: a
@@ -19,25 +25,33 @@
 //                blocks (mallet__secure_swap_in).
 //   shuffling    fresh blocks are carved 8 OS pages at a time and dealt
 //                from 8 runs, one per OS page, a run chosen at random per
-//                block (mallet__secure_carve).
+//                block (mallet__secure_carve). A fork child draws its own
+//                random state, so its new pages get their own keys,
+//                canaries and order.
 //   guard pages  the last OS page of every page of blocks, and the last of
-//                the segment's metadata unit, are inaccessible.
+//                the segment's metadata unit, are inaccessible; large
+//                blocks end at a guard page and are inaccessible once freed
+//                (large.c), and malloc(0) returns a block no one may touch
+//                (zero.c).
 //
-// The per-block work is a few loads and stores inline in the fast paths
-// (heap.h), where the block and its page are in registers already. A check
-// that fails there sends the call down its slow path, which checks again
-// and reports: the fast paths stay leaves.
+// The per-block work is inline in the fast paths (heap.h), where the block
+// and its page are in registers already. A check that fails there sends
+// the call down its slow path, which checks again and reports: the fast
+// paths stay leaves.
 //
 // Layout of a small block (block size bs >= req + 8, bs >= 32):
 //
-//   live:  [ user data: req | canary: 4 | ...             | req: 4 ]
-//   free:  [ link: 8 | fill: 24 | ...                           ]
+//   live:  [ user data: req | gap: fill ...         | check: 4 | req: 4 ]
+//   free:  [ link: 8 | fill ......................................... ]
 //
 // (A write after free over the link is found when the link is followed:
-// when the list is cut for the quarantine, or when the block is popped.)
+// when the list is cut for the quarantine, when the block is popped, or
+// when the heap is checked.)
 //
-// The canary is random per page, and each of its bytes has its top bit
-// set, so a stray NUL or ASCII byte never matches it.
+// The check word is the page's random canary xor the request times an odd
+// constant, with the top bit of every byte set: a stray NUL or ASCII byte
+// never matches it, and a rewritten request no longer matches its check.
+// The fill byte has its top bit set too.
 //
 // Every hook is absent in the default build: the fast paths in heap.h
 // compile to the same code with or without this header.
@@ -59,14 +73,22 @@
 
 #if MALLET_SECURE
 
-#define MALLET_SECURE_TAIL 8        // bytes a small block gets beyond its request
+#define MALLET_SECURE_TAIL 8        // bytes a small block gets beyond its request: the tag
 #define MALLET_QUARANTINE  8        // newest frees of a page sent to the back (secure.c)
 #define MALLET_CARVE_RUNS  8        // runs (an OS page each) fresh blocks are dealt from
+
+// A free block holds the fill in its first and last MALLET_FILL_EDGE bytes
+// (the link aside): in all of it up to twice that size. The two ends are
+// where a malloc and a free touch the block anyway (the link, the tag), so
+// checking them costs no cache miss; the whole of a larger block would
+// (bench/results.md, "The secure build's cost", has the measurements).
+#define MALLET_FILL_EDGE 64
 
 // The size a small block must have to serve a request of n bytes.
 #define MALLET_SECURE_PAD(n) ((n) <= SIZE_MAX - MALLET_SECURE_TAIL ? (n) + MALLET_SECURE_TAIL : (n))
 
-#define MALLET_FILL_WORD  0xdfdfdfdfdfdfdfdfull    // bytes 8..31 of a free block
+#define MALLET_FILL_BYTE  0xdf
+#define MALLET_FILL_WORD  0xdfdfdfdfdfdfdfdfull
 
 // Reports (secure.c): one line naming the block, then abort.
 MALLET_NORETURN MALLET_COLD void mallet__secure_overflow(uintptr_t b, const char *func);
@@ -96,25 +118,120 @@ static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
     memcpy((void *)at, &v, 8);
 }
 
-// Block b now serves req bytes: lay its canary and trailer.
-static inline void mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
+// Fill checks and stores go 16 bytes at a time (SSE2, which every x86-64
+// has; other targets get the same code from the compiler's vector
+// lowering). A block is 16-byte aligned and its size a multiple of 16.
+typedef uint64_t mallet_vec_t __attribute__((vector_size(16)));
+#define MALLET_FILL_VEC ((mallet_vec_t){ MALLET_FILL_WORD, MALLET_FILL_WORD })
+
+static inline mallet_vec_t mallet__secure_vload(uintptr_t at)
 {
-    mallet__secure_store32(b + req, page->canary);
-    mallet__secure_store32(b + page->block_size - 4, (uint32_t)req);
+    mallet_vec_t v;
+    memcpy(&v, (const void *)at, 16);
+    return v;
 }
 
-// Is the canary of block b, live, whole? The trailer is trusted only as far
-// as it points at the canary: an overflow that reaches the trailer has run
-// over the canary first, and a damaged trailer points at user bytes or out
-// of the block.
+static inline void mallet__secure_vstore(uintptr_t at, mallet_vec_t v)
+{
+    memcpy((void *)at, &v, 16);
+}
+
+// Bits that differ from the fill in the n 16-byte slots from `at` (n is a
+// constant at every call, so the loop unrolls).
+static inline mallet_vec_t mallet__secure_diff_slots(uintptr_t at, unsigned n)
+{
+    mallet_vec_t d = { 0, 0 };
+    for (unsigned i = 0; i < n; i++)
+        d |= mallet__secure_vload(at + 16 * i) ^ MALLET_FILL_VEC;
+    return d;
+}
+
+static inline void mallet__secure_fill_slots(uintptr_t at, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        mallet__secure_vstore(at + 16 * i, MALLET_FILL_VEC);
+}
+
+// Do the n bytes at `at` (any alignment, any length) all hold the fill?
+// The last load overlaps the one before, so a length takes no tail loop.
+static inline bool mallet__secure_is_fill(uintptr_t at, size_t n)
+{
+    if (n >= 16) {
+        mallet_vec_t d = mallet__secure_vload(at + n - 16) ^ MALLET_FILL_VEC;
+        for (size_t i = 0; i + 16 < n; i += 16)
+            d |= mallet__secure_vload(at + i) ^ MALLET_FILL_VEC;
+        return (d[0] | d[1]) == 0;
+    }
+    if (n >= 8)
+        return ((mallet__secure_load64(at) ^ MALLET_FILL_WORD) |
+                (mallet__secure_load64(at + n - 8) ^ MALLET_FILL_WORD)) == 0;
+    if (n >= 4)
+        return ((mallet__secure_load32(at) ^ (uint32_t)MALLET_FILL_WORD) |
+                (mallet__secure_load32(at + n - 4) ^ (uint32_t)MALLET_FILL_WORD)) == 0;
+    uint32_t diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= *(const uint8_t *)(at + i) ^ MALLET_FILL_BYTE;
+    return diff == 0;
+}
+
+// Fill the n bytes at `at`, any alignment and length: 16-byte stores, the
+// last one overlapping the one before; memset for long runs.
+static inline void mallet__secure_fill_bytes(uintptr_t at, size_t n)
+{
+    if (n >= 16) {
+        if (n > 256) {
+            memset((void *)at, MALLET_FILL_BYTE, n);
+            return;
+        }
+        for (size_t i = 0; i + 16 < n; i += 16)
+            mallet__secure_vstore(at + i, MALLET_FILL_VEC);
+        mallet__secure_vstore(at + n - 16, MALLET_FILL_VEC);
+    } else if (n >= 8) {
+        mallet__secure_store64(at, MALLET_FILL_WORD);
+        mallet__secure_store64(at + n - 8, MALLET_FILL_WORD);
+    } else if (n >= 4) {
+        mallet__secure_store32(at, (uint32_t)MALLET_FILL_WORD);
+        mallet__secure_store32(at + n - 4, (uint32_t)MALLET_FILL_WORD);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            *(uint8_t *)(at + i) = MALLET_FILL_BYTE;
+    }
+}
+
+// The check word of a block serving req bytes.
+static inline uint32_t mallet__secure_check_word(const mallet_page_t *page, size_t req)
+{
+    return (page->canary ^ ((uint32_t)req * 0x9e3779b1u)) | 0x80808080u;
+}
+
+// Block b now serves req bytes: lay its tag. The gap holds the fill
+// already where the free fill covers it (the block's two ends); the link's
+// place of a request under 8 bytes, and a larger block's middle, are
+// filled here.
+static inline void mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
+{
+    uint32_t bs = page->block_size;
+    if (req < 8)
+        mallet__secure_fill_bytes(b + req, 8 - req);
+    size_t from = req > MALLET_FILL_EDGE ? req : MALLET_FILL_EDGE;
+    if (from + MALLET_FILL_EDGE < bs)
+        mallet__secure_fill_bytes(b + from, bs - MALLET_FILL_EDGE - from);
+    mallet__secure_store32(b + bs - 8, mallet__secure_check_word(page, req));
+    mallet__secure_store32(b + bs - 4, (uint32_t)req);
+}
+
+// Are the tag and the gap of block b, live, whole? The request is trusted
+// only as far as the check word vouches for it.
 static inline bool mallet__secure_intact(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
     uint32_t req = mallet__secure_load32(b + bs - 4);
-    return req <= bs - MALLET_SECURE_TAIL && mallet__secure_load32(b + req) == page->canary;
+    return req <= bs - MALLET_SECURE_TAIL &&
+           mallet__secure_load32(b + bs - 8) == mallet__secure_check_word(page, req) &&
+           mallet__secure_is_fill(b + req, bs - MALLET_SECURE_TAIL - req);
 }
 
-// The request block b (live) serves, after checking its canary.
+// The request block b (live) serves, after checking its tag and gap.
 static inline size_t mallet__secure_check(const mallet_page_t *page, uintptr_t b, const char *func)
 {
     if (!mallet__secure_intact(page, b))
@@ -122,27 +239,49 @@ static inline size_t mallet__secure_check(const mallet_page_t *page, uintptr_t b
     return mallet__secure_load32(b + page->block_size - 4);
 }
 
-// Is the fill of block b, just taken off a free list, whole?
-static inline bool mallet__secure_fill_intact(uintptr_t b)
+// Block b (live, req bytes) keeps its place for a request of n bytes: the
+// bytes it gives up join the gap.
+static inline void mallet__secure_resize(const mallet_page_t *page, uintptr_t b, size_t req, size_t n)
 {
-    return mallet__secure_load64(b + 8) == MALLET_FILL_WORD &&
-           mallet__secure_load64(b + 16) == MALLET_FILL_WORD &&
-           mallet__secure_load64(b + 24) == MALLET_FILL_WORD;
+    if (n < req)
+        mallet__secure_fill_bytes(b + n, req - n);
+    mallet__secure_lay(page, b, n);
 }
 
-// Fill bytes 8..31 of a block going onto a free list.
-static inline void mallet__secure_fill(uintptr_t b)
+// Is the fill of free block b whole: bytes 8..63 and the last 64 (all of
+// bytes 8..bs-1 of a block of up to 64 bytes)?
+static inline bool mallet__secure_fill_intact(const mallet_page_t *page, uintptr_t b)
 {
+    uint32_t bs = page->block_size;
+    mallet_vec_t d = { mallet__secure_load64(b + 8) ^ MALLET_FILL_WORD, 0 };
+    if (bs > MALLET_FILL_EDGE) {
+        d |= mallet__secure_diff_slots(b + 16, 3) | mallet__secure_diff_slots(b + bs - 64, 4);
+    } else {
+        for (uintptr_t at = b + 16; at < b + bs; at += 16)
+            d |= mallet__secure_vload(at) ^ MALLET_FILL_VEC;
+    }
+    return (d[0] | d[1]) == 0;
+}
+
+// Fill block b going onto a free list: the same bytes.
+static inline void mallet__secure_fill(const mallet_page_t *page, uintptr_t b)
+{
+    uint32_t bs = page->block_size;
     mallet__secure_store64(b + 8, MALLET_FILL_WORD);
-    mallet__secure_store64(b + 16, MALLET_FILL_WORD);
-    mallet__secure_store64(b + 24, MALLET_FILL_WORD);
+    if (bs > MALLET_FILL_EDGE) {
+        mallet__secure_fill_slots(b + 16, 3);
+        mallet__secure_fill_slots(b + bs - 64, 4);
+    } else {
+        for (uintptr_t at = b + 16; at < b + bs; at += 16)
+            mallet__secure_vstore(at, MALLET_FILL_VEC);
+    }
 }
 
-// Block b (live) is being freed: check its canary, fill it.
+// Block b (live) is being freed: check its tag and gap, fill it.
 static inline void mallet__secure_on_free(const mallet_page_t *page, uintptr_t b, const char *func)
 {
     mallet__secure_check(page, b, func);
-    mallet__secure_fill(b);
+    mallet__secure_fill(page, b);
 }
 
 // Link n fresh blocks from first onto page->free in a random order, filled.
