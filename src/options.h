@@ -20,7 +20,8 @@
     X(map_budget, 16384, "mappings of large blocks libmallet keeps, at most (the kernel allows 65530 by default)") \
     X(hugepages, 0, "1: segments are advised MADV_HUGEPAGE, pages fill the densest 2 MiB unit first, and purging gives back whole 2 MiB units only, so huge pages stay whole") \
     X(numa, 0, "1: a thread heap's new pages prefer (mbind MPOL_PREFERRED) the NUMA node of the CPU the thread runs on") \
-    X(stats, 0, "1: print a statistics summary on stderr at exit")
+    X(stats, 0, "1: print a statistics summary on stderr at exit")                                  \
+    X(check_at_exit, 1, "secure build, 1: check every free block of the heap at a normal exit (0: skip the check)")
 
 typedef enum {
 #define MALLET_OPTION_ENUM(name, def, meaning) MALLET_OPT_##name,

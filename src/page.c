@@ -105,6 +105,31 @@ void mallet__page_corrupt(const mallet_page_t *page)
     abort();
 }
 
+uint32_t mallet__page_check(const mallet_page_t *page, const char *func)
+{
+    // A carved block whose bit is clear is on free or local_free (one on
+    // thread_free keeps its bit until collected): it holds a link, and in
+    // the secure build the fill. Walking the blocks in address order, not
+    // the lists, reads the page once, front to back.
+    uint32_t n = 0, bs = page->block_size;
+    uintptr_t b = (uintptr_t)page->start;
+    for (uint32_t i = 0; i < page->capacity; i++, b += bs) {
+        if (mallet__bit_get(b))
+            continue;
+        uintptr_t next = mallet__link_read(page, b);
+#if MALLET_SECURE
+        if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(page, b))
+            mallet__secure_written(b, func);
+#else
+        (void)func;
+        if (next != 0 && !mallet__page_is_block(page, next))
+            mallet__page_corrupt(page);
+#endif
+        n++;
+    }
+    return n;
+}
+
 // A decoded link must be 0 or a carved block of the same page.
 static inline void page_check_link(const mallet_page_t *page, uintptr_t next)
 {
@@ -252,7 +277,7 @@ void *mallet__page_pop_checked(mallet_page_t *page)
     uintptr_t next = mallet__link_read(page, b);
 #if MALLET_SECURE
     // The block's own link or fill is damaged: written after it was freed.
-    if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(b))
+    if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(page, b))
         mallet__secure_written(b, "malloc");
 #else
     page_check_link(page, next);

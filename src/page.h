@@ -242,6 +242,11 @@ void *mallet__page_pop_checked(mallet_page_t *page);
 bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p);
 // Report a damaged free list and abort.
 MALLET_NORETURN MALLET_COLD void mallet__page_corrupt(const mallet_page_t *page);
+// Check every free block of the page (owner or sole holder): its link
+// leads to a block of the page or ends the list, and in the secure build
+// its fill is whole. A damaged block is reported in func's name, and the
+// process aborts. Returns the blocks checked.
+uint32_t mallet__page_check(const mallet_page_t *page, const char *func);
 
 // Page lists (doubly linked, owner or lock holder only): push at the
 // front, insert before `at` (at the back when at is NULL), remove from

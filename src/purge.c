@@ -111,6 +111,11 @@ void mallet__purge_forget_thread(void)
 
 size_t mallet__purge_all(void)
 {
+#if MALLET_SECURE
+    // A trim is a moment the program chose to spend time in the allocator:
+    // the secure build checks the free blocks first.
+    mallet__check_heap("malloc_trim");
+#endif
     mallet_heap_t *heap = mallet__tls_heap;
     if (heap != &mallet__heap_empty) {
         if (heap->rf_count)

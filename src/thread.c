@@ -104,6 +104,17 @@ void mallet__thread_sweep_abandoned(void)
     mallet__unlock(&mallet__abandoned_lock);
 }
 
+uint64_t mallet__thread_check_abandoned(const char *func)
+{
+    uint64_t n = 0;
+    mallet__lock(&mallet__abandoned_lock);
+    for (unsigned c = 0; c < MALLET_CLASSES; c++)
+        for (mallet_page_t *page = abandoned[c].first; page; page = page->next)
+            n += mallet__page_check(page, func);
+    mallet__unlock(&mallet__abandoned_lock);
+    return n;
+}
+
 // --- fork ---------------------------------------------------------------------
 
 static void fork_prepare(void)

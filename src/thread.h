@@ -22,6 +22,8 @@ void mallet__thread_abandon_page(mallet_page_t *page);
 mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c);
 // Collect abandoned pages and retire the ones left empty.
 void mallet__thread_sweep_abandoned(void);
+// Check the free blocks of every abandoned page (mallet__page_check).
+uint64_t mallet__thread_check_abandoned(const char *func);
 // After a slow path, no lock held: start the purger thread when the
 // process has grown.
 void mallet__thread_after_slow(void);

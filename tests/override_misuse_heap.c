@@ -13,8 +13,14 @@
 //   16 bytes into a free neighbour "heap corruption", when the "heap overflow past", at free
 //                                  neighbour is handed out
 //   16 bytes into a live neighbour not detected                "heap overflow past", at free
+//   8 bytes past the usable size   not detected                "heap overflow past", at free
 //   write after free, payload      not detected                "write after free of", at reuse
+//     (bytes 24, 40, the last)
 //   write after free, first word   "heap corruption", at reuse "write after free of", at reuse
+//   write after free, never reused not detected                "write after free of", at exit,
+//                                                              in mallet_check, malloc_trim
+//   the same over the first word   "heap corruption" in        the same
+//                                  mallet_check
 //   touching the end of a page     reads what is there         SIGSEGV (guard page)
 //   touching the end of the
 //   segment's metadata unit        reads what is there         SIGSEGV (guard page)
@@ -257,6 +263,118 @@ TEST(write_after_free_over_the_link)
     // newest frees for its quarantine, or when it pops the block, in a
     // malloc, and names the block.
     expect_per_build(write_after_free, &w, "malloc(): write after free of", "heap corruption");
+}
+
+TEST(write_after_free_past_byte_31)
+{
+    SKIP_UNDER_MEMCHECK();
+    waf_t w = { 40 };
+    expect_per_build(write_after_free, &w, "malloc(): write after free of", NULL);
+}
+
+TEST(write_after_free_over_the_last_bytes)
+{
+    SKIP_UNDER_MEMCHECK();
+    // A 64-byte request is an 80-byte block in the secure build, 64 in the
+    // default one: offset 56 covers the request's last 8 bytes.
+    waf_t w = { 56 };
+    expect_per_build(write_after_free, &w, "malloc(): write after free of", NULL);
+}
+
+// --- found late: a freed block written and never handed out again ----------------------
+
+typedef struct {
+    size_t offset;     // where the stale pointer writes
+    int how;           // 0 exit, 1 mallet_check, 2 malloc_trim
+} late_t;
+
+// 100 bytes: a block of 112 in the secure build, filled whole when free.
+static void write_after_free_late(void *arg)
+{
+    const late_t *w = arg;
+    char *p = opaque_ptr(malloc(100));
+    char *stale = opaque_ptr(p);
+    free(opaque_ptr(p));
+    memset(stale + w->offset, 'Z', 8);
+#ifndef TEST_ORACLE_GLIBC
+    if (w->how == 1)
+        mallet_check();
+#endif
+    if (w->how == 2)
+        malloc_trim(0);
+    exit(0);
+}
+
+TEST(write_after_free_never_reused_is_found_at_exit)
+{
+    SKIP_UNDER_MEMCHECK();
+    late_t w = { 60, 0 };
+    expect_per_build(write_after_free_late, &w, "exit(): write after free of", NULL);
+}
+
+TEST(write_after_free_never_reused_is_found_by_mallet_check)
+{
+    SKIP_UNDER_MEMCHECK();
+    late_t w = { 60, 1 };
+    expect_per_build(write_after_free_late, &w, "mallet_check(): write after free of", NULL);
+}
+
+TEST(write_after_free_never_reused_is_found_by_malloc_trim)
+{
+    SKIP_UNDER_MEMCHECK();
+    late_t w = { 60, 2 };
+    expect_per_build(write_after_free_late, &w, "malloc_trim(): write after free of", NULL);
+}
+
+TEST(a_damaged_link_is_found_by_mallet_check_in_every_build)
+{
+    SKIP_UNDER_MEMCHECK();
+    late_t w = { 0, 1 };
+    expect_per_build(write_after_free_late, &w, "mallet_check(): write after free of",
+                     "heap corruption");
+}
+
+// A clean heap passes the check, and the check counts what it walked.
+TEST(mallet_check_passes_a_clean_heap)
+{
+    SKIP_ON_GLIBC();
+    void *p[100];
+    for (int i = 0; i < 100; i++)
+        p[i] = opaque_ptr(malloc((size_t)(i * 37 % 3000) + 1));
+    for (int i = 0; i < 100; i += 2)
+        free(p[i]);
+#ifndef TEST_ORACLE_GLIBC
+    CHECK(mallet_check() >= 50);
+#endif
+    for (int i = 1; i < 100; i += 2)
+        free(p[i]);
+}
+
+// --- 8 bytes past the usable size ------------------------------------------------------
+
+// In the secure build the usable size is the request, and the byte 8 past
+// it lies between the request and the block's tag.
+static void overflow_past_usable(void *arg)
+{
+    size_t past = (size_t)(uintptr_t)arg;
+    char *p = opaque_ptr(malloc(8));
+    p[malloc_usable_size(p) + opaque(past)] ^= 1;
+    free(opaque_ptr(p));
+}
+
+TEST(overflow_of_8_bytes_past_the_usable_size)
+{
+    SKIP_UNDER_MEMCHECK();
+    expect_per_build(overflow_past_usable, (void *)(uintptr_t)7, "free(): heap overflow past", NULL);
+}
+
+TEST(overflow_of_1_byte_past_the_usable_size)
+{
+    SKIP_UNDER_MEMCHECK();
+    // Default build: the usable size is the block's; the byte past it is
+    // the next block's first, a live block's or a link, looked at by
+    // nobody in this program.
+    expect_per_build(overflow_past_usable, (void *)(uintptr_t)0, "free(): heap overflow past", NULL);
 }
 
 // --- guard pages ------------------------------------------------------------------------
