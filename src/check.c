@@ -12,9 +12,8 @@
 // (secure build: "write after free of 0x..."; default build: "heap
 // corruption") and aborts.
 //
-// The cost is a read of every free block's checked bytes (all of a block up
-// to MALLET_FILL_WHOLE_MAX, its two ends above), in address order, page by
-// page: proportional to the free memory the heap holds, with no system
+// The cost is a read of every free block's checked bytes (its first and
+// last 64 bytes, secure.h), in address order, page by page: proportional to the free memory the heap holds, with no system
 // call and no page fault (purged memory belongs to no page).
 //
 // Calls: heap.h, thread.h (abandoned pages), page.h, init.h.
