@@ -63,6 +63,7 @@ OVR_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(OVR_TESTS_SRC)) \
              $(patsubst tests/%.c,$(BUILD)/tests/%.glibc,$(OVR_TESTS_SRC))
 PRELOADS := $(TEACH_SO)
 TRACE_SO := $(if $(wildcard tools/recorder/trace.c),$(BUILD)/libmallet-trace.so)
+VIOLATION := $(BUILD)/tests/violation
 endif
 
 SECURE_SO := $(if $(filter build,$(BUILD)),$(if $(CORE_SRC),build/libmallet-secure.so))
@@ -72,7 +73,7 @@ all: lib teach tools tests benches $(if $(SECURE_SO),secure)
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
 tools: $(MALLET) $(TRACE_SO)
-tests: $(TESTS) $(OVR_TESTS)
+tests: $(TESTS) $(OVR_TESTS) $(VIOLATION)
 benches: $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -116,6 +117,11 @@ $(BUILD)/tests/override_%: tests/override_%.c $(wildcard tests/*.h) $(LIB_A)
 $(BUILD)/tests/override_%.glibc: tests/override_%.c $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTEST_ORACLE_GLIBC -o $@ $< $(LDFLAGS) -lm
+# One heap violation per run (tests/violations.sh); it links no allocator, so
+# LD_PRELOAD picks the one measured.
+$(VIOLATION): tests/violation.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
 # Benchmark programs link the in-process allocators; the malloc they call is
 # whichever LD_PRELOAD provides.

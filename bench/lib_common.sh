@@ -255,9 +255,10 @@ import sys
 name, p1, p0, n, b1, b0, m = sys.argv[1:]
 def per(a, b, k, scale):
     try:
-        return "%.1f" % ((float(a) - float(b)) / (float(k) * scale))
+        v = (float(a) - float(b)) / (float(k) * scale)
     except ValueError:
         return "failed"
+    return "failed" if v != v else "%.1f" % v
 print("| %s | %s | %s |" % (name, per(p1, p0, n, 1), per(b1, b0, m, 1000)))
 PYEOF
 }

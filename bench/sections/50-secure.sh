@@ -4,9 +4,12 @@
 # 50-secure.sh -- what the secure build costs: every libmallet workload of
 # section 20 (bench/lib_*.c), the fast-path pair and batch loops of section
 # 21, and the sqlite3 and python3 programs of section 23, run under
-# build/libmallet.so and build/libmallet-secure.so in turn (A B A B ...),
-# 9 repetitions, medians of wall time, CPU time (user + system) and peak
-# RSS; per-workload ratios secure / default and their geometric mean. The
+# build/libmallet.so, build/libmallet-secure.so and LLVM's standalone Scudo
+# (bench/scudo.sh; package libclang-rt-14-dev, which `make deps` installs)
+# in turn (A B C A B C ...), 9 repetitions, medians of wall time, CPU time
+# (user + system) and peak RSS; per-workload ratios secure / default and
+# secure / Scudo and their geometric means. Without Scudo the section says
+# so and compares the two builds only. The
 # short workloads (churn, producer/consumer, larson, the fast-path loops) run
 # 4 times their section 20/21 iterations, and wall time is read from the
 # shell's microsecond clock, so that runs of a few hundred milliseconds
@@ -39,6 +42,7 @@ command -v sqlite3 >/dev/null &&
     WORKLOADS+=("sqlite3|rm -f $work/db; sqlite3 $work/db < $work/script.sql")
 WORKLOADS+=("python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
 ALLOCATORS=("default $BUILD/libmallet.so" "secure $BUILD/libmallet-secure.so")
+scudo=$(bench/scudo.sh) && ALLOCATORS+=("scudo $scudo")
 
 raw=$(mktemp)
 lib_run_matrix "$raw" "$reps"
@@ -50,7 +54,14 @@ echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
 echo "(\`make secure\`: a canary after every small request, bytes 8..31 of freed blocks filled and"
 echo "checked on reuse, the newest 8 frees of a page sent to the back of its free list, blocks dealt from 8 random runs, guard"
-echo "pages), interleaved, $reps repetitions, medians. Each command"
+if [ -n "$scudo" ]; then
+    echo "pages), and LLVM's standalone Scudo, a hardened allocator, as a yardstick (\`$scudo\`,"
+    echo "Debian's libclang-rt-14-dev, default options), interleaved, $reps repetitions, medians. Each command"
+else
+    echo "pages), interleaved, $reps repetitions, medians. LLVM's standalone Scudo, the hardened allocator"
+    echo "this section compares with, is not installed here (package libclang-rt-14-dev): its columns are"
+    echo "left out. Each command"
+fi
 echo "runs as \`/usr/bin/time -f '%e %M %U %S' env LD_PRELOAD=LIB bash -c COMMAND\`, its wall time"
 echo "taken from bash's \`\$EPOCHREALTIME\` around it. The short workloads (churn, prodcons, larson and"
 echo "the fast-path loops) run $scale times the iterations of section 20 (and 21 for the fast-path loops), so that"
@@ -66,39 +77,51 @@ echo
 "$PY" - "$raw" <<'PYEOF'
 import math, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-runs, works = {}, []
+runs, works, allocs = {}, [], []
 for w, a, rep, _, kib, status, user, sys_, wall in rows:
     if w not in works:
         works.append(w)
+    if a not in allocs:
+        allocs.append(a)
     runs.setdefault((w, a), []).append((float(wall), float(user) + float(sys_), int(kib), int(status)))
 def med(w, a, i):
     r = runs.get((w, a), [])
     if not r or any(x[3] != 0 for x in r):
         return None
     return statistics.median(x[i] for x in r)
-print("| workload | default wall s | secure wall s | ratio | default CPU s | secure CPU s | ratio | default RSS MiB | secure RSS MiB | ratio |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-logs = {0: [], 1: [], 2: []}
-for w in works:
-    cells = []
-    for i, scale, f in ((0, 1, "%.3f"), (1, 1, "%.2f"), (2, 1 / 1024, "%.2f")):
-        d, s = med(w, "default", i), med(w, "secure", i)
-        if d is None or s is None:
-            cells += ["failed" if d is None else f % (d * scale),
-                      "failed" if s is None else f % (s * scale), "-"]
-            continue
-        r = s / d if d > 0 else float("nan")
-        if d > 0 and s > 0:
-            logs[i].append(math.log(r))
-        cells += [f % (d * scale), f % (s * scale), "%.2fx" % r]
-    print("| %s | %s |" % (w, " | ".join(cells)))
-def gm(i):
-    return "%.3fx" % math.exp(sum(logs[i]) / len(logs[i])) if logs[i] else "-"
-print("| **geometric mean** | | | **%s** | | | **%s** | | | **%s** |" % (gm(0), gm(1), gm(2)))
-print()
-print("Ratios are secure / default: 1.10x means 10% slower (or larger). The goal is a geometric")
-print("mean of at most 1.15x on wall time and no workload above 1.3x. The machine is shared, so single")
-print("workloads move by several percent from run to run; CPU time is the steadier column.")
+names = {"default": "default", "secure": "secure", "scudo": "Scudo"}
+ratios = [("secure", "default")] + ([("secure", "scudo")] if "scudo" in allocs else [])
+def table(i, title, unit, scale, fmt):
+    print(title + ":")
+    print()
+    print("| workload | " + " | ".join("%s %s" % (names[a], unit) for a in allocs) + " | " +
+          " | ".join("%s / %s" % (names[a], names[b]) for a, b in ratios) + " |")
+    print("|---|" + "---|" * (len(allocs) + len(ratios)))
+    logs = {r: [] for r in ratios}
+    for w in works:
+        cells = []
+        for a in allocs:
+            v = med(w, a, i)
+            cells.append("failed" if v is None else fmt % (v * scale))
+        for a, b in ratios:
+            x, y = med(w, a, i), med(w, b, i)
+            if x is None or y is None or x <= 0 or y <= 0:
+                cells.append("-")
+                continue
+            logs[(a, b)].append(math.log(x / y))
+            cells.append("%.2fx" % (x / y))
+        print("| %s | %s |" % (w, " | ".join(cells)))
+    gm = ["**%.3fx**" % math.exp(sum(l) / len(l)) if l else "-" for l in logs.values()]
+    print("| **geometric mean** |" + " |" * len(allocs) + " %s |" % " | ".join(gm))
+    print()
+table(0, "Median wall time", "s", 1, "%.3f")
+table(1, "Median CPU time (user + system)", "s", 1, "%.2f")
+table(2, "Median peak RSS", "MiB", 1 / 1024, "%.2f")
+print("A cell says failed when any run of it exited non-zero. Ratios below 1 mean the secure build")
+print("is faster (or smaller): 1.10x means 10% slower (or larger). The goal is a geometric mean of")
+print("secure / default of at most 1.15x on wall time and no workload above 1.3x. The machine is")
+print("shared, so single workloads move by several percent from run to run; CPU time is the steadier")
+print("column.")
 PYEOF
 rm -f "$raw"
 
@@ -106,11 +129,12 @@ if command -v valgrind >/dev/null; then
     if [ "$BENCH_QUICK" = 1 ]; then pairs=20000 batches=20; else pairs=200000 batches=200; fi
     echo
     echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind, loop overhead"
-    echo "included), the default build beside the secure one:"
+    echo "included), the default build beside the secure one$([ -n "$scudo" ] &&
+        echo " (Scudo stops under valgrind with \"internal map or unmap failure\", so it has no row)"):"
     echo
     echo "| build | pair loop | batch of 1000 |"
     echo "|---|---|---|"
-    for a in "${ALLOCATORS[@]}"; do
+    for a in "${ALLOCATORS[@]:0:2}"; do
         lib_fastpath_row "${a%% *}" "${a#* }" "$pairs" "$batches"
     done
 fi

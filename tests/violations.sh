@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# violations.sh -- what each allocator notices of the heap violations that
+# tests/violation.c commits, one per run.
+#
+#   violations.sh                  the test: every violation once under
+#                                  build/libmallet.so and once under
+#                                  build/libmallet-secure.so; the outcome
+#                                  must be the one EXPECTED lists. Prints
+#                                  "N passed, N failed, N skipped".
+#   violations.sh --table [ALLOC...]
+#                                  a Markdown table of outcomes, a row per
+#                                  violation, a column per allocator; each
+#                                  cell runs VIOLATION_RUNS times (default 3)
+#                                  and lists every outcome seen.
+#
+# ALLOC is glibc (no preload), mallet, mallet-secure, scudo (bench/scudo.sh
+# finds it), a peer of bench/peers.sh (jemalloc, tcmalloc, mimalloc,
+# tbbmalloc), or NAME=LIBRARY. Without ALLOC: every one found.
+#
+# Outcomes:
+#   report  killed by SIGABRT after a message on stderr. For the mallet
+#           builds the message must be one line starting "mallet: " and
+#           naming an address (0x...), or the outcome is bad-report.
+#   abort   killed by SIGABRT without a word
+#   fault   killed by SIGSEGV or SIGBUS
+#   erased  exit 3: a read after free found the block's old data gone
+#   missed  exit 0: the violation ran to its end unnoticed (for the reads
+#           after free: the old data was still there)
+#   anything else is shown as "exit N", "signal N" or "timeout".
+#
+# Env: BUILD (default build), VIOLATION_RUNS.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+PROG=$BUILD/tests/violation
+
+# EXPECTED: violation, outcome under the default build, outcome under the
+# secure build; a build that gains a check changes its column here in the
+# same commit. "a|b" accepts either: an overflow past a large block lands
+# on the next page, which is mapped or not as the address space happens to
+# be laid out (no guard page after a large block yet).
+EXPECTED="
+double-free-small           report        report
+double-free-large           report        report
+double-free-small-delayed   report        report
+double-free-large-delayed   report        report
+free-interior-small         report        report
+free-interior-large         report        report
+free-stack                  report        report
+free-global                 report        report
+free-foreign-mmap           report        report
+free-wild                   report        report
+overflow-small-1            missed        report
+overflow-small-8            missed        missed
+overflow-large-1            missed|fault  missed|fault
+overflow-large-8            missed|fault  missed|fault
+uaf-write-small-0           missed        missed
+uaf-write-small-40          missed        missed
+uaf-write-small-last        missed        missed
+uaf-write-small-0-reuse     report        report
+uaf-write-small-40-reuse    missed        missed
+uaf-write-small-last-reuse  missed        missed
+uaf-write-large             missed        missed
+uaf-write-large-reuse       missed        missed
+uaf-read-small              missed        missed
+uaf-read-large              missed        missed
+zero-size-read              missed        missed
+zero-size-write             missed        report
+usable-size-freed           report        report
+realloc-freed               report        report
+"
+
+# outcome LABEL LIB NAME -- run violation NAME with LIB preloaded ("-":
+# none) and print its outcome. LABEL mallet* asks for mallet's report form.
+outcome() {
+    local label=$1 lib=$2 name=$3 dir status=0 sig text
+    dir=$(mktemp -d)
+    if [ "$lib" = - ]; then
+        { timeout 20 "$PROG" "$name" >"$dir/out" 2>"$dir/err" || status=$?; } 2>/dev/null
+    else
+        { LD_PRELOAD=$lib timeout 20 "$PROG" "$name" >"$dir/out" 2>"$dir/err" || status=$?; } 2>/dev/null
+    fi
+    text=$(cat "$dir/err")
+    rm -rf "$dir"
+    case $status in
+        0) echo missed; return ;;
+        3) echo erased; return ;;
+        124) echo timeout; return ;;
+    esac
+    [ "$status" -gt 128 ] || { echo "exit $status"; return; }
+    sig=$((status - 128))
+    case $sig in
+        6)
+            if [ -z "$text" ]; then
+                echo abort
+            elif [[ $label == mallet* ]] &&
+                ! { [ "$(wc -l <<<"$text")" -eq 1 ] && [[ $text == "mallet: "* ]] &&
+                    [[ $text =~ 0x[0-9a-f]+ ]]; }; then
+                echo bad-report
+            else
+                echo report
+            fi ;;
+        7 | 11) echo fault ;;
+        *) echo "signal $sig" ;;
+    esac
+}
+
+# Outcomes, one a line, in the order the header lists them.
+sort_outcomes() {
+    awk '{ split("report bad-report abort fault erased missed", k, " ")
+           r = 99; for (i in k) if (k[i] == $0) r = i
+           print r "\t" $0 }' | sort -n | cut -f 2
+}
+
+# The allocators --table can run: "LABEL LIB" lines.
+known_allocators() {
+    local scudo
+    echo "glibc -"
+    [ -f "$BUILD/libmallet.so" ] && echo "mallet $PWD/$BUILD/libmallet.so"
+    [ -f "$BUILD/libmallet-secure.so" ] && echo "mallet-secure $PWD/$BUILD/libmallet-secure.so"
+    scudo=$(bench/scudo.sh) && echo "scudo $scudo"
+    BUILD=$BUILD bench/peers.sh | grep -vE '^(glibc|mallet) '
+}
+
+table() {
+    local runs=${VIOLATION_RUNS:-3} known allocs=() a name cells seen o r
+    known=$(known_allocators)
+    if [ $# -eq 0 ]; then
+        mapfile -t allocs <<<"$known"
+    fi
+    for a in "$@"; do
+        if [[ $a == *=* ]]; then
+            allocs+=("${a%%=*} ${a#*=}")
+        elif grep -q "^$a " <<<"$known"; then
+            allocs+=("$(grep "^$a " <<<"$known")")
+        else
+            echo "violations.sh: no allocator $a here" >&2
+            return 2
+        fi
+    done
+    printf '| violation |'; printf ' %s |' "${allocs[@]%% *}"; echo
+    printf '|---|'; printf -- '---|%.0s' "${allocs[@]}"; echo
+    for name in $("$PROG" --list); do
+        cells=()
+        for a in "${allocs[@]}"; do
+            seen=()
+            for r in $(seq "$runs"); do
+                o=$(outcome "${a%% *}" "${a#* }" "$name")
+                [[ " ${seen[*]} " == *" $o "* ]] || seen+=("$o")
+            done
+            cells+=("$(printf '%s\n' "${seen[@]}" | sort_outcomes | paste -sd /)")
+        done
+        printf '| %s |' "$name"; printf ' %s |' "${cells[@]}"; echo
+    done
+    echo
+    echo "Each cell: the outcomes seen in $runs runs (report, abort, fault, erased, missed)."
+}
+
+# The test: each violation once per build, its outcome one of the expected.
+test_builds() {
+    local passed=0 failed=0 name want_default want_secure build lib want got listed
+    for f in "$PROG" "$BUILD/libmallet.so" "$BUILD/libmallet-secure.so"; do
+        [ -e "$f" ] || { echo "violations.sh: $f not built (make, make secure)"; exit 1; }
+    done
+    listed=$("$PROG" --list)
+    for name in $listed; do
+        grep -q "^$name " <<<"$EXPECTED" ||
+            { echo "FAIL  $name: not in EXPECTED"; failed=$((failed + 1)); }
+    done
+    while read -r name want_default want_secure; do
+        [ -n "$name" ] || continue
+        if ! grep -qx "$name" <<<"$listed"; then
+            echo "FAIL  $name: violation --list does not have it"
+            failed=$((failed + 1))
+            continue
+        fi
+        for build in default secure; do
+            if [ $build = default ]; then
+                lib=$BUILD/libmallet.so want=$want_default
+            else
+                lib=$BUILD/libmallet-secure.so want=$want_secure
+            fi
+            got=$(outcome mallet "$PWD/$lib" "$name")
+            if [[ "|$want|" == *"|$got|"* ]]; then
+                printf 'ok    %-7s %-28s %s\n' $build "$name" "$got"
+                passed=$((passed + 1))
+            else
+                printf 'FAIL  %-7s %-28s %s, expected %s\n' $build "$name" "$got" "$want"
+                failed=$((failed + 1))
+            fi
+        done
+    done <<<"$EXPECTED"
+    echo "$passed passed, $failed failed, 0 skipped"
+    [ "$failed" -eq 0 ]
+}
+
+ulimit -c 0
+if [ "${1:-}" = --table ]; then
+    shift
+    table "$@"
+else
+    test_builds
+fi
