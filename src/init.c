@@ -48,6 +48,15 @@ static void random_seed(void)
     random_state = mix64(seed);
 }
 
+void mallet__random_fork_child(void)
+{
+    // The child's state must owe nothing to the parent's: a pre-forking
+    // server's children would otherwise share their new pages' keys and
+    // canaries and their shuffled order, and one leaked value would serve
+    // for all of them.
+    random_seed();
+}
+
 bool mallet__claim(int *state)
 {
     pid_t pid = (pid_t)syscall(SYS_getpid);

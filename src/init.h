@@ -44,5 +44,8 @@ static inline void mallet__init(void)
 
 // 64 random-looking bits, different on every call (thread-safe).
 uint64_t mallet__random_next(void);
+// In a fork child: a fresh seed, so that its new keys, canaries and block
+// order are its own.
+void mallet__random_fork_child(void);
 
 #endif

@@ -149,6 +149,7 @@ static void fork_child(void)
         mallet__lock_reset(&h->lock);
     mallet__lock_reset(&mallet__heaps_lock);
     mallet__purge_forget_thread();
+    mallet__random_fork_child();
     // The other threads are gone, and each may have stopped in the middle
     // of a fast path, leaving its pages half updated: their heaps are not
     // walked, only forgotten (records and pages stay unused; frees of their
