@@ -8,7 +8,13 @@
 // mapping or span two, which mremap refuses: growth then copies.
 //
 // Everything shared is under large_lock, a leaf lock; system calls that can
-// be slow (mmap, munmap, mremap) are made outside it. The record table is
+// be slow (mmap, munmap, mremap) are made outside it.
+//
+// The secure build guards large blocks too: a block's mapping ends with an
+// inaccessible OS page, the guard, and the bytes between the request and
+// the guard hold the fill (secure.h), checked at free; a freed block's range
+// is made inaccessible at once, kept resident in the cache, and made
+// accessible again only when a block is carved from it. The record table is
 // open addressing with linear probing, in memory taken from the OS; it is
 // rebuilt (dropping tombstones, growing if need be) when 70% full.
 #include "large.h"
@@ -22,6 +28,7 @@
 #include "lock.h"
 #include "options.h"
 #include "os/os.h"
+#include "secure.h"
 #include "size_class.h"
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_GONE };
@@ -313,6 +320,27 @@ static void cache_return(uintptr_t addr, size_t size)
     release_all(drop, n);
 }
 
+#if MALLET_SECURE
+// The block at addr, len bytes mapped, now serves size bytes: everything
+// but the last OS page accessible (cached ranges are inaccessible; a fresh
+// mapping is not), the last one the guard, the gap up to it filled.
+static bool secure_open(uintptr_t addr, size_t len, size_t size, bool fresh)
+{
+    size_t pg = mallet__os_page_size();
+    if (fresh ? !mallet__os_protect_none((void *)(addr + len - pg), pg)
+              : !mallet__os_commit((void *)addr, len - pg))
+        return false;
+    mallet__secure_fill_bytes(addr + size, len - pg - size);
+    return true;
+}
+
+// Is the gap between the request and the guard whole?
+static bool secure_gap_intact(uintptr_t addr, size_t len, size_t size)
+{
+    return mallet__secure_is_fill(addr + size, len - mallet__os_page_size() - size);
+}
+#endif
+
 void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
 {
     mallet__init();
@@ -320,7 +348,7 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         errno = ENOMEM;
         return NULL;
     }
-    size_t len = page_round(size ? size : 1);
+    size_t len = page_round(size ? size : 1) + (MALLET_SECURE ? mallet__os_page_size() : 0);
     bool fresh = false;
     uintptr_t addr = 0;
     size_t got = len;
@@ -353,6 +381,13 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         addr = (uintptr_t)p;
         fresh = true;
     }
+#if MALLET_SECURE
+    if (!secure_open(addr, got, size, fresh)) {
+        mallet__os_release((void *)addr, got);
+        errno = ENOMEM;
+        return NULL;
+    }
+#endif
     mallet__lock(&large_lock);
     bool ok = record_insert(addr, got, size);
     mallet__unlock(&large_lock);
@@ -383,6 +418,15 @@ bool mallet__large_free(void *p, const char *func)
         mallet__fatal("mallet", func, "double free of", p);
     }
     size_t size = s->size;
+#if MALLET_SECURE
+    // Checked and closed before the range is cached: once it is, another
+    // thread may carve it and open it again.
+    if (!secure_gap_intact(addr, size, s->req)) {
+        mallet__unlock(&large_lock);
+        mallet__secure_overflow(addr, func);
+    }
+    mallet__os_protect_none(p, size);
+#endif
     s->state = SLOT_FREED;
     large.live--;
     total_add(&large.live_bytes, -(uint64_t)size);
@@ -400,7 +444,7 @@ bool mallet__large_usable(const void *p, size_t *usable)
     mallet__lock(&large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     if (s)
-        *usable = MALLET_TRACK_ENABLED ? s->req : s->size;
+        *usable = MALLET_TRACK_ENABLED || MALLET_SECURE ? s->req : s->size;
     mallet__unlock(&large_lock);
     return s != NULL;
 }
@@ -422,13 +466,25 @@ void *mallet__large_resize(void *p, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    size_t len = page_round(size);
+    size_t guard = MALLET_SECURE ? mallet__os_page_size() : 0;
+    size_t len = page_round(size) + guard;
     mallet__lock(&large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     size_t old = s ? s->size : 0, old_req = s ? s->req : 0;
     (void)old_req;
+#if MALLET_SECURE
+    if (s && !secure_gap_intact((uintptr_t)p, old, old_req)) {
+        mallet__unlock(&large_lock);
+        mallet__secure_overflow((uintptr_t)p, "realloc");
+    }
+#endif
     if (s && len <= old && len >= old / 2) {
         s->req = size;
+#if MALLET_SECURE
+        // The bytes the request gives up join the gap.
+        if (size < old_req)
+            mallet__secure_fill_bytes((uintptr_t)p + size, old_req - size);
+#endif
         mallet__unlock(&large_lock);
         MALLET_TRACK_RESIZE(p, old_req, size, old);
         return p;
@@ -440,12 +496,26 @@ void *mallet__large_resize(void *p, size_t size)
     // Checkers keep per-byte state that a kernel move would not carry.
     return resize_by_copy(p, size, old_req);
 #else
+#if MALLET_SECURE
+    // The guard opens for the move, and closes at the new end.
+    if (!mallet__os_commit((char *)p + old - guard, guard))
+        return resize_by_copy(p, size, old_req);
+#endif
     void *q = mallet__os_remap(p, old, len);
     if (q == NULL) {
+#if MALLET_SECURE
+        mallet__os_protect_none((char *)p + old - guard, guard);
+        return resize_by_copy(p, size, old_req);
+#else
         // mremap refuses a block that spans two kernel mappings (one carved
         // from merged cached ranges may); a copy still works.
         return resize_by_copy(p, size, old);
+#endif
     }
+#if MALLET_SECURE
+    mallet__os_protect_none((char *)q + len - guard, guard);
+    mallet__secure_fill_bytes((uintptr_t)q + size, len - guard - size);
+#endif
     mallet__lock(&large_lock);
     s = slot_find((uintptr_t)p);
     if (q == p) {

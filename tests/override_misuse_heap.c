@@ -21,6 +21,11 @@
 //                                                              in mallet_check, malloc_trim
 //   the same over the first word   "heap corruption" in        the same
 //                                  mallet_check
+//   a large block: 1 byte past a   not detected                "heap overflow past", at free
+//     request short of a page
+//   a large block: past its last   reads what is there (or     SIGSEGV (guard page)
+//     page                         SIGSEGV)
+//   a large block after its free   reads what is there         SIGSEGV (made inaccessible)
 //   touching the end of a page     reads what is there         SIGSEGV (guard page)
 //   touching the end of the
 //   segment's metadata unit        reads what is there         SIGSEGV (guard page)
@@ -375,6 +380,82 @@ TEST(overflow_of_1_byte_past_the_usable_size)
     // the next block's first, a live block's or a link, looked at by
     // nobody in this program.
     expect_per_build(overflow_past_usable, (void *)(uintptr_t)0, "free(): heap overflow past", NULL);
+}
+
+// --- large blocks ----------------------------------------------------------------------
+
+enum { BIG = 300000 };     // large, and not a whole number of pages
+
+static void large_overflow(void *unused)
+{
+    (void)unused;
+    char *p = opaque_ptr(malloc(BIG));
+    p[opaque(BIG)] ^= 1;
+    free(opaque_ptr(p));
+}
+
+TEST(one_byte_past_a_large_block)
+{
+    SKIP_UNDER_MEMCHECK();
+    expect_per_build(large_overflow, NULL, "free(): heap overflow past", NULL);
+}
+
+static void large_read_after_free(void *unused)
+{
+    (void)unused;
+    char *p = opaque_ptr(malloc(BIG));
+    memset(p, 'a', BIG);
+    free(opaque_ptr(p));
+    fprintf(stderr, "read %d\n", ((volatile char *)p)[BIG / 2]);
+}
+
+TEST(a_large_block_is_inaccessible_once_freed)
+{
+    SKIP_UNDER_MEMCHECK();
+    SKIP_ON_GLIBC();
+    outcome_t o;
+    run_child(large_read_after_free, NULL, &o);
+    if (MALLET_SECURE)
+        CHECK(WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGSEGV);
+    else
+        CHECK(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
+}
+
+static void large_past_last_page(void *unused)
+{
+    (void)unused;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    char *p = opaque_ptr(malloc(64 * pg));
+    fprintf(stderr, "read %d\n", ((volatile char *)p)[opaque(64 * pg)]);
+    free(p);
+}
+
+TEST(a_large_block_ends_at_a_guard_page)
+{
+    SKIP_UNDER_MEMCHECK();
+    SKIP_ON_GLIBC();
+    outcome_t o;
+    run_child(large_past_last_page, NULL, &o);
+    if (MALLET_SECURE)
+        CHECK(WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGSEGV);
+}
+
+// A large block grown and shrunk by realloc keeps its guard and its gap.
+TEST(a_large_block_keeps_its_guard_through_realloc)
+{
+    SKIP_ON_GLIBC();
+    char *p = opaque_ptr(malloc(BIG));
+    memset(p, 'x', BIG);
+    for (size_t n = BIG + 1000; n < 8 * BIG; n = n * 3 / 2) {
+        p = opaque_ptr(realloc(p, n));
+        CHECK(p != NULL && p[0] == 'x' && p[BIG - 1] == 'x');
+        CHECK(malloc_usable_size(p) >= n);
+        if (MALLET_SECURE)
+            CHECK(malloc_usable_size(p) == n);
+    }
+    p = opaque_ptr(realloc(p, BIG / 4 + 3));
+    CHECK(p != NULL && p[0] == 'x' && p[BIG / 4] == 'x');
+    free(p);
 }
 
 // --- guard pages ------------------------------------------------------------------------

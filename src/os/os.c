@@ -149,6 +149,15 @@ bool mallet__os_decommit(void *p, size_t size)
     return q == p;
 }
 
+bool mallet__os_protect_none(void *p, size_t size)
+{
+    if (os.buf)
+        return true;
+    // mprotect keeps the pages (and their contents): made accessible again,
+    // the range costs no page fault.
+    return mprotect(p, size, PROT_NONE) == 0;
+}
+
 bool mallet__os_purge(void *p, size_t size)
 {
     if (os.buf) {

@@ -13,6 +13,8 @@
 //                             Fresh pages read as zero. false + ENOMEM.
 //   decommit(p, size)      -> give the physical pages back and make the range
 //                             inaccessible again; the reservation stays.
+//   protect_none(p, size)  -> make a range inaccessible, keeping its pages and
+//                             their contents (commit makes it accessible again).
 //   purge(p, size)         -> give the physical pages back but keep the range
 //                             accessible; it reads as zero afterwards.
 //   release(p, size)       -> return the reservation to the OS.
@@ -48,6 +50,7 @@ size_t mallet__os_page_size(void);
 void *mallet__os_reserve(size_t size, size_t align);
 bool  mallet__os_commit(void *p, size_t size);
 bool  mallet__os_decommit(void *p, size_t size);
+bool  mallet__os_protect_none(void *p, size_t size);
 bool  mallet__os_purge(void *p, size_t size);
 void  mallet__os_release(void *p, size_t size);
 void *mallet__os_map(size_t size, size_t align);
