@@ -19,6 +19,7 @@
 #include "large.h"
 #include "mallet.h"
 #include "os/os.h"
+#include "zero.h"
 
 MALLET_API void *mallet_malloc(size_t size)
 {
@@ -54,6 +55,12 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
     mallet_page_t *page = mallet__span_page_of(p);
     if (page == NULL) {
         size_t n;
+#if MALLET_SECURE
+        if (mallet__zero_live(ptr)) {
+            *block = 0;
+            return 0;
+        }
+#endif
         if (!mallet__large_usable(ptr, &n))
             mallet__fatal("mallet", func, "invalid pointer", ptr);
         *block = n;
@@ -92,6 +99,13 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
         return NULL;
     }
     size_t block, held = block_sizes(p, "realloc", &block);
+    if (block == 0) {
+        // A zero-size block (secure build): nothing to carry over.
+        void *q = mallet__malloc_fast(size);
+        if (q)
+            mallet__free_fast(p, "realloc");
+        return q;
+    }
     if (block <= MALLET_SMALL_MAX && mallet__span_page_of((uintptr_t)p)) {
         if (MALLET_SECURE_PAD(size) <= block && size >= block / 2) {
 #if MALLET_SECURE

@@ -17,6 +17,7 @@
 #include "heap.h"
 #include "large.h"
 #include "mallet.h"
+#include "zero.h"
 
 void mallet__free_slow(void *ptr, const char *func)
 {
@@ -26,6 +27,12 @@ void mallet__free_slow(void *ptr, const char *func)
     uintptr_t p = (uintptr_t)ptr;
     mallet_page_t *page = mallet__span_page_of(p);
     if (page == NULL) {
+#if MALLET_SECURE
+        if (mallet__zero_free(ptr, func)) {
+            errno = saved;
+            return;
+        }
+#endif
         if (!mallet__large_free(ptr, func))
             mallet__fatal("mallet", func, "invalid pointer", ptr);
         errno = saved;

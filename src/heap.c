@@ -30,6 +30,7 @@
 #include "options.h"
 #include "os/os.h"
 #include "thread.h"
+#include "zero.h"
 
 #define EMPTY_PAGES_DIRECT(n) [0 ... (n) - 1] = &mallet__page_empty
 
@@ -329,6 +330,14 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
     mallet__track_alloc(page, (uintptr_t)b, req);
     return b;
 }
+
+#if MALLET_SECURE
+void *mallet__malloc_zero(void)
+{
+    void *p = mallet__zero_alloc();
+    return p ? p : mallet__malloc_slow(mallet__tls_heap, 0, -1);
+}
+#endif
 
 void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
 {

@@ -69,6 +69,11 @@ extern __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initia
 void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls);
 // Any request the direct slots do not cover: larger small classes, large.
 void *mallet__malloc_generic(mallet_heap_t *heap, size_t size);
+#if MALLET_SECURE
+// malloc(0): an address in the inaccessible region (zero.c), or, when it is
+// full, an ordinary block.
+void *mallet__malloc_zero(void);
+#endif
 // Everything free's fast path did not do: NULL, large, foreign, remote,
 // full pages, and the errors.
 void mallet__free_slow(void *p, const char *func);
@@ -110,6 +115,10 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
 
 static inline void *mallet__malloc_fast(size_t size)
 {
+#if MALLET_SECURE
+    if (__builtin_expect(size == 0, 0))
+        return mallet__malloc_zero();
+#endif
     mallet_heap_t *heap = mallet__tls_heap;
     size_t want = MALLET_SECURE_PAD(size);
     if (__builtin_expect(want <= MALLET_DIRECT_MAX, 1)) {

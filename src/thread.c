@@ -27,6 +27,7 @@
 #include "init.h"
 #include "large.h"
 #include "purge.h"
+#include "zero.h"
 
 __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec"))) = &mallet__heap_empty;
 
@@ -125,10 +126,16 @@ static void fork_prepare(void)
     mallet__lock(&mallet__abandoned_lock);
     mallet__lock(&mallet__seg_lock);
     mallet__large_lock_all();
+#if MALLET_SECURE
+    mallet__zero_lock_all();
+#endif
 }
 
 static void fork_parent(void)
 {
+#if MALLET_SECURE
+    mallet__zero_unlock_all();
+#endif
     mallet__large_unlock_all();
     mallet__unlock(&mallet__seg_lock);
     mallet__unlock(&mallet__abandoned_lock);
@@ -143,6 +150,9 @@ static void fork_child(void)
     // registering thread had stored yet.
     __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
     mallet__large_reset_lock();
+#if MALLET_SECURE
+    mallet__zero_reset_lock();
+#endif
     mallet__lock_reset(&mallet__seg_lock);
     mallet__lock_reset(&mallet__abandoned_lock);
     for (mallet_heap_t *h = mallet__heaps; h; h = h->next)

@@ -26,6 +26,7 @@
 //   a large block: past its last   reads what is there (or     SIGSEGV (guard page)
 //     page                         SIGSEGV)
 //   a large block after its free   reads what is there         SIGSEGV (made inaccessible)
+//   *malloc(0)                     reads a 16-byte block       SIGSEGV (no-access region)
 //   touching the end of a page     reads what is there         SIGSEGV (guard page)
 //   touching the end of the
 //   segment's metadata unit        reads what is there         SIGSEGV (guard page)
@@ -456,6 +457,70 @@ TEST(a_large_block_keeps_its_guard_through_realloc)
     p = opaque_ptr(realloc(p, BIG / 4 + 3));
     CHECK(p != NULL && p[0] == 'x' && p[BIG / 4] == 'x');
     free(p);
+}
+
+// --- malloc(0) --------------------------------------------------------------------------
+
+static void read_zero_size(void *unused)
+{
+    (void)unused;
+    char *p = opaque_ptr(malloc(0));
+    fprintf(stderr, "read %d\n", *(volatile char *)p);
+    free(p);
+}
+
+TEST(a_zero_size_block_cannot_be_read)
+{
+    SKIP_UNDER_MEMCHECK();
+    SKIP_ON_GLIBC();
+    outcome_t o;
+    run_child(read_zero_size, NULL, &o);
+    if (MALLET_SECURE)
+        CHECK(WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGSEGV);
+    else
+        CHECK(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
+}
+
+static void free_zero_size_twice(void *unused)
+{
+    (void)unused;
+    void *p = opaque_ptr(malloc(0));
+    void *stale = opaque_ptr(p);
+    free(p);
+    free(stale);
+}
+
+TEST(a_zero_size_block_freed_twice)
+{
+    SKIP_UNDER_MEMCHECK();
+    outcome_t o;
+    run_child(free_zero_size_twice, NULL, &o);
+    SKIP_ON_GLIBC();
+    expect_report(&o, "free(): double free of", NULL);
+}
+
+// Zero-size blocks are unique, have no usable bytes in the secure build,
+// grow by realloc, and their addresses come round again once freed.
+TEST(zero_size_blocks_are_unique_and_reusable)
+{
+    enum { K = 1000 };
+    static void *p[K];
+    for (int i = 0; i < K; i++) {
+        p[i] = opaque_ptr(malloc(0));
+        CHECK(p[i] != NULL);
+        CHECK(i == 0 || p[i] != p[i - 1]);
+    }
+    if (test_on_mallet() && MALLET_SECURE)
+        CHECK(malloc_usable_size(p[0]) == 0);
+    for (int i = 0; i < K; i++)
+        free(p[i]);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < K; i++)
+            free(opaque_ptr(malloc(0)));
+    char *q = opaque_ptr(realloc(opaque_ptr(malloc(0)), 100));
+    CHECK(q != NULL);
+    memset(q, 'q', 100);
+    free(q);
 }
 
 // --- guard pages ------------------------------------------------------------------------

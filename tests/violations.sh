@@ -66,8 +66,8 @@ uaf-write-large             missed        fault
 uaf-write-large-reuse       missed        fault
 uaf-read-small              missed        erased
 uaf-read-large              missed        fault
-zero-size-read              missed        missed
-zero-size-write             missed        report
+zero-size-read              missed        fault
+zero-size-write             missed        fault
 usable-size-freed           report        report
 realloc-freed               report        report
 "
