@@ -95,10 +95,15 @@ $(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
 
 # The secure build beside the default one: the same sources compiled with
 # MALLET_SECURE=1 into build/secure/ (the library and the override tests
-# linked with it), the preloadable library copied to build/libmallet-secure.so.
+# linked with it), the preloadable library copied to build/libmallet-secure.so:
+# through a new file renamed over the old one, never written in place, so a
+# program running with the old one preloaded keeps its inode (an in-place copy
+# truncates the file under it: SIGBUS).
 secure:
 	@$(MAKE) -s SECURE=1 lib $(patsubst tests/%.c,build/secure/tests/%,$(OVR_TESTS_SRC))
-	@cp -p build/secure/libmallet.so build/libmallet-secure.so
+	@cmp -s build/secure/libmallet.so build/libmallet-secure.so || \
+	    { cp -p build/secure/libmallet.so build/libmallet-secure.so.tmp && \
+	      mv -f build/libmallet-secure.so.tmp build/libmallet-secure.so; }
 
 # Each teach design as a preload library: the design, the one-lock wrapper
 # (compiled per design), the OS seam.

@@ -91,8 +91,11 @@ void mallet__secure_swap_in(mallet_page_t *page)
     if (hold == 0)
         hold = 1;
     uintptr_t head = page->local_free, last = head, rest = 0;
+    uintptr_t seen[MALLET_QUARANTINE];     // the blocks walked, newest first
+    uint32_t n = 0;
     page->local_free = 0;
     for (uint32_t i = 0; last != 0; i++) {
+        seen[n++] = last;
         rest = mallet__link_read(page, last);
         if (((rest ^ last) & MALLET_LINK_CHECK) != 0 && rest != 0)
             mallet__secure_written(last, "malloc");
@@ -102,13 +105,14 @@ void mallet__secure_swap_in(mallet_page_t *page)
     }
     if (rest == 0) {
         // No more than `hold` blocks were freed: hand them out oldest
-        // first.
-        uintptr_t b = head, prev = 0;
-        while (b != 0) {
-            uintptr_t next = mallet__link_read(page, b);
-            mallet__link_write(page, b, prev);
-            prev = b;
-            b = next;
+        // first. Relinked from the addresses the walk checked, not by
+        // reading the links again: a block written after its free between
+        // the two reads would send a second walk through an unchecked link
+        // (a non-canonical one faults, as SIGBUS when it sits in %rbp).
+        uintptr_t prev = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            mallet__link_write(page, seen[i], prev);
+            prev = seen[i];
         }
         page->free = prev;
         return;
