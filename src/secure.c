@@ -138,7 +138,10 @@ bool mallet__secure_guard_run(mallet_segment_t *seg, unsigned u, unsigned n)
     if ((seg->guard_units & run) != 0 && !mallet__os_commit(start, len))
         return false;
     seg->guard_units &= ~run;
-    mallet__os_decommit(start + len - pg, pg);
+    // Near the kernel's mapping limit the guard may not be placed: the page
+    // is then refused rather than handed out unguarded.
+    if (!mallet__os_decommit(start + len - pg, pg))
+        return false;
     seg->guard_units |= last;
     return true;
 }

@@ -141,6 +141,7 @@ static inline void mallet__secure_vstore(uintptr_t at, mallet_vec_t v)
 static inline mallet_vec_t mallet__secure_diff_slots(uintptr_t at, unsigned n)
 {
     mallet_vec_t d = { 0, 0 };
+#pragma GCC unroll 4
     for (unsigned i = 0; i < n; i++)
         d |= mallet__secure_vload(at + 16 * i) ^ MALLET_FILL_VEC;
     return d;
@@ -148,6 +149,7 @@ static inline mallet_vec_t mallet__secure_diff_slots(uintptr_t at, unsigned n)
 
 static inline void mallet__secure_fill_slots(uintptr_t at, unsigned n)
 {
+#pragma GCC unroll 4
     for (unsigned i = 0; i < n; i++)
         mallet__secure_vstore(at + 16 * i, MALLET_FILL_VEC);
 }
