@@ -327,8 +327,7 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
         errno = ENOMEM;
         return NULL;
     }
-    mallet__track_alloc(page, (uintptr_t)b, req);
-    return b;
+    return mallet__track_alloc(page, (uintptr_t)b, req);
 }
 
 #if MALLET_SECURE

@@ -80,7 +80,9 @@ void mallet__free_slow(void *p, const char *func);
 
 // --- the fast paths -------------------------------------------------------------
 
-static inline void mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t req)
+// Block b of page now serves req bytes: tell the checkers, lay the secure
+// build's tag; returns b.
+static inline void *mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t req)
 {
 #if MALLET_TRACK_ENABLED
     if (page->req)
@@ -88,9 +90,10 @@ static inline void mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t 
 #endif
     MALLET_TRACK_MALLOC((void *)b, req, page->block_size, 0);
 #if MALLET_SECURE
-    mallet__secure_lay(page, b, req);
+    return mallet__secure_lay(page, b, req);
 #endif
-    (void)page, (void)b, (void)req;
+    (void)page, (void)req;
+    return (void *)b;
 }
 
 // Pop from page->free when the next link is in place; NULL otherwise.
@@ -115,8 +118,7 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
 #endif
     if (__builtin_expect(mallet__bits_test_set(page->bitbase, b >> MALLET_GRAIN_SHIFT), 0))
         mallet__page_corrupt(page);   // a live block on the free list
-    mallet__track_alloc(page, b, req);
-    return (void *)b;
+    return mallet__track_alloc(page, b, req);
 }
 
 static inline void *mallet__malloc_fast(size_t size)

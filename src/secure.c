@@ -32,6 +32,18 @@ void mallet__secure_written(uintptr_t b, const char *func)
     mallet__fatal("mallet", func, "write after free of", (void *)b);
 }
 
+void *mallet__secure_lay_gap(const mallet_page_t *page, uintptr_t b, size_t req)
+{
+    uint32_t bs = page->block_size;
+    if (req < 8)
+        mallet__secure_fill_bytes(b + req, 8 - req);
+    size_t from = req > MALLET_FILL_EDGE ? req : MALLET_FILL_EDGE;
+    if (from + MALLET_FILL_EDGE < bs)
+        mallet__secure_fill_bytes(b + from, bs - MALLET_FILL_EDGE - from);
+    mallet__secure_tag(page, b, req);
+    return (void *)b;
+}
+
 // The n blocks (MALLET_CARVE_RUNS OS pages' worth) are cut into that many
 // runs of neighbours, about an OS page each; the list takes the next block
 // of a randomly chosen run each time. Consecutive allocations come from

@@ -64,6 +64,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "page.h"
 
@@ -176,6 +179,23 @@ static inline bool mallet__secure_is_fill(uintptr_t at, size_t n)
     return diff == 0;
 }
 
+// Does the gap, the n bytes at `at` that end 8 bytes before a block's end,
+// hold the fill? Most gaps are under 16 bytes: one load of the 16 bytes
+// that end where the gap ends (the block is at least 32 bytes, so they lie
+// in it) and a byte mask check them, where the general loop would branch.
+static inline bool mallet__secure_gap_is_fill(uintptr_t at, size_t n)
+{
+#if defined(__SSE2__)
+    if (n < 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(at + n - 16));
+        unsigned same = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)MALLET_FILL_BYTE)));
+        unsigned want = 0xffffu & ~((1u << (16 - n)) - 1);
+        return (same & want) == want;
+    }
+#endif
+    return mallet__secure_is_fill(at, n);
+}
+
 // Fill the n bytes at `at`, any alignment and length: 16-byte stores, the
 // last one overlapping the one before; memset for long runs.
 static inline void mallet__secure_fill_bytes(uintptr_t at, size_t n)
@@ -206,20 +226,29 @@ static inline uint32_t mallet__secure_check_word(const mallet_page_t *page, size
     return (page->canary ^ ((uint32_t)req * 0x9e3779b1u)) | 0x80808080u;
 }
 
-// Block b now serves req bytes: lay its tag. The gap holds the fill
-// already where the free fill covers it (the block's two ends); the link's
-// place of a request under 8 bytes, and a larger block's middle, are
-// filled here.
-static inline void mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
+// Lay the tag of block b, live and serving req bytes.
+static inline void mallet__secure_tag(const mallet_page_t *page, uintptr_t b, size_t req)
 {
     uint32_t bs = page->block_size;
-    if (req < 8)
-        mallet__secure_fill_bytes(b + req, 8 - req);
-    size_t from = req > MALLET_FILL_EDGE ? req : MALLET_FILL_EDGE;
-    if (from + MALLET_FILL_EDGE < bs)
-        mallet__secure_fill_bytes(b + from, bs - MALLET_FILL_EDGE - from);
     mallet__secure_store32(b + bs - 8, mallet__secure_check_word(page, req));
     mallet__secure_store32(b + bs - 4, (uint32_t)req);
+}
+
+// mallet__secure_lay for a block whose gap the free fill does not cover
+// (secure.c): the link's place under a request of less than 8 bytes, or a
+// larger block's middle, is filled first. Returns b.
+void *mallet__secure_lay_gap(const mallet_page_t *page, uintptr_t b, size_t req);
+
+// Block b now serves req bytes: lay its tag, and return it. The gap holds
+// the fill already where the free fill covers it (the block's two ends);
+// the rest is a tail call, so the fast paths keep no registers for it.
+static inline void *mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
+{
+    uint32_t bs = page->block_size;
+    if (__builtin_expect(req < 8 || (bs > 2 * MALLET_FILL_EDGE && req + MALLET_FILL_EDGE < bs), 0))
+        return mallet__secure_lay_gap(page, b, req);
+    mallet__secure_tag(page, b, req);
+    return (void *)b;
 }
 
 // Are the tag and the gap of block b, live, whole? The request is trusted
@@ -230,7 +259,7 @@ static inline bool mallet__secure_intact(const mallet_page_t *page, uintptr_t b)
     uint32_t req = mallet__secure_load32(b + bs - 4);
     return req <= bs - MALLET_SECURE_TAIL &&
            mallet__secure_load32(b + bs - 8) == mallet__secure_check_word(page, req) &&
-           mallet__secure_is_fill(b + req, bs - MALLET_SECURE_TAIL - req);
+           mallet__secure_gap_is_fill(b + req, bs - MALLET_SECURE_TAIL - req);
 }
 
 // The request block b (live) serves, after checking its tag and gap.
