@@ -19,17 +19,18 @@ f 2
 a 3 256
 a 4 48
 a 5 72
-a 6 10
+r 6 10
 f 1
 f 3
 f 4
 f 5
 f 6
+f -1
 a 7 888888'
 same "known ops, in order, with ids" "$body" "$want"
 header=$(head -n 4 "$TMP/k.trace" | tr -s ' \n' ' ')
 ops=$(awk 'NR > 4' "$TMP/k.trace" | wc -l)
-ids=$(awk 'NR > 4 && $1 == "a" { n++ } END { print n }' "$TMP/k.trace")
+ids=$(awk 'NR > 4 && $2 != "-1" { print $2 }' "$TMP/k.trace" | sort -u | wc -l)
 same "header counts the ops" "$(echo "$header" | awk '{ print $3 }')" "$ops"
 same "header counts the ids" "$(echo "$header" | awk '{ print $2 }')" "$ids"
 ok "replay known" "$MALLET" replay -r 1 -a glibc,firstfit "$TMP/k.trace"

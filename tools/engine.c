@@ -191,7 +191,9 @@ static size_t alignment_for(uint64_t size)
 
 static const char *op_text(const trace_op_t *op, char *buf, size_t cap)
 {
-    if (op->kind == OP_FREE)
+    if (op->id == TRACE_NULL_ID)
+        snprintf(buf, cap, "f -1");
+    else if (op->kind == OP_FREE)
         snprintf(buf, cap, "f %u", op->id);
     else
         snprintf(buf, cap, "%c %u %llu", op->kind == OP_ALLOC ? 'a' : 'r', op->id,
@@ -249,6 +251,7 @@ static void free_live(const trace_t *t, const backend_t *b)
             b->free(eng.ptr[id]);
             eng.ptr[id] = NULL;
         }
+        eng.size[id] = 0;
     }
     eng.root = NIL;
 }
@@ -260,10 +263,18 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
     memset(r, 0, sizeof *r);
     for (uint64_t i = 0; i < t->n_ops; i++) {
         const trace_op_t *op = &t->ops[i];
+        if (op->id == TRACE_NULL_ID) {
+            b->free(NULL);
+            goto done;
+        }
+        // A realloc of an id that is not live starts from NULL with size 0:
+        // realloc(NULL, n), as the trace recorded it.
         void *p = eng.ptr[op->id], *q;
         switch (op->kind) {
         case OP_ALLOC:
             q = b->malloc(op->size);
+            if (!q && op->size == 0)
+                break;                    // malloc(0) may answer NULL
             if (!q)
                 return op_fail(t, b, op, "malloc returned NULL", NULL);
             if (!place(t, b, op, q, 0))
@@ -277,6 +288,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
                 set_remove(op->id);
             live -= eng.size[op->id];
             eng.ptr[op->id] = NULL;
+            eng.size[op->id] = 0;
             b->free(p);
             break;
         case OP_REALLOC: {
@@ -303,6 +315,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
             break;
         }
         }
+    done:
         if (live > r->peak_live)
             r->peak_live = live;
         if (b->footprint && (b->footprint_every <= 1 || i % b->footprint_every == 0 || i + 1 == t->n_ops)) {
@@ -332,6 +345,10 @@ bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t
         double t0 = tool_now();
         for (uint64_t i = 0; i < t->n_ops; i++) {
             const trace_op_t *op = &t->ops[i];
+            if (op->id == TRACE_NULL_ID) {
+                b->free(NULL);
+                continue;
+            }
             switch (op->kind) {
             case OP_ALLOC:
                 ptr[op->id] = b->malloc(op->size);
