@@ -8,7 +8,13 @@
 // mapping or span two, which mremap refuses: growth then copies.
 //
 // Everything shared is under large_lock, a leaf lock; system calls that can
-// be slow (mmap, munmap, mremap) are made outside it. The record table is
+// be slow (mmap, munmap, mremap) are made outside it.
+//
+// hugepages=1 and numa=1 apply here as to small blocks: a new mapping of a
+// huge page or more starts on a 2 MiB boundary, and every block handed out,
+// new or reused, is advised MADV_HUGEPAGE and prefers the node of the CPU
+// the allocating thread runs on -- before its first write, since a fault
+// places a page for good. The record table is
 // open addressing with linear probing, in memory taken from the OS; it is
 // rebuilt (dropping tombstones, growing if need be) when 70% full.
 #include "large.h"
@@ -21,6 +27,8 @@
 #include "init.h"
 #include "lock.h"
 #include "options.h"
+#include "os/huge.h"
+#include "os/numa.h"
 #include "os/os.h"
 #include "size_class.h"
 
@@ -339,6 +347,8 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         align = 0;
     }
     if (addr == 0) {
+        if (mallet__option(hugepages) && len >= MALLET_HUGE_SIZE && align < MALLET_HUGE_SIZE)
+            align = MALLET_HUGE_SIZE;
         void *p = mallet__os_map(len, align);
         if (p == NULL) {
             // Cached mappings may be what stands in the way (address space,
@@ -361,6 +371,8 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         errno = ENOMEM;
         return NULL;
     }
+    mallet__os_place((void *)addr, got, mallet__option(hugepages) != 0,
+                     mallet__option(numa) ? mallet__numa_node_now() : -1);
     if (zeroed)
         *zeroed = fresh;
     MALLET_TRACK_MALLOC((void *)addr, size, got, fresh);
