@@ -81,6 +81,8 @@ typedef enum { OP_ALLOC, OP_FREE, OP_REALLOC } op_kind_t;
 
 // The id of `f -1`, a free of NULL: no block, nothing to check.
 #define TRACE_NULL_ID UINT32_MAX
+// Thread numbers (`@T`) run from 0 to TRACE_THREADS_MAX - 1.
+#define TRACE_THREADS_MAX 256
 
 typedef struct trace_op {
     uint64_t size;               // requested bytes (OP_ALLOC, OP_REALLOC)

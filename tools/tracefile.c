@@ -44,7 +44,6 @@
 #define READ_CHUNK (1u << 20)
 #define LINE_MAX_LEN 256              // longer lines cannot be valid ops
 #define MAX_SIZE   (1ull << 47)       // larger requests are surely a typo
-#define MAX_THREAD 255                // `@T`: a replay makes one thread per number
 
 typedef struct reader {
     int fd;                           // the file, or the decompressor's pipe
@@ -279,7 +278,7 @@ static bool parse_thread(const char **s, uint32_t *thread)
     if (*p != '@')
         return true;
     p++;
-    if (!parse_u64(&p, &v) || v > MAX_THREAD)
+    if (!parse_u64(&p, &v) || v >= TRACE_THREADS_MAX)
         return false;
     *thread = (uint32_t)v;
     *s = p;
