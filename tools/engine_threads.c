@@ -31,7 +31,10 @@
 
 #include "engine.h"
 
-#define SPINS_BEFORE_YIELD 64
+// A wait spins this long (a few microseconds: the op it waits for is
+// usually running on another CPU right now) before it yields the CPU to a
+// thread that may not be.
+#define SPINS_BEFORE_YIELD 4096
 
 typedef struct pass {
     const trace_t *t;                 // the trace
@@ -234,6 +237,15 @@ static void run_timed(const backend_t *b, const trace_op_t *op)
 
 // --- the threads ------------------------------------------------------------------
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    __asm__ volatile("" ::: "memory");
+#endif
+}
+
 // Wait for the ops before op i on its id; false when the pass was stopped.
 static bool wait_turn(pass_t *ps, uint64_t i, uint32_t id)
 {
@@ -243,6 +255,8 @@ static bool wait_turn(pass_t *ps, uint64_t i, uint32_t id)
             return false;
         if (spins >= SPINS_BEFORE_YIELD)
             sched_yield();
+        else
+            cpu_relax();
     }
     return true;
 }
