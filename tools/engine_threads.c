@@ -11,8 +11,11 @@
 // it on that block, on whatever thread, has happened and its writes are
 // seen. The recorded sequence is one order that satisfies every wait, so
 // the replay cannot deadlock: the earliest op not yet run is always free to
-// go. A wait spins briefly, then yields: a trace may have more threads than
-// the machine has CPUs.
+// go. A wait spins briefly (the op it waits for is most often running on
+// another CPU), then sleeps on the counter (a futex) with a flag in its top
+// bit that tells the thread finishing the op to wake it: a trace may have
+// more threads than the machine has CPUs, and a spinning thread would then
+// hold the CPU the awaited one needs.
 //
 // The checked pass adds, per op, what engine.c checks (alignment, each
 // block's pattern before a free and through a realloc) and counts the live
@@ -24,23 +27,29 @@
 // engine.c, so an RSS baseline taken after engine_prepare_threads sees only
 // what the allocator adds.
 #define _GNU_SOURCE
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 
-// A wait spins this long (a few microseconds: the op it waits for is
-// usually running on another CPU right now) before it yields the CPU to a
-// thread that may not be.
-#define SPINS_BEFORE_YIELD 4096
+// A wait spins this many pauses (some microseconds) before it sleeps.
+#define SPINS_BEFORE_SLEEP 256
+// done[id]: a thread sleeps until this counter moves.
+#define WAITING 0x80000000u
+// A sleeper wakes at least this often to see whether the pass was stopped.
+#define SLEEP_NS 10000000
 
 typedef struct pass {
     const trace_t *t;                 // the trace
     const backend_t *b;               // the allocator
     bool checked;                     // the checked pass (else a timed one)
-    int go;                           // set when every worker is started: start
+    int go;                           // set once every worker is started: they begin
     int failed;                       // set by a failed check: every thread stops
     uint64_t live;                    // requested bytes live now (checked pass)
     uint64_t peak_live;               // the most `live` has been
@@ -83,8 +92,8 @@ void engine_release_threads(void)
 
 bool engine_prepare_threads(const trace_t *t)
 {
-    if (t->n_ops > UINT32_MAX) {
-        fprintf(stderr, "%s: --threads replays at most 4294967295 operations\n", t->path);
+    if (t->n_ops >= WAITING) {         // a rank must stay clear of the flag bit
+        fprintf(stderr, "%s: --threads replays at most 2147483647 operations\n", t->path);
         return false;
     }
     size_t ids = t->n_ids ? t->n_ids : 1, ops = t->n_ops ? t->n_ops : 1;
@@ -249,16 +258,30 @@ static inline void cpu_relax(void)
 // Wait for the ops before op i on its id; false when the pass was stopped.
 static bool wait_turn(pass_t *ps, uint64_t i, uint32_t id)
 {
-    uint32_t want = thr.rank[i];
-    for (unsigned spins = 0; __atomic_load_n(&thr.done[id], __ATOMIC_ACQUIRE) != want; spins++) {
+    uint32_t want = thr.rank[i], v;
+    unsigned spins = 0;
+    while (((v = __atomic_load_n(&thr.done[id], __ATOMIC_ACQUIRE)) & ~WAITING) != want) {
         if (__atomic_load_n(&ps->failed, __ATOMIC_RELAXED))
             return false;
-        if (spins >= SPINS_BEFORE_YIELD)
-            sched_yield();
-        else
+        if (spins++ < SPINS_BEFORE_SLEEP) {
             cpu_relax();
+            continue;
+        }
+        // Flag the counter, then sleep while it still holds what we saw.
+        if (!(v & WAITING) && !__atomic_compare_exchange_n(&thr.done[id], &v, v | WAITING, false,
+                                                           __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            continue;
+        struct timespec ts = { 0, SLEEP_NS };
+        syscall(SYS_futex, &thr.done[id], FUTEX_WAIT_PRIVATE, v | WAITING, &ts, NULL, 0);
     }
     return true;
+}
+
+// Op i is done: the next op on its id may go; wake it if it sleeps.
+static void finish_turn(uint64_t i, uint32_t id)
+{
+    if (__atomic_exchange_n(&thr.done[id], thr.rank[i] + 1, __ATOMIC_RELEASE) & WAITING)
+        syscall(SYS_futex, &thr.done[id], FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 static void *worker_main(void *arg)
@@ -267,8 +290,10 @@ static void *worker_main(void *arg)
     pass_t *ps = w->pass;
     const trace_t *t = ps->t;
     const backend_t *b = ps->b;
-    while (!__atomic_load_n(&ps->go, __ATOMIC_ACQUIRE))
-        sched_yield();
+    while (!__atomic_load_n(&ps->go, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = { 0, SLEEP_NS };
+        syscall(SYS_futex, &ps->go, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+    }
     if (__atomic_load_n(&ps->failed, __ATOMIC_RELAXED))
         return NULL;
     for (uint64_t k = thr.first[w->thread]; k < thr.first[w->thread + 1]; k++) {
@@ -288,7 +313,7 @@ static void *worker_main(void *arg)
         } else {
             run_timed(b, op);
         }
-        __atomic_store_n(&thr.done[op->id], thr.rank[i] + 1, __ATOMIC_RELEASE);
+        finish_turn(i, op->id);
     }
     return NULL;
 }
@@ -321,6 +346,7 @@ static bool run_pass(pass_t *ps, double *seconds)
     }
     double t0 = tool_now();
     __atomic_store_n(&ps->go, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &ps->go, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     for (uint32_t k = 0; k < started; k++)
         pthread_join(workers[k].handle, NULL);
     *seconds = tool_now() - t0;
