@@ -85,7 +85,7 @@ $(OS_A): $(call obj,$(OS_SRC))
 $(CORE_A): $(call obj,$(CORE_SRC))
 $(TEACH_A): $(call obj,$(TEACH_SRC))
 $(LIB_A): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
-$(GC_A): $(call obj,$(GC_SRC))
+$(GC_A): $(call obj,$(GC_SRC) $(OS_SRC))
 %.a:
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^

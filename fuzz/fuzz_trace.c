@@ -6,8 +6,9 @@
 // (an in-memory file from memfd_create, opened through /proc/self/fd), so
 // the parser runs exactly as `mallet replay` runs it. A trace it accepts
 // must keep the promises replay relies on, and they are checked here: the
-// ops count matches the header, every id is below n_ids, and ids are
-// allocated before they are freed or resized, never twice.
+// ops count matches the header, every id is below n_ids (or is the free of
+// NULL), ids are allocated (or realloc'd from NULL) before they are freed,
+// never allocated twice, and every thread number is below n_threads.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +37,17 @@ static void check_trace(const trace_t *t)
         return;
     for (uint64_t i = 0; i < t->n_ops; i++) {
         const trace_op_t *op = &t->ops[i];
+        must(op->thread < t->n_threads, "thread below n_threads", i);
+        if (op->id == TRACE_NULL_ID) {
+            must(op->kind == OP_FREE, "only a free has no block", i);
+            continue;
+        }
         must(op->id < t->n_ids, "id in range", i);
         int is_live = live[op->id / 8] >> (op->id % 8) & 1;
-        must(op->kind == OP_ALLOC ? !is_live : is_live, "ids used in order", i);
+        if (op->kind != OP_REALLOC)
+            must(op->kind == OP_ALLOC ? !is_live : is_live, "ids used in order", i);
         must(op->size < (1ull << 48), "size below 2^47", i);
-        if (op->kind == OP_ALLOC)
+        if (op->kind != OP_FREE)
             live[op->id / 8] |= (uint8_t)(1u << (op->id % 8));
         else if (op->kind == OP_FREE)
             live[op->id / 8] &= (uint8_t)~(1u << (op->id % 8));

@@ -8,15 +8,21 @@
 // mapping or span two, which mremap refuses: growth then copies.
 //
 // Everything shared is under large_lock, a leaf lock; system calls that can
-// be slow (mmap, munmap, mremap) are made outside it.
+// be slow (mmap, munmap, mremap) are made outside it. The record table is
+// open addressing with linear probing, in memory taken from the OS; it is
+// rebuilt (dropping tombstones, growing if need be) when 70% full.
+//
+// hugepages=1 and numa=1 apply here as to small blocks: a new mapping of a
+// huge page or more starts on a 2 MiB boundary, and every block handed out,
+// new or reused, is advised MADV_HUGEPAGE and prefers the node of the CPU
+// the allocating thread runs on -- before its first write, since a fault
+// places a page for good.
 //
 // The secure build guards large blocks too: a block's mapping ends with an
 // inaccessible OS page, the guard, and the bytes between the request and
 // the guard hold the fill (secure.h), checked at free; a freed block's range
 // is made inaccessible at once, kept resident in the cache, and made
-// accessible again only when a block is carved from it. The record table is
-// open addressing with linear probing, in memory taken from the OS; it is
-// rebuilt (dropping tombstones, growing if need be) when 70% full.
+// accessible again only when a block is carved from it.
 #include "large.h"
 
 #include <errno.h>
@@ -27,6 +33,8 @@
 #include "init.h"
 #include "lock.h"
 #include "options.h"
+#include "os/huge.h"
+#include "os/numa.h"
 #include "os/os.h"
 #include "secure.h"
 #include "size_class.h"
@@ -367,6 +375,8 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         align = 0;
     }
     if (addr == 0) {
+        if (mallet__option(hugepages) && len >= MALLET_HUGE_SIZE && align < MALLET_HUGE_SIZE)
+            align = MALLET_HUGE_SIZE;
         void *p = mallet__os_map(len, align);
         if (p == NULL) {
             // Cached mappings may be what stands in the way (address space,
@@ -381,6 +391,8 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         addr = (uintptr_t)p;
         fresh = true;
     }
+    mallet__os_place((void *)addr, got, mallet__option(hugepages) != 0,
+                     mallet__option(numa) ? mallet__numa_node_now() : -1);
 #if MALLET_SECURE
     if (!secure_open(addr, got, size, fresh)) {
         mallet__os_release((void *)addr, got);

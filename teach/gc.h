@@ -28,7 +28,11 @@
 //   - False retention. An integer, a float or a stale stack slot that happens
 //     to look like an address inside a block keeps that block, and everything
 //     reachable from it, alive. Memory use is an upper bound, not exact; a
-//     long linked list can be kept whole by one unlucky word.
+//     long linked list can be kept whole by one unlucky word. The collector
+//     zeroes the dead stack below its caller before it scans, so what a
+//     function that has returned left in its frame does not count; a dead
+//     pointer still held in a live frame (the caller's, or any frame above
+//     it) does, and so does one in memory the program never overwrote.
 //   - Hidden pointers are not seen, and their targets are freed while still in
 //     use: a pointer XOR-ed with another (XOR-linked lists), tagged in its high
 //     bits, stored misaligned, written to a file, or kept only in memory the

@@ -230,6 +230,32 @@ NOINLINE static void drop_list(int n)
     build_list(n, 3);
 }
 
+// The list's head lives only in the frame of the function that built it;
+// after it returns, that slot is dead stack below the caller, exactly where
+// gc_collect's own frames then sit. No scrub_stack here: the collector
+// clears that stack itself.
+NOINLINE static uint64_t build_and_drop(int n)
+{
+    node_t *volatile head[64];                       // 512 bytes of frame, each slot the head
+    head[0] = build_list(n, 11);
+    for (int i = 1; i < 64; i++)
+        head[i] = head[i - 1];
+    return head[63]->value + head[63]->next->value;
+}
+
+TEST(dead_list_in_a_stale_stack_slot_is_reclaimed)
+{
+    int n = 10000;
+    size_t before = gc_live_bytes();
+    CHECK(build_and_drop(n) == 2 * 11 + 2 * (uint64_t)n - 3);
+    size_t made = gc_live_bytes() - before;
+    CHECK(made == (size_t)n * sizeof(node_t));
+    gc_collect();
+    size_t left = gc_live_bytes() - before;
+    CHECK(left * 100 <= made);
+    gc_reset();
+}
+
 TEST(emptied_pages_leave_the_heap)
 {
     int n = 600000;                                 // 19 MiB of 32-byte nodes

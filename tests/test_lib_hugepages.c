@@ -4,10 +4,14 @@
 // from segments advised MADV_HUGEPAGE, so AnonHugePages grows with them;
 // trim gives memory back in whole 2 MiB units only, so a unit that still
 // holds one live block keeps its huge page, and an empty unit goes back
-// entire. Each test's control is the same work with hugepages=0.
+// entire. A large block starts on a 2 MiB boundary and its mapping is
+// advised (the `hg` flag of /proc/self/smaps), new or reused, and sits on
+// huge pages once touched. Each test's control is the same work with
+// hugepages=0.
 #include "test.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mallet.h"
 #include "os/huge.h"
@@ -230,4 +234,72 @@ TEST(mallet_hugepages_in_the_environment_turns_it_on)
     for (size_t i = 0; i < n; i++)
         mallet_free(p[i]);
     free(p);
+}
+
+// --- large blocks -------------------------------------------------------------
+
+enum { LARGE = 64 << 20 };
+
+// Whether the mapping holding p is advised MADV_HUGEPAGE: its VmFlags in
+// /proc/self/smaps carry `hg`. -1 when p's mapping is not found.
+static int advised_huge(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int found = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {   // a mapping's first line
+            if (found >= 0)
+                break;
+            if ((uintptr_t)p >= lo && (uintptr_t)p < hi)
+                found = 0;
+        } else if (found == 0 && !strncmp(line, "VmFlags:", 8)) {
+            found = strstr(line, " hg") != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+TEST(a_large_block_is_2mib_aligned_and_advised)
+{
+    setup(1);
+    char *p = mallet_malloc(LARGE);
+    CHECK(p != NULL);
+    CHECK((uintptr_t)p % MALLET_HUGE_SIZE == 0);
+    CHECK(advised_huge(p) == 1);
+    CHECK(advised_huge(p + LARGE - 1) == 1);
+    // Reused from the cache of freed ranges: advised again.
+    mallet_free(p);
+    char *q = mallet_malloc(LARGE - 4096);
+    CHECK(q != NULL);
+    CHECK(advised_huge(q) == 1);
+    mallet_free(q);
+}
+
+TEST(control_without_the_option_a_large_block_is_not_advised)
+{
+    setup(0);
+    char *p = mallet_malloc(LARGE);
+    CHECK(p != NULL);
+    CHECK(advised_huge(p) == 0);
+    mallet_free(p);
+}
+
+TEST(a_large_block_sits_on_huge_pages_once_touched)
+{
+    need_thp();
+    setup(1);
+    size_t size = test_under_valgrind() ? (size_t)16 << 20 : LARGE;
+    long before = mallet__os_anon_huge_kb();
+    char *p = mallet_malloc(size);
+    CHECK(p != NULL);
+    memset(p, 5, size);
+    // Allow a few huge pages the kernel could not find memory for.
+    CHECK(mallet__os_anon_huge_kb() - before >= (long)(size >> 10) * 3 / 4);
+    mallet_free(p);
 }

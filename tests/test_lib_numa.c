@@ -2,8 +2,9 @@
 //
 // test_lib_numa.c -- libmallet with numa=1: a thread heap's memory carries
 // an MPOL_PREFERRED policy for the node of the CPU the thread runs on, read
-// back from the kernel with get_mempolicy(MPOL_F_ADDR); with numa=0 it keeps
-// the default policy. (Which node each CPU maps to, on a fake two-node tree,
+// back from the kernel with get_mempolicy(MPOL_F_ADDR); so does a large
+// block, new or reused from the cache; with numa=0 both keep the default
+// policy. (Which node each CPU maps to, on a fake two-node tree,
 // is tested in test_numa.c: binding to a node this machine lacks fails.)
 #include "test.h"
 
@@ -136,5 +137,37 @@ TEST(mallet_numa_in_the_environment_turns_it_on)
     CHECK(p != NULL);
     CHECK(mallet_option_get("numa") == 1);
     check_preferred_here(p);
+    mallet_free(p);
+}
+
+TEST(with_numa_a_large_block_prefers_the_current_node)
+{
+    need_mempolicy();
+    enum { LARGE = 64 << 20 };
+    CHECK(mallet_option_set("numa", 1));
+    char *p = mallet_malloc(LARGE);
+    CHECK(p != NULL);
+    check_preferred_here(p);
+    check_preferred_here(p + LARGE - 4096);
+    memset(p, 4, 4096);
+    check_preferred_here(p);
+    // Freed into the cache and handed out again: bound again, on the node
+    // of the thread that takes it now.
+    mallet_free(p);
+    char *q = mallet_malloc(LARGE - 8192);
+    CHECK(q != NULL);
+    check_preferred_here(q);
+    mallet_free(q);
+}
+
+TEST(without_numa_a_large_block_keeps_the_default_policy)
+{
+    need_mempolicy();
+    CHECK(mallet_option_get("numa") == 0);
+    char *p = mallet_malloc(64 << 20);
+    CHECK(p != NULL);
+    int mode = -1, where = -2;
+    CHECK(mallet__numa_policy(p, &mode, &where));
+    CHECK(mode == MALLET_MPOL_DEFAULT);
     mallet_free(p);
 }

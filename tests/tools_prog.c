@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 static void *volatile sink;          // keeps every pointer observable
+static void *volatile nil;           // NULL the compiler cannot see: realloc(nil, n) and
+                                     // free(nil) are not folded into malloc(n) and nothing
 
 static int known(void)
 {
@@ -36,14 +38,14 @@ static int known(void)
     if (posix_memalign(&d, 32, 48) != 0)           // a 48
         return 1;
     void *e = memalign(128, 72);                   // a 72
-    void *f = realloc(NULL, 10);                   // a 10
+    void *f = realloc(nil, 10);                    // r 10 (a new id)
     sink = a, sink = c, sink = d, sink = e, sink = f;
     free(a);                                       // f
     free(c);                                       // f
     free(d);                                       // f
     free(e);                                       // f
     free(f);                                       // f
-    free(NULL);                                    // (nothing)
+    free(nil);                                     // f -1
     m = malloc(888888);
     free(m);
     return 0;

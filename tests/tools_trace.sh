@@ -19,17 +19,18 @@ f 2
 a 3 256
 a 4 48
 a 5 72
-a 6 10
+r 6 10
 f 1
 f 3
 f 4
 f 5
 f 6
+f -1
 a 7 888888'
 same "known ops, in order, with ids" "$body" "$want"
 header=$(head -n 4 "$TMP/k.trace" | tr -s ' \n' ' ')
 ops=$(awk 'NR > 4' "$TMP/k.trace" | wc -l)
-ids=$(awk 'NR > 4 && $1 == "a" { n++ } END { print n }' "$TMP/k.trace")
+ids=$(awk 'NR > 4 && $2 != "-1" { print $2 }' "$TMP/k.trace" | sort -u | wc -l)
 same "header counts the ops" "$(echo "$header" | awk '{ print $3 }')" "$ops"
 same "header counts the ids" "$(echo "$header" | awk '{ print $2 }')" "$ids"
 ok "replay known" "$MALLET" replay -r 1 -a glibc,firstfit "$TMP/k.trace"
@@ -52,6 +53,27 @@ recorded=$(sed -n 3p "$TMP/mt.trace" | tr -d ' ')
 [ -n "$made" ] && [ "$recorded" -ge "$made" ] && [ "$recorded" -le $((made + 20)) ]
 same "threads: all ops recorded ($recorded for $made)" $? 0
 ok "replay threads" "$MALLET" replay -r 1 -a glibc,firstfit "$TMP/mt.trace"
+# Each thread's ops carry its number (the first thread's none, so a
+# single-threaded trace stays classic): 4 workers, @1..@4.
+same "threads: each worker's ops carry @T" \
+    "$(awk 'NR > 4 && $NF ~ /^@/ { print $NF }' "$TMP/mt.trace" | sort -u | tr '\n' ' ')" "@1 @2 @3 @4 "
+ok "replay --threads" "$MALLET" replay --threads -r 1 -a mallet,glibc,firstfit --csv "$TMP/mt.csv" "$TMP/mt.trace"
+same "replay --threads: every op, on 5 threads" \
+    "$(awk -F, 'NR > 1 { print $2, $3, $11 }' "$TMP/mt.csv" | tr '\n' ';')" \
+    "mallet $recorded 5;glibc $recorded 5;firstfit $recorded 5;"
+ok "replay without --threads" "$MALLET" replay -r 1 -a mallet --csv "$TMP/mt1.csv" "$TMP/mt.trace"
+same "replay without --threads: on one" "$(awk -F, 'NR > 1 { print $11 }' "$TMP/mt1.csv")" 1
+
+# Cross-thread dependencies: thread 1 resizes and thread 2 frees what
+# thread 0 made; thread 2 makes what thread 1 frees. The replay must keep
+# each block's ops in their recorded order, whichever thread runs first.
+printf '0\n3\n10\n1\na 0 100\nr 0 5000 @1\na 1 64 @2\nr 0 40 @1\nf 1 @1\nf -1 @2\nf 0 @2\nr 2 24 @1\nr 2 240\nf 2 @2\n' \
+    >"$TMP/cross.trace"
+for i in 1 2 3; do
+    ok "replay --threads cross-thread ($i)" "$MALLET" replay --threads -r 3 "$TMP/cross.trace"
+done
+same "cross-thread: every allocator replays every op" \
+    "$(awk '$1 == "cross.trace" { print $3 }' "$TMP/out" | sort -u)" 10
 
 # --- fork: one file per process -------------------------------------------------
 ok "trace fork" "$MALLET" trace -o "$TMP/f.trace" -- "$PROG" fork

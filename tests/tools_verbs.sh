@@ -59,13 +59,37 @@ printf '100\n1\n2\n1\na 0 16\nf 0\nn\n' >"$TMP/tail.trace"
 ok "replay: lines after the ops are ignored" "$MALLET" replay -r 1 -a glibc "$TMP/tail.trace"
 grep -q "tail.trace:7: warning: ignoring" "$TMP/out"; same "... with a warning" $? 0
 
+# --- replay: the variants public malloc-lab trace sets hold --------------------------
+# Each is a thing the traced program did: free(NULL) as `f -1`, realloc(NULL,
+# n) as `r` of an id not live, malloc(0) as `a ID` with no size; and lines
+# ending in CR LF. Every allocator replays them, and heapmap draws them.
+variant() {   # variant NAME OPS CONTENT
+    printf "$3" >"$TMP/variant.trace"
+    ok "variant: $1" "$MALLET" replay -r 1 "$TMP/variant.trace"
+    same "variant: $1: every allocator, every op" \
+        "$(awk '$1 == "variant.trace" { print $2, $3 }' "$TMP/out" | sort -u | awk '{ print $2 }' | sort -u)" "$2"
+}
+variant "free of NULL" 4 '100\n1\n4\n1\nf -1\na 0 16\nf -1\nf 0\n'
+variant "realloc of NULL" 5 '100\n2\n5\n1\nr 0 40\nr 0 100\nf 0\nr 1 24\nf 1\n'
+variant "realloc of a freed id" 4 '100\n1\n4\n1\na 0 16\nf 0\nr 0 32\nf 0\n'
+variant "malloc of 0" 5 '100\n2\n5\n1\na 0 \na 1\nr 1 48\nf 0\nf 1\n'
+variant "CR LF" 6 '100\r\n3\r\n6\r\n1\r\na 0 16\r\nf -1\r\nr 1 8\r\na 2 \r\nf 0\r\nf 1\r\n'
+printf '20000\r\n4\r\n10\r\n1\r\na 0 512\r\nf -1\r\nr 1 640\r\na 2\r\na 3 128\r\nf 2\r\nr 0 768\r\nf 0\r\nf 1\r\nf 3\r\n' \
+    >"$TMP/all.trace"
+if "$MALLET" heapmap --help | grep -q firstfit; then
+    ok "variants: heapmap" "$MALLET" heapmap -a coalesce -o "$TMP/variants.svg" "$TMP/all.trace"
+    grep -q '<svg' "$TMP/variants.svg"; same "variants: heapmap draws" $? 0
+fi
+
 # --- replay: malformed traces stop with FILE:LINE --------------------------------------
 bad() {   # bad NAME NEEDLE CONTENT
     printf "$3" >"$TMP/bad.trace"
     fails "malformed: $1" "bad.trace:$2" "$MALLET" replay -r 1 -a glibc "$TMP/bad.trace"
 }
 bad "bad op" "6: expected 'a ID SIZE', 'f ID' or 'r ID SIZE', found 'x 1 32'" '100\n2\n4\n1\na 0 16\nx 1 32\nf 0\nf 1\n'
-bad "missing size" "5: expected 'a ID SIZE'" '100\n2\n2\n1\na 0\nf 0\n'
+bad "missing size" "5: expected 'a ID SIZE'" '100\n2\n2\n1\nr 0\nf 0\n'
+bad "free of -2" "5: expected 'a ID SIZE'" '100\n2\n1\n1\nf -2\n'
+bad "bad thread" "5: expected a thread number from 0 to 255" '100\n2\n1\n1\na 0 16 @256\n'
 bad "header" "2: expected a header number or an op, found 'two'" '100\ntwo\n4\n1\n'
 bad "no header" "1: expected the header" 'a 0 16\nf 0\n'
 bad "id range" "6: id 5 out of range (the header declares 2 ids)" '100\n2\n4\n1\na 0 16\na 5 32\nf 0\nf 5\n'

@@ -147,7 +147,7 @@ static uint64_t pattern(uint32_t id)
 }
 
 // Fill [from, to) of the block with its pattern (byte i is byte i%8 of the word).
-static void fill(unsigned char *p, uint32_t id, uint64_t from, uint64_t to)
+void engine_fill(unsigned char *p, uint32_t id, uint64_t from, uint64_t to)
 {
     uint64_t w = pattern(id);
     const unsigned char *wb = (const unsigned char *)&w;
@@ -160,7 +160,7 @@ static void fill(unsigned char *p, uint32_t id, uint64_t from, uint64_t to)
 }
 
 // Offset of the first byte in [0, n) that does not hold the pattern, or n.
-static uint64_t verify(const unsigned char *p, uint32_t id, uint64_t n)
+uint64_t engine_verify(const unsigned char *p, uint32_t id, uint64_t n)
 {
     uint64_t w = pattern(id), i = 0, v;
     const unsigned char *wb = (const unsigned char *)&w;
@@ -177,7 +177,7 @@ static uint64_t verify(const unsigned char *p, uint32_t id, uint64_t n)
 
 // --- the checked pass ------------------------------------------------------------
 
-static size_t alignment_for(uint64_t size)
+size_t engine_alignment(uint64_t size)
 {
     // A block must suit any object that fits in it: 16 bytes (x86-64
     // max_align_t), or the largest power of two <= size for tiny blocks.
@@ -191,7 +191,9 @@ static size_t alignment_for(uint64_t size)
 
 static const char *op_text(const trace_op_t *op, char *buf, size_t cap)
 {
-    if (op->kind == OP_FREE)
+    if (op->id == TRACE_NULL_ID)
+        snprintf(buf, cap, "f -1");
+    else if (op->kind == OP_FREE)
         snprintf(buf, cap, "f %u", op->id);
     else
         snprintf(buf, cap, "%c %u %llu", op->kind == OP_ALLOC ? 'a' : 'r', op->id,
@@ -199,7 +201,7 @@ static const char *op_text(const trace_op_t *op, char *buf, size_t cap)
     return buf;
 }
 
-static bool op_fail(const trace_t *t, const backend_t *b, const trace_op_t *op, const char *what, const void *p)
+bool engine_op_fail(const trace_t *t, const backend_t *b, const trace_op_t *op, const char *what, const void *p)
 {
     char text[64];
     fprintf(stderr, "%s:%u: %s: %s (op '%s'", t->path, op->line, b->name, what, op_text(op, text, sizeof text));
@@ -213,33 +215,33 @@ static bool op_fail(const trace_t *t, const backend_t *b, const trace_op_t *op, 
 static bool place(const trace_t *t, const backend_t *b, const trace_op_t *op, void *p, uint64_t from)
 {
     char what[128];
-    size_t align = alignment_for(op->size);
+    size_t align = engine_alignment(op->size);
     if ((uintptr_t)p % align) {
         snprintf(what, sizeof what, "block is not %zu-byte aligned", align);
-        return op_fail(t, b, op, what, p);
+        return engine_op_fail(t, b, op, what, p);
     }
     uintptr_t start = (uintptr_t)p, end = start + (op->size ? op->size : 1);
     uint32_t clash = set_insert(op->id, start, end);
     if (clash != NIL) {
         snprintf(what, sizeof what, "block overlaps live block id %u at %p (%llu bytes)", clash,
                  eng.ptr[clash], (unsigned long long)eng.size[clash]);
-        return op_fail(t, b, op, what, p);
+        return engine_op_fail(t, b, op, what, p);
     }
     eng.ptr[op->id] = p;
     eng.size[op->id] = op->size;
-    fill(p, op->id, from, op->size);
+    engine_fill(p, op->id, from, op->size);
     return true;
 }
 
 static bool intact(const trace_t *t, const backend_t *b, const trace_op_t *op, uint64_t n, const char *when)
 {
-    uint64_t bad = verify(eng.ptr[op->id], op->id, n);
+    uint64_t bad = engine_verify(eng.ptr[op->id], op->id, n);
     if (bad == n)
         return true;
     char what[128];
     snprintf(what, sizeof what, "payload byte %llu of %llu changed %s", (unsigned long long)bad,
              (unsigned long long)n, when);
-    return op_fail(t, b, op, what, eng.ptr[op->id]);
+    return engine_op_fail(t, b, op, what, eng.ptr[op->id]);
 }
 
 static void free_live(const trace_t *t, const backend_t *b)
@@ -249,6 +251,7 @@ static void free_live(const trace_t *t, const backend_t *b)
             b->free(eng.ptr[id]);
             eng.ptr[id] = NULL;
         }
+        eng.size[id] = 0;
     }
     eng.root = NIL;
 }
@@ -260,12 +263,20 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
     memset(r, 0, sizeof *r);
     for (uint64_t i = 0; i < t->n_ops; i++) {
         const trace_op_t *op = &t->ops[i];
+        if (op->id == TRACE_NULL_ID) {
+            b->free(NULL);
+            goto done;
+        }
+        // A realloc of an id that is not live starts from NULL with size 0:
+        // realloc(NULL, n), as the trace recorded it.
         void *p = eng.ptr[op->id], *q;
         switch (op->kind) {
         case OP_ALLOC:
             q = b->malloc(op->size);
+            if (!q && op->size == 0)
+                break;                    // malloc(0) may answer NULL
             if (!q)
-                return op_fail(t, b, op, "malloc returned NULL", NULL);
+                return engine_op_fail(t, b, op, "malloc returned NULL", NULL);
             if (!place(t, b, op, q, 0))
                 return false;
             live += op->size;
@@ -277,6 +288,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
                 set_remove(op->id);
             live -= eng.size[op->id];
             eng.ptr[op->id] = NULL;
+            eng.size[op->id] = 0;
             b->free(p);
             break;
         case OP_REALLOC: {
@@ -293,7 +305,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
                 break;
             }
             if (!q)
-                return op_fail(t, b, op, "realloc returned NULL", p);
+                return engine_op_fail(t, b, op, "realloc returned NULL", p);
             eng.ptr[op->id] = q;
             if (!intact(t, b, op, keep, "by realloc (contents not preserved)"))
                 return false;
@@ -303,6 +315,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
             break;
         }
         }
+    done:
         if (live > r->peak_live)
             r->peak_live = live;
         if (b->footprint && (b->footprint_every <= 1 || i % b->footprint_every == 0 || i + 1 == t->n_ops)) {
@@ -332,6 +345,10 @@ bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t
         double t0 = tool_now();
         for (uint64_t i = 0; i < t->n_ops; i++) {
             const trace_op_t *op = &t->ops[i];
+            if (op->id == TRACE_NULL_ID) {
+                b->free(NULL);
+                continue;
+            }
             switch (op->kind) {
             case OP_ALLOC:
                 ptr[op->id] = b->malloc(op->size);

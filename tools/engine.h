@@ -52,4 +52,30 @@ bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t
 // Release the engine's tables.
 void engine_release(void);
 
+// The checks' parts, shared with the threaded engine: a block's pattern
+// written over [from, to), the first byte of [0, n) that does not hold it
+// (n when all do), the alignment a block of `size` bytes owes, and the
+// "TRACE:LINE: ALLOC: what (op '...')" message (returns false).
+void engine_fill(unsigned char *p, uint32_t id, uint64_t from, uint64_t to);
+uint64_t engine_verify(const unsigned char *p, uint32_t id, uint64_t n);
+size_t engine_alignment(uint64_t size);
+bool engine_op_fail(const trace_t *t, const backend_t *b, const trace_op_t *op, const char *what,
+                    const void *p);
+
+// --- replay on the recorded threads (engine_threads.c) ------------------------
+//
+// Each thread number of the trace (op->thread) replays its own ops on a
+// thread of its own. An op waits until the op before it on the same id, on
+// whichever thread, is done: a block is made before it is resized or freed,
+// so a free of another thread's block comes after that thread made it, as
+// recorded. Ops on different ids run as the threads reach them. The same
+// contract as above otherwise; the checked pass checks alignment and the
+// payloads (an overlap shows as a payload another block wrote over) and
+// samples the footprint, and the backend must be safe to call from several
+// threads (a teach design is wrapped in one lock by the caller).
+bool engine_prepare_threads(const trace_t *t);
+bool engine_check_threads(const trace_t *t, const backend_t *b, replay_result_t *r);
+bool engine_time_threads(const trace_t *t, const backend_t *b, int reps, replay_result_t *r);
+void engine_release_threads(void);
+
 #endif

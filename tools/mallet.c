@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "\n"
             "  run      run a program on an allocator      mallet run [-a NAME] [--stats] -- CMD ...\n"
             "  trace    record a program's allocations      mallet trace -o FILE -- CMD ...\n"
-            "  replay   replay traces, check, measure       mallet replay [-a NAME,...] [-r REPS] TRACE ...\n"
+            "  replay   replay traces, check, measure       mallet replay [-a NAME,...] [-r REPS] [--threads] TRACE ...\n"
             "  bench    run the benchmark suite             mallet bench [--quick]\n"
             "  heapmap  draw a teach heap after a trace     mallet heapmap -a NAME [-s STEP] -o FILE.svg TRACE\n"
             "\n"

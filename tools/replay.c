@@ -18,11 +18,16 @@
 // and not purged, touched or not) is kept beside it, for the CSV.
 // The child sends a replay_result_t back through a pipe.
 //
+// With --threads each thread of the recording replays on a thread of its
+// own (engine_threads.c); a teach design, which has no locks of its own,
+// is called under one lock then, as its preload build is.
+//
 // Score, per trace, as the CS:APP malloc lab: 0.6 * util + 0.4 *
 // min(1, throughput / REFERENCE_OPS), REFERENCE_OPS below.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +60,8 @@ typedef struct totals {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mallet replay [-a NAME,...] [-r REPS] [--timeout S] [--md] [--csv FILE] TRACE...\n"
+            "usage: mallet replay [-a NAME,...] [-r REPS] [--threads] [--timeout S] [--md] [--csv FILE]\n"
+            "                     TRACE...\n"
             "\n"
             "Replay CS:APP malloc-lab traces (plain, .gz or .zst) on each allocator,\n"
             "checking every block (alignment, no overlap, payload intact through\n"
@@ -68,9 +74,14 @@ static void usage(FILE *f)
             "\n"
             "  -r REPS      timed repetitions; throughput is their median (default %d;\n"
             "               fewer once the passes have taken %.0f s)\n"
+            "  --threads    replay each thread of the recording (ops ending in @T) on a\n"
+            "               thread of its own; an op waits for the op before it on the\n"
+            "               same block, whichever thread made that one (teach designs\n"
+            "               run under one lock)\n"
             "  --timeout S  give up on a trace and allocator after S seconds\n"
             "  --md         print Markdown tables\n"
-            "  --csv FILE   also write one CSV row per trace and allocator to FILE\n"
+            "  --csv FILE   also write one CSV row per trace and allocator to FILE (its\n"
+            "               last column: the threads the trace was replayed on)\n"
             "\n"
             "util  = peak live payload / peak footprint. Footprint: teach designs\n"
             "        'exact' (break + mmap); mallet, glibc and the peers 'RSS' (peak RSS\n"
@@ -83,10 +94,42 @@ static void usage(FILE *f)
 // --- the in-process backends ------------------------------------------------------
 
 static const teach_allocator_t *cur_teach;
+static pthread_mutex_t teach_lock = PTHREAD_MUTEX_INITIALIZER;  // --threads: one design call at a time
 
 static size_t teach_footprint(void)
 {
     return cur_teach->footprint();
+}
+
+static void *teach_malloc_locked(size_t n)
+{
+    pthread_mutex_lock(&teach_lock);
+    void *p = cur_teach->malloc(n);
+    pthread_mutex_unlock(&teach_lock);
+    return p;
+}
+
+static void teach_free_locked(void *p)
+{
+    pthread_mutex_lock(&teach_lock);
+    cur_teach->free(p);
+    pthread_mutex_unlock(&teach_lock);
+}
+
+static void *teach_realloc_locked(void *p, size_t n)
+{
+    pthread_mutex_lock(&teach_lock);
+    void *q = cur_teach->realloc(p, n);
+    pthread_mutex_unlock(&teach_lock);
+    return q;
+}
+
+static size_t teach_footprint_locked(void)
+{
+    pthread_mutex_lock(&teach_lock);
+    size_t f = cur_teach->footprint();
+    pthread_mutex_unlock(&teach_lock);
+    return f;
 }
 
 static size_t mallet_footprint(void)
@@ -96,10 +139,13 @@ static size_t mallet_footprint(void)
     return s.resident;
 }
 
-static backend_t backend_for(const alloc_desc_t *a)
+static backend_t backend_for(const alloc_desc_t *a, bool threads)
 {
     if (a->kind == ALLOC_TEACH) {
         cur_teach = a->teach;
+        if (threads)
+            return (backend_t){ a->name, teach_malloc_locked, teach_free_locked, teach_realloc_locked,
+                                teach_footprint_locked, 1, a->teach->reset };
         return (backend_t){ a->name, a->teach->malloc, a->teach->free, a->teach->realloc,
                             teach_footprint, 1, a->teach->reset };
     }
@@ -153,28 +199,49 @@ static void send_result(int fd, const replay_result_t *r)
     }
 }
 
-// mallet __replay-child FD REPS NAME TRACE: the preloaded allocator is this
-// process's malloc.
+// The passes one child makes: prepare, the checked pass, the timed passes;
+// on the recorded threads or on this one.
+static bool prepare(const trace_t *t, bool threads)
+{
+    return threads ? engine_prepare_threads(t) : engine_prepare(t);
+}
+
+static bool check(const trace_t *t, const backend_t *b, replay_result_t *r, bool threads)
+{
+    return threads ? engine_check_threads(t, b, r) : engine_check(t, b, r, NULL, NULL);
+}
+
+static void time_passes(const trace_t *t, const backend_t *b, int reps, replay_result_t *r, bool threads)
+{
+    if (threads)
+        engine_time_threads(t, b, reps, r);
+    else
+        engine_time(t, b, reps, r);
+}
+
+// mallet __replay-child FD REPS NAME TRACE [threads]: the preloaded
+// allocator is this process's malloc.
 int tool_replay_child(int argc, char **argv)
 {
-    if (argc != 5)
+    if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "threads")))
         return 2;
     int fd = atoi(argv[1]), reps = atoi(argv[2]);
+    bool threads = argc == 6;
     alloc_desc_t a = { .name = argv[3], .kind = ALLOC_GLIBC };
     trace_t t;
     replay_result_t r;
     trace_warnings = false;
-    if (!trace_load(argv[4], &t) || !engine_prepare(&t))
+    if (!trace_load(argv[4], &t) || !prepare(&t, threads))
         return 1;
-    backend_t b = backend_for(&a);
+    backend_t b = backend_for(&a, threads);
     uint64_t base_kb = status_kb("VmRSS:");
     reset_peak_rss();
-    if (!engine_check(&t, &b, &r, NULL, NULL))
+    if (!check(&t, &b, &r, threads))
         return 1;
     uint64_t peak_kb = status_kb("VmHWM:");
     r.peak_footprint = peak_kb > base_kb ? (peak_kb - base_kb) * 1024 : 0;
     strcpy(r.measure, "RSS");
-    engine_time(&t, &b, reps, &r);
+    time_passes(&t, &b, reps, &r, threads);
     send_result(fd, &r);
     return 0;
 }
@@ -184,15 +251,15 @@ int tool_replay_child(int argc, char **argv)
 // In a forked child. libmallet is measured by RSS, like glibc and the
 // peers, so the three compare; its own `resident` statistic (pages mapped
 // and not purged, touched or not) is sampled too and goes to the CSV.
-static int run_in_process(const trace_t *t, const alloc_desc_t *a, int reps, int fd)
+static int run_in_process(const trace_t *t, const alloc_desc_t *a, int reps, bool threads, int fd)
 {
-    backend_t b = backend_for(a);
+    backend_t b = backend_for(a, threads);
     replay_result_t r;
-    if (!engine_prepare(t))
+    if (!prepare(t, threads))
         return 1;
     uint64_t base_kb = status_kb("VmRSS:");
     reset_peak_rss();
-    if (!engine_check(t, &b, &r, NULL, NULL))
+    if (!check(t, &b, &r, threads))
         return 1;
     if (a->kind == ALLOC_TEACH) {
         strcpy(r.measure, "exact");
@@ -202,13 +269,13 @@ static int run_in_process(const trace_t *t, const alloc_desc_t *a, int reps, int
         r.peak_footprint = peak_kb > base_kb ? (peak_kb - base_kb) * 1024 : 0;
         strcpy(r.measure, "RSS");
     }
-    engine_time(t, &b, reps, &r);
+    time_passes(t, &b, reps, &r, threads);
     send_result(fd, &r);
     return 0;
 }
 
 // Replay t on a in a child; false when it failed (message printed).
-static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, unsigned timeout,
+static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, bool threads, unsigned timeout,
                        replay_result_t *r)
 {
     char preload[4096], fdbuf[16], repbuf[16];
@@ -232,7 +299,7 @@ static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, unsign
         close(p[0]);
         alarm(timeout);                   // kept across exec; 0 means none
         if (in_process)
-            _exit(run_in_process(t, a, reps, p[1]));
+            _exit(run_in_process(t, a, reps, threads, p[1]));
         fcntl(p[1], F_SETFD, 0);          // the re-executed child writes to it
         snprintf(fdbuf, sizeof fdbuf, "%d", p[1]);
         snprintf(repbuf, sizeof repbuf, "%d", reps);
@@ -240,7 +307,8 @@ static bool replay_one(const trace_t *t, const alloc_desc_t *a, int reps, unsign
             setenv("LD_PRELOAD", preload, 1);
         else
             unsetenv("LD_PRELOAD");
-        execl("/proc/self/exe", "mallet", "__replay-child", fdbuf, repbuf, a->name, t->path, (char *)NULL);
+        execl("/proc/self/exe", "mallet", "__replay-child", fdbuf, repbuf, a->name, t->path,
+              threads ? "threads" : (char *)NULL, (char *)NULL);
         fprintf(stderr, "mallet replay: cannot re-execute /proc/self/exe: %s\n", strerror(errno));
         _exit(1);
     }
@@ -352,6 +420,7 @@ int tool_replay(int argc, char **argv)
     alloc_desc_t allocs[MAX_ALLOCS];
     int n_allocs = -2, reps = DEFAULT_REPS, first = argc;
     unsigned timeout = 0;
+    bool threads = false;
     format_t fmt = FORMAT_TEXT;
     const char *csv_path = NULL;
     char *names = NULL;
@@ -386,6 +455,8 @@ int tool_replay(int argc, char **argv)
                 return 2;
             }
             timeout = (unsigned)v;
+        } else if (!strcmp(s, "--threads")) {
+            threads = true;
         } else if (!strcmp(s, "--md")) {
             fmt = FORMAT_MD;
         } else if (!strcmp(s, "--csv") && i + 1 < argc) {
@@ -419,7 +490,7 @@ int tool_replay(int argc, char **argv)
             free(names);
             return 2;
         }
-        fprintf(csv, "trace,allocator,ops,peak_live,peak_footprint,measure,ops_per_sec,util,score,mallet_resident\n");
+        fprintf(csv, "trace,allocator,ops,peak_live,peak_footprint,measure,ops_per_sec,util,score,mallet_resident,threads\n");
     }
     for (int ti = first; ti < argc; ti++)
         if ((int)strlen(base_name(argv[ti])) > trace_width)
@@ -436,7 +507,7 @@ int tool_replay(int argc, char **argv)
         for (int ai = 0; ai < n_allocs; ai++) {
             replay_result_t r;
             const char *tn = base_name(t.path);
-            if (!replay_one(&t, &allocs[ai], reps, timeout, &r)) {
+            if (!replay_one(&t, &allocs[ai], reps, threads, timeout, &r)) {
                 print_row(fmt, tn, allocs[ai].name, NULL,
                           strcmp(r.measure, "timeout") ? "FAILED (see above)" : "timed out");
                 totals[ai].failed++;
@@ -451,10 +522,11 @@ int tool_replay(int argc, char **argv)
             totals[ai].seconds += r.ops_per_sec > 0 ? (double)r.ops / r.ops_per_sec : 0;
             totals[ai].traces++;
             if (csv)
-                fprintf(csv, "%s,%s,%llu,%llu,%llu,%s,%.0f,%.4f,%.4f,%llu\n", tn, allocs[ai].name,
+                fprintf(csv, "%s,%s,%llu,%llu,%llu,%s,%.0f,%.4f,%.4f,%llu,%u\n", tn, allocs[ai].name,
                         (unsigned long long)r.ops, (unsigned long long)r.peak_live,
                         (unsigned long long)r.peak_footprint, r.measure, r.ops_per_sec, util,
-                        score(util, r.ops_per_sec), (unsigned long long)r.peak_resident);
+                        score(util, r.ops_per_sec), (unsigned long long)r.peak_resident,
+                        threads ? t.n_threads : 1);
         }
         trace_free(&t);
     }

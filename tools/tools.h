@@ -79,11 +79,17 @@ double tool_now(void);
 
 typedef enum { OP_ALLOC, OP_FREE, OP_REALLOC } op_kind_t;
 
+// The id of `f -1`, a free of NULL: no block, nothing to check.
+#define TRACE_NULL_ID UINT32_MAX
+// Thread numbers (`@T`) run from 0 to TRACE_THREADS_MAX - 1.
+#define TRACE_THREADS_MAX 256
+
 typedef struct trace_op {
     uint64_t size;               // requested bytes (OP_ALLOC, OP_REALLOC)
-    uint32_t id;                 // block id, < trace.n_ids
+    uint32_t id;                 // block id, < trace.n_ids, or TRACE_NULL_ID
     uint32_t kind : 2;           // op_kind_t
     uint32_t line : 30;          // line in the file, for messages (saturates)
+    uint32_t thread;             // the recording's thread number (0 without the field)
 } trace_op_t;
 
 typedef struct trace {
@@ -92,6 +98,7 @@ typedef struct trace {
     uint64_t n_ids;              // header line 2
     uint64_t n_ops;              // operations read (= header line 3)
     uint64_t weight;             // header line 4 (1 when the header has 3 lines)
+    uint32_t n_threads;          // 1 + the largest thread number in the ops
     trace_op_t *ops;             // n_ops entries, in mmap'd memory
     size_t ops_cap;              // bytes mapped for ops
 } trace_t;

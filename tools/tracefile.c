@@ -11,11 +11,19 @@
 //   a ID SIZE   allocate SIZE bytes as block ID
 //   f ID        free block ID
 //   r ID SIZE   resize block ID to SIZE bytes
+// and the variants the public trace sets hold, each a thing the traced
+// program did:
+//   f -1        free(NULL)
+//   r ID SIZE   for an ID that is not live: realloc(NULL, SIZE), a malloc
+//   a ID        no size: malloc(0)
+// Lines may end in CR LF. Any op may end with `@T`, the number of the thread
+// that made it (mallet trace writes it for every thread but the first);
+// without it an op belongs to thread 0, so classic traces read unchanged.
 // Blank lines are skipped, and so (with a warning) is anything after the
 // OPS operations, as the lab's driver does. The loader checks that the file
-// keeps its promises -- ids in range, no block allocated twice, no free or
-// realloc of a block that is not live, at least OPS operations -- so a
-// replay never meets a malformed op. Compressed traces (.gz, .zst) are read through
+// keeps its promises -- ids in range, no block allocated twice, no free of
+// a block that is not live, at least OPS operations -- so a replay never
+// meets a malformed op. Compressed traces (.gz, .zst) are read through
 // gzip -dc / zstd -dc on a pipe.
 //
 // The loader does not use malloc: ops live in an mmap'd array grown with
@@ -256,8 +264,24 @@ static bool read_header(const char *path, trace_t *t, char **first_op)
     t->n_ids = v[k];
     t->n_ops = v[k + 1];
     t->weight = n == 4 ? v[3] : 1;
-    if (t->n_ids > UINT32_MAX)
-        return fail(path, "expected at most 4294967295 ids", NULL);
+    if (t->n_ids >= TRACE_NULL_ID)
+        return fail(path, "expected at most 4294967294 ids", NULL);
+    return true;
+}
+
+// The optional `@T` at the end of an op: its thread number into *thread.
+static bool parse_thread(const char **s, uint32_t *thread)
+{
+    const char *p = skip_space(*s);
+    uint64_t v;
+    *thread = 0;
+    if (*p != '@')
+        return true;
+    p++;
+    if (!parse_u64(&p, &v) || v >= TRACE_THREADS_MAX)
+        return false;
+    *thread = (uint32_t)v;
+    *s = p;
     return true;
 }
 
@@ -281,42 +305,62 @@ static bool parse_ops(const char *path, trace_t *t, char *l, uint8_t *live)
         const char *s = skip_space(l);
         char c = *s++;
         uint64_t id, size = 0;
-        if ((c != 'a' && c != 'f' && c != 'r') || (*s != ' ' && *s != '\t') || !parse_u64(&s, &id))
+        uint32_t thread;
+        bool null_free = false;
+        if ((c != 'a' && c != 'f' && c != 'r') || (*s != ' ' && *s != '\t'))
             return fail(path, want, l);
-        if (c != 'f' && !parse_u64(&s, &size))
+        if (c == 'f' && skip_space(s)[0] == '-') {
+            // free(NULL): the lab's driver reads `f -1` as a free of no block.
+            s = skip_space(s) + 1;
+            if (!parse_u64(&s, &id) || id != 1)
+                return fail(path, want, l);
+            null_free = true;
+        } else if (!parse_u64(&s, &id)) {
             return fail(path, want, l);
+        }
+        // `a ID` with nothing after it is malloc(0); `r` keeps its size.
+        if (c == 'r' && !parse_u64(&s, &size))
+            return fail(path, want, l);
+        if (c == 'a' && !parse_u64(&s, &size) && *skip_space(s) != '@' && !at_end(s))
+            return fail(path, want, l);
+        if (!parse_thread(&s, &thread))
+            return fail(path, "expected a thread number from 0 to 255 after '@'", l);
         if (!at_end(s))
             return fail(path, want, l);
         if (size > MAX_SIZE)
             return fail(path, "expected a size below 2^47", l);
-        if (id >= t->n_ids) {
+        if (!null_free && id >= t->n_ids) {
             snprintf(msg, sizeof msg, "id %llu out of range (the header declares %llu ids)",
                      (unsigned long long)id, (unsigned long long)t->n_ids);
             return fail(path, msg, NULL);
         }
-        bool is_live = live[id / 8] >> (id % 8) & 1;
+        bool is_live = !null_free && (live[id / 8] >> (id % 8) & 1);
         if (c == 'a' && is_live) {
             snprintf(msg, sizeof msg, "id %llu is allocated twice (no free between)", (unsigned long long)id);
             return fail(path, msg, NULL);
         }
-        if (c != 'a' && !is_live) {
-            snprintf(msg, sizeof msg, "%s of id %llu, which is not allocated",
-                     c == 'f' ? "free" : "realloc", (unsigned long long)id);
+        if (c == 'f' && !null_free && !is_live) {
+            snprintf(msg, sizeof msg, "free of id %llu, which is not allocated", (unsigned long long)id);
             return fail(path, msg, NULL);
         }
-        if (c == 'a')
+        // A realloc of an id that is not live is realloc(NULL, SIZE): the
+        // block is live afterwards, as after `a`.
+        if (c == 'a' || c == 'r')
             live[id / 8] |= (uint8_t)(1u << (id % 8));
-        else if (c == 'f')
+        else if (!null_free)
             live[id / 8] &= (uint8_t)~(1u << (id % 8));
         if ((n + 1) * sizeof(trace_op_t) > t->ops_cap && !grow_ops(t)) {
             fprintf(stderr, "%s: out of memory for %llu operations\n", path, (unsigned long long)n);
             return false;
         }
+        if (thread >= t->n_threads)
+            t->n_threads = thread + 1;
         t->ops[n++] = (trace_op_t){
             .size = size,
-            .id = (uint32_t)id,
+            .id = null_free ? TRACE_NULL_ID : (uint32_t)id,
             .kind = c == 'a' ? OP_ALLOC : c == 'f' ? OP_FREE : OP_REALLOC,
             .line = rd.line < (1u << 30) ? (uint32_t)rd.line : (1u << 30) - 1,
+            .thread = thread,
         };
     }
     if (n != declared) {
@@ -331,6 +375,7 @@ bool trace_load(const char *path, trace_t *t)
 {
     memset(t, 0, sizeof *t);
     t->path = path;
+    t->n_threads = 1;
     if (!reader_open(path))
         return false;
     char *first = NULL;

@@ -6,7 +6,12 @@
 # everything with zstd. Each program's work is capped so the whole folder
 # stays around a few MB. Run from anywhere after `make`:
 #
-#   bench/traces/record.sh
+#   bench/traces/record.sh [NAME...]
+#
+# With names, only those traces are made again (e.g. `record.sh
+# python3-threads cxx-threads`); the synthetic ones come as one, `synth`.
+# A multithreaded program's trace numbers its threads (`@T`), so `mallet
+# replay --threads` replays it on as many threads.
 #
 # A program that forks or execs leaves one trace per process (FILE,
 # FILE.PID); where a command is a driver (gcc, env), the trace kept is that
@@ -18,6 +23,12 @@ MALLET=${MALLET:-$HERE/../../build/mallet}
 PY=/usr/bin/python3
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mallet-traces.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+ONLY=" $* "
+
+# want NAME: whether NAME is to be made (all of them when no name was given).
+want() {
+    [ "$ONLY" = "  " ] || [[ $ONLY == *" $1 "* ]]
+}
 
 # keep NAME: the largest trace written under $WORK/NAME.trace*, compressed here.
 keep() {
@@ -29,6 +40,7 @@ keep() {
 
 trace() {   # trace NAME CMD...
     local name=$1; shift
+    want "$name" || return 0
     "$MALLET" trace -o "$WORK/$name.trace" -- "$@" >/dev/null 2>"$WORK/$name.log" || {
         cat "$WORK/$name.log" >&2; return 1; }
     keep "$name"
@@ -66,15 +78,17 @@ trace gcc-cc1 gcc -O2 -I"$HERE/../../include" -I"$HERE/../../src" -I"$HERE/../..
     -c "$HERE/../../tools/tracefile.c" -o "$WORK/tracefile.o"
 
 # git: history and status of a small generated repository.
-REPO=$WORK/repo
-git init -q "$REPO"
-for i in $(seq 1 30); do
-    for f in 1 2 3 4 5 6; do seq "$i" $((i * f + 40)) >"$REPO/file$f.txt"; done
-    git -C "$REPO" add -A
-    git -C "$REPO" -c user.name=bench -c user.email=bench@localhost commit -q -m "change $i"
-done
-echo change >>"$REPO/file3.txt"
-trace git-log git --no-pager -C "$REPO" log -p --stat
+if want git-log; then
+    REPO=$WORK/repo
+    git init -q "$REPO"
+    for i in $(seq 1 30); do
+        for f in 1 2 3 4 5 6; do seq "$i" $((i * f + 40)) >"$REPO/file$f.txt"; done
+        git -C "$REPO" add -A
+        git -C "$REPO" -c user.name=bench -c user.email=bench@localhost commit -q -m "change $i"
+    done
+    echo change >>"$REPO/file3.txt"
+    trace git-log git --no-pager -C "$REPO" log -p --stat
+fi
 
 # Multithreaded: two Python threads building and parsing JSON (each thread
 # calls malloc itself, Python's allocator off).
@@ -88,6 +102,41 @@ ts = [threading.Thread(target=work, args=(k,)) for k in range(2)]
 [t.start() for t in ts]
 [t.join() for t in ts]'
 
+# Multithreaded C++: six threads filling std::maps of std::vectors, then
+# moving them into one shared map under a mutex; the main thread frees
+# what the workers made.
+if want cxx-threads; then
+    cat >"$WORK/threads.cc" <<'EOF'
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+int main() {
+    std::map<std::string, std::vector<int>> shared;
+    std::mutex m;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 6; t++)
+        ts.emplace_back([&, t] {
+            std::map<std::string, std::vector<int>> local;
+            for (int i = 0; i < 6000; i++) {
+                auto key = "k" + std::to_string((i * 31 + t) % 400);
+                local[key].push_back(i);
+                if (local[key].size() > 30) local.erase(key);
+            }
+            std::lock_guard<std::mutex> g(m);
+            for (auto &kv : local) shared[kv.first + ":" + std::to_string(t)] = std::move(kv.second);
+        });
+    for (auto &t : ts) t.join();
+    return shared.size() == 0;
+}
+EOF
+    g++ -O2 -pthread -o "$WORK/threads" "$WORK/threads.cc"
+    trace cxx-threads "$WORK/threads"
+fi
+
 # Synthetic patterns.
-"$PY" "$HERE/synth.py" "$WORK"
-for name in frag-worst realloc-growth producer-consumer; do keep "$name"; done
+if want synth; then
+    "$PY" "$HERE/synth.py" "$WORK"
+    for name in frag-worst realloc-growth producer-consumer; do keep "$name"; done
+fi

@@ -16,9 +16,10 @@
 #                          allocated between the steps so that growing in
 #                          place is not always possible.
 #   producer-consumer.trace  messages of mixed sizes made at one end of a
-#                          queue and freed at the other after a lag, the
-#                          order in which a consumer thread frees what a
-#                          producer thread made (replayed on one thread).
+#                          queue and freed at the other after a lag: a
+#                          producer thread (0) makes them and a consumer
+#                          thread (1) frees them, so `mallet replay
+#                          --threads` replays the two on two threads.
 import random
 import sys
 
@@ -41,8 +42,9 @@ class Trace:
         self._account(n)
         return i
 
-    def free(self, i):
-        self.ops.append("f %d" % i)
+    def free(self, i, thread=0):
+        # Thread 0's ops carry no number; any other's end in @THREAD.
+        self.ops.append("f %d" % i + (" @%d" % thread if thread else ""))
         self.live -= self.size.pop(i)
 
     def realloc(self, i, n):
@@ -109,7 +111,7 @@ def producer_consumer(rng):
             queue.append(t.alloc(n))
         lag = 300 + (step // 5000) % 4 * 200
         while len(queue) > lag:
-            t.free(queue.pop(0))
+            t.free(queue.pop(0), thread=1)
     return t
 
 

@@ -2,12 +2,13 @@
 //
 // os.c -- the Linux implementation of the OS seam in os.h, and the fake OS
 // that tests substitute for it. Calls mmap, munmap, mprotect, madvise and
-// mremap; nothing else in mallet does.
+// mremap (and, to place a range, numa.c's mbind); nothing else in mallet does.
 //
 // Fault injection is a request counter checked on every call that can fail:
 // it costs one atomic add per system call, which is noise beside the call.
 #define _GNU_SOURCE
 #include "os/os.h"
+#include "os/numa.h"
 
 #include <errno.h>
 #include <string.h>
@@ -225,4 +226,14 @@ bool mallet__os_advise_huge(void *p, size_t size, bool huge)
     if (os.buf)
         return true;
     return madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
+}
+
+void mallet__os_place(void *p, size_t size, bool huge, int node)
+{
+    int saved = errno;
+    if (huge)
+        mallet__os_advise_huge(p, size, true);
+    if (node >= 0)
+        mallet__numa_bind_preferred(p, size, (unsigned)node);
+    errno = saved;
 }

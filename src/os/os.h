@@ -59,6 +59,13 @@ void *mallet__os_remap(void *p, size_t old_size, size_t new_size);
 // Advice that may be ignored: ask for (or against) transparent huge pages.
 bool mallet__os_advise_huge(void *p, size_t size, bool huge);
 
+// Place a range that is about to be handed out, before its first write:
+// advise huge pages when `huge`, and prefer NUMA node `node` (mbind
+// MPOL_PREFERRED) when node >= 0. Both are advice: a refusal (no THP, a
+// kernel without NUMA, a seccomp filter) costs the placement only, and
+// errno is left as it was.
+void mallet__os_place(void *p, size_t size, bool huge, int node);
+
 // Total requests seen so far (reserve, commit, map, remap, brk growth).
 uint64_t mallet__os_requests(void);
 // Count one request; true (and errno ENOMEM) when it must fail.

@@ -9,9 +9,16 @@
 //   IDS              number of ids used (each allocation gets a new id)
 //   OPS              number of operations below
 //   1                weight
-//   a ID SIZE        malloc, calloc, aligned allocations, realloc(NULL, n)
+//   a ID SIZE        malloc, calloc, aligned allocations
 //   f ID             free, realloc(p, 0) that freed
-//   r ID SIZE        realloc that kept or moved a block
+//   f -1             free(NULL)
+//   r ID SIZE        realloc that kept or moved a block; with a new ID,
+//                    realloc(NULL, n)
+//
+// An op made by any thread but the first to record one ends with ` @T`,
+// T numbering the threads in the order of their first op (the thread that
+// forks is the child's thread 0). Ops without it belong to thread 0, so the
+// trace of a single-threaded program is in the classic format.
 //
 // Files: MALLET_TRACE_FILE names the trace of the first program (the one
 // whose pid is MALLET_TRACE_PID). Any other process -- a fork, or a program
@@ -155,6 +162,11 @@ static uint64_t *sizes;
 
 // Set while this thread is inside the recorder: calls it makes are not recorded.
 static __thread int busy __attribute__((tls_model("initial-exec")));
+// This thread's number in the trace plus one; 0 until its first op.
+static __thread uint32_t thread_no __attribute__((tls_model("initial-exec")));
+static uint32_t threads_seen;            // thread numbers handed out (under rec.lock)
+
+#define NULL_ID UINT64_MAX               // the id of free(NULL), written as -1
 
 // --- output -----------------------------------------------------------------
 
@@ -273,13 +285,22 @@ static void emit(char kind, uint64_t id, uint64_t size, bool with_size)
         if (rec.fd < 0)
             return;
     }
+    if (!thread_no)
+        thread_no = ++threads_seen;
     char *s = rec.out + rec.out_len;
     *s++ = kind;
     *s++ = ' ';
-    s = put_u64(s, id);
+    if (id == NULL_ID)
+        s = stpcpy(s, "-1");
+    else
+        s = put_u64(s, id);
     if (with_size) {
         *s++ = ' ';
         s = put_u64(s, size);
+    }
+    if (thread_no > 1) {
+        s = stpcpy(s, " @");
+        s = put_u64(s, thread_no - 1);
     }
     *s++ = '\n';
     rec.out_len = (size_t)(s - rec.out);
@@ -398,23 +419,33 @@ static void leave(void)
     busy = 0;
 }
 
-static void record_alloc(void *p, size_t size)
+// A new block under a new id: `a`, or `r` for realloc(NULL, n), which
+// replays as the realloc it was.
+static void record_new(void *p, size_t size, char kind)
 {
     if (!p || !enter())
         return;
     uint64_t id = rec.next_id++;
     table_put(p, id, size);
-    emit('a', id, size, true);
+    emit(kind, id, size, true);
     leave();
 }
 
+static void record_alloc(void *p, size_t size)
+{
+    record_new(p, size, 'a');
+}
+
 // Called before the real free: afterwards the pointer may be reused.
+// free(NULL) is an op too (`f -1`): the replay makes the same call.
 static void record_free(void *p)
 {
     uint64_t id, size;
-    if (!p || !enter())
+    if (!enter())
         return;
-    if (table_take(p, &id, &size))
+    if (!p)
+        emit('f', NULL_ID, 0, false);
+    else if (table_take(p, &id, &size))
         emit('f', id, 0, false);
     leave();
 }
@@ -433,7 +464,11 @@ EXPORT void *malloc(size_t n)
 
 EXPORT void free(void *p)
 {
-    if (!p || is_boot(p))
+    if (!p) {
+        record_free(NULL);
+        return;
+    }
+    if (is_boot(p))
         return;
     resolve();
     if (!real.free)
@@ -519,7 +554,7 @@ EXPORT void *realloc(void *p, size_t n)
         return boot_alloc(n);
     if (!p) {
         void *q = real.realloc(NULL, n);
-        record_alloc(q, n);
+        record_new(q, n, 'r');
         return q;
     }
     return realloc_recorded(p, n, call_realloc, n, 0);
@@ -537,7 +572,7 @@ EXPORT void *reallocarray(void *p, size_t count, size_t size)
     resolve();
     if (!p) {
         void *q = real.reallocarray(NULL, count, size);
-        record_alloc(q, n);
+        record_new(q, n, 'r');
         return q;
     }
     return realloc_recorded(p, n, call_reallocarray, count, size);
@@ -624,6 +659,8 @@ static void fork_child(void)
     if (rec.fd >= 0)
         close(rec.fd);
     rec.fd = -1;
+    threads_seen = 1;                     // the forking thread is the child's thread 0
+    thread_no = 1;
     busy = 0;
 }
 
