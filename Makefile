@@ -4,6 +4,8 @@
 #   make TRACK=valgrind        describe blocks to memcheck
 #   make SECURE=1              the secure build (guard pages, canaries, ...);
 #                              `make secure` makes build/libmallet-secure.so
+#   make SECURE=whole          the same, free blocks filled whole (measured
+#                              against in bench/sections/50-secure.sh)
 # A variant builds into its own folder under build/, so they coexist.
 
 CC      ?= cc
@@ -13,7 +15,7 @@ TRACK   ?=
 SECURE  ?=
 PREFIX  ?= /usr/local
 
-BUILD := build$(if $(SECURE),/secure)$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
+BUILD := build$(if $(SECURE),/secure$(if $(filter whole,$(SECURE)),-whole))$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden -pthread \
@@ -28,6 +30,9 @@ CFLAGS  += -DMALLET_TRACK_VALGRIND=1
 endif
 ifneq ($(SECURE),)
 CFLAGS  += -DMALLET_SECURE=1
+endif
+ifeq ($(SECURE),whole)
+CFLAGS  += -DMALLET_FILL_WHOLE=1
 endif
 
 # --- sources, by layer -------------------------------------------------------

@@ -86,6 +86,11 @@
 // checking them costs no cache miss; the whole of a larger block would
 // (bench/results.md, "The secure build's cost", has the measurements).
 #define MALLET_FILL_EDGE 64
+// `make SECURE=whole` fills and checks every byte of a free block instead:
+// the build bench/sections/50-secure.sh measures that choice against.
+#ifndef MALLET_FILL_WHOLE
+#define MALLET_FILL_WHOLE 0
+#endif
 
 // The size a small block must have to serve a request of n bytes.
 #define MALLET_SECURE_PAD(n) ((n) <= SIZE_MAX - MALLET_SECURE_TAIL ? (n) + MALLET_SECURE_TAIL : (n))
@@ -245,7 +250,8 @@ void *mallet__secure_lay_gap(const mallet_page_t *page, uintptr_t b, size_t req)
 static inline void *mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
 {
     uint32_t bs = page->block_size;
-    if (__builtin_expect(req < 8 || (bs > 2 * MALLET_FILL_EDGE && req + MALLET_FILL_EDGE < bs), 0))
+    if (__builtin_expect(req < 8 || (!MALLET_FILL_WHOLE && bs > 2 * MALLET_FILL_EDGE &&
+                                     req + MALLET_FILL_EDGE < bs), 0))
         return mallet__secure_lay_gap(page, b, req);
     mallet__secure_tag(page, b, req);
     return (void *)b;
@@ -285,7 +291,7 @@ static inline bool mallet__secure_fill_intact(const mallet_page_t *page, uintptr
 {
     uint32_t bs = page->block_size;
     mallet_vec_t d = { mallet__secure_load64(b + 8) ^ MALLET_FILL_WORD, 0 };
-    if (bs > MALLET_FILL_EDGE) {
+    if (!MALLET_FILL_WHOLE && bs > MALLET_FILL_EDGE) {
         d |= mallet__secure_diff_slots(b + 16, 3) | mallet__secure_diff_slots(b + bs - 64, 4);
     } else {
         for (uintptr_t at = b + 16; at < b + bs; at += 16)
@@ -299,7 +305,7 @@ static inline void mallet__secure_fill(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
     mallet__secure_store64(b + 8, MALLET_FILL_WORD);
-    if (bs > MALLET_FILL_EDGE) {
+    if (!MALLET_FILL_WHOLE && bs > MALLET_FILL_EDGE) {
         mallet__secure_fill_slots(b + 16, 3);
         mallet__secure_fill_slots(b + bs - 64, 4);
     } else {
