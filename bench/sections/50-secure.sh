@@ -9,8 +9,10 @@
 # in turn (A B C A B C ...), 9 repetitions, medians of wall time, CPU time
 # (user + system) and peak RSS; per-workload ratios secure / default and
 # secure / Scudo and their geometric means. Without Scudo the section says
-# so and compares the two builds only. The
-# short workloads (churn, producer/consumer, larson, the fast-path loops) run
+# so and compares the two builds only. Then two side measurements: the
+# secure build against `make SECURE=whole` (free blocks filled whole) on
+# four workloads and python3, and python3 and sqlite3 with the check at
+# exit off and on. The short workloads (churn, producer/consumer, larson, the fast-path loops) run
 # 4 times their section 20/21 iterations, and wall time is read from the
 # shell's microsecond clock, so that runs of a few hundred milliseconds
 # resolve a few percent (/usr/bin/time's is 10 ms); the others, seconds long
@@ -52,8 +54,10 @@ echo
 echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sections/50-secure.sh\`."
 echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
-echo "(\`make secure\`: a canary after every small request, bytes 8..31 of freed blocks filled and"
-echo "checked on reuse, the newest 8 frees of a page sent to the back of its free list, blocks dealt from 8 random runs, guard"
+echo "(\`make secure\`: a tag at the end of every small block and the gap up to it checked at free, the"
+echo "first and last 64 bytes of freed blocks filled and checked on reuse, the newest 8 frees of a page"
+echo "sent to the back of its free list, blocks dealt from 8 random runs, large blocks ending at a guard"
+echo "page and inaccessible once freed, malloc(0) in an inaccessible region, the heap checked at exit, guard"
 if [ -n "$scudo" ]; then
     echo "pages), and LLVM's standalone Scudo, a hardened allocator, as a yardstick (\`$scudo\`,"
     echo "Debian's libclang-rt-14-dev, default options), interleaved, $reps repetitions, medians. Each command"
@@ -122,6 +126,80 @@ print("is faster (or smaller): 1.10x means 10% slower (or larger). The goal is a
 print("secure / default of at most 1.15x on wall time and no workload above 1.3x. The machine is")
 print("shared, so single workloads move by several percent from run to run; CPU time is the steadier")
 print("column.")
+PYEOF
+rm -f "$raw"
+
+# The fill's extent: the secure build (free blocks filled in their first and
+# last 64 bytes) against `make SECURE=whole` (filled and checked whole), on
+# the workloads where block sizes vary most; and what the check at exit
+# costs, python3 and sqlite3 with MALLET_CHECK_AT_EXIT 1 and 0.
+whole=$BUILD/secure-whole/libmallet.so
+make -s SECURE=whole lib >/dev/null 2>&1 || true
+side_table() {   # side_table RAW: median wall per workload and allocator, ratio last / first
+    "$PY" - "$1" <<'PYEOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+runs, works, allocs = {}, [], []
+for w, a, rep, _, kib, status, user, sys_, wall in rows:
+    works.count(w) or works.append(w)
+    allocs.count(a) or allocs.append(a)
+    runs.setdefault((w, a), []).append(float(wall) if int(status) == 0 else None)
+print("| workload | " + " | ".join(a + " wall s" for a in allocs) + " | %s / %s |" % (allocs[-1], allocs[0]))
+print("|---|" + "---|" * (len(allocs) + 1))
+for w in works:
+    m = [None if None in runs[(w, a)] else statistics.median(runs[(w, a)]) for a in allocs]
+    cells = ["failed" if x is None else "%.3f" % x for x in m]
+    ratio = "-" if None in m else "%.2fx" % (m[-1] / m[0])
+    print("| %s | %s | %s |" % (w, " | ".join(cells), ratio))
+PYEOF
+}
+if [ -f "$whole" ]; then
+    lib_synthetic_workloads "$scale"
+    keep=()
+    for w in "${WORKLOADS[@]}"; do
+        case ${w%%|*} in churn-1t|larson-4t|bigheap-1t|server-2t) keep+=("$w") ;; esac
+    done
+    WORKLOADS=("${keep[@]}" "python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
+    ALLOCATORS=("edges $BUILD/libmallet-secure.so" "whole $whole")
+    raw=$(mktemp)
+    lib_run_matrix "$raw" "$reps"
+    echo
+    echo "The fill's extent. \`edges\` is the secure build as shipped (a free block's first and last 64"
+    echo "bytes hold the fill: every byte of a block of up to 128); \`whole\` is \`make SECURE=whole\`"
+    echo "(every byte of every free block filled at free and checked when handed out again). Same"
+    echo "method, $reps repetitions, medians:"
+    echo
+    side_table "$raw"
+    rm -f "$raw"
+fi
+# The same command with the check off, then on: the allocator is the same
+# library, the variable goes into the command.
+WORKLOADS=()
+progs=("python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
+command -v sqlite3 >/dev/null && progs+=("sqlite3|rm -f $work/db; sqlite3 $work/db < $work/script.sql")
+for p in "${progs[@]}"; do
+    WORKLOADS+=("${p%%|*}:off|export MALLET_CHECK_AT_EXIT=0; ${p#*|}" "${p%%|*}:on|${p#*|}")
+done
+ALLOCATORS=("secure $BUILD/libmallet-secure.so")
+raw=$(mktemp)
+lib_run_matrix "$raw" "$reps"
+echo
+echo "The check at exit (every free block of the heap, \`check_at_exit\`, on by default in the secure"
+echo "build), off (\`MALLET_CHECK_AT_EXIT=0\`) and on, same method:"
+echo
+"$PY" - "$raw" <<'PYEOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+runs, progs = {}, []
+for w, a, rep, _, kib, status, user, sys_, wall in rows:
+    prog, state = w.split(":")
+    progs.count(prog) or progs.append(prog)
+    runs.setdefault((prog, state), []).append(float(wall))
+print("| program | check off, wall s | check on, wall s | on / off |")
+print("|---|---|---|---|")
+for p in progs:
+    off, on = statistics.median(runs[(p, "off")]), statistics.median(runs[(p, "on")])
+    print("| %s | %.3f | %.3f | %.3fx |" % (p, off, on, on / off))
 PYEOF
 rm -f "$raw"
 
