@@ -33,6 +33,13 @@ typedef struct large_slot {
     uintptr_t state;       // SLOT_EMPTY / _LIVE / _FREED (tombstone) / _GONE (moved away)
 } large_slot_t;
 
+// The record table and its size in one mapping, published with one store:
+// a fork child never sees one table with the other's size.
+typedef struct large_table {
+    size_t cap;            // slots (a power of two)
+    large_slot_t slot[];   // open addressing, linear probing
+} large_table_t;
+
 typedef struct large_cached {
     uintptr_t addr;        // range start
     size_t size;           // range length
@@ -47,8 +54,7 @@ typedef struct large_cached {
 
 static mallet_lock_t large_lock;
 static struct {
-    large_slot_t *slots;   // the record table
-    size_t cap;            // slots (a power of two)
+    large_table_t *table;  // the records
     size_t used;           // slots not empty
     uint64_t live;         // live blocks
     uint64_t live_bytes;   // their mapping lengths
@@ -78,38 +84,59 @@ static inline size_t slot_hash(uintptr_t a)
     return (size_t)(((a >> 12) * 0x9E3779B97F4A7C15ull) >> 20);
 }
 
-// The slot for addr: its record, or the empty slot where it would go.
-static large_slot_t *slot_find(uintptr_t addr)
+static inline size_t table_bytes(size_t cap)
 {
-    size_t mask = large.cap - 1;
+    return sizeof(large_table_t) + cap * sizeof(large_slot_t);
+}
+
+// The slot of t for addr: its record, or the empty slot where it would go.
+static large_slot_t *table_find(large_table_t *t, uintptr_t addr)
+{
+    size_t mask = t->cap - 1;
     for (size_t i = slot_hash(addr) & mask;; i = (i + 1) & mask) {
-        large_slot_t *s = &large.slots[i];
+        large_slot_t *s = &t->slot[i];
         if (s->state == SLOT_EMPTY || s->addr == addr)
             return s;
     }
 }
 
+static inline large_slot_t *slot_find(uintptr_t addr)
+{
+    return table_find(large.table, addr);
+}
+
+// A record is written field by field and made live last, with a release
+// store: a fork child that finds a live slot finds it whole.
+static void slot_set(large_slot_t *s, uintptr_t addr, size_t size, size_t req, uintptr_t state)
+{
+    s->addr = addr;
+    s->size = size;
+    s->req = req;
+    __atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
+}
+
+// The new table is filled before it is published.
 static bool table_rebuild(size_t want)
 {
     size_t cap = 1024;
     while (cap < want)
         cap *= 2;
-    large_slot_t *slots = mallet__os_map(cap * sizeof(large_slot_t), 0);
-    if (slots == NULL)
+    large_table_t *t = mallet__os_map(table_bytes(cap), 0), *old = large.table;
+    if (t == NULL)
         return false;
-    large_slot_t *old = large.slots;
-    size_t old_cap = large.cap;
-    large.slots = slots;
-    large.cap = cap;
-    large.used = 0;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (old[i].state != SLOT_LIVE)
+    t->cap = cap;
+    size_t used = 0;
+    for (size_t i = 0; old && i < old->cap; i++) {
+        large_slot_t *o = &old->slot[i];
+        if (o->state != SLOT_LIVE)
             continue;
-        *slot_find(old[i].addr) = old[i];
-        large.used++;
+        slot_set(table_find(t, o->addr), o->addr, o->size, o->req, SLOT_LIVE);
+        used++;
     }
+    __atomic_store_n(&large.table, t, __ATOMIC_RELEASE);
+    large.used = used;
     if (old)
-        mallet__os_release(old, old_cap * sizeof(large_slot_t));
+        mallet__os_release(old, table_bytes(old->cap));
     return true;
 }
 
@@ -131,14 +158,14 @@ static void peak_note(uint64_t now)
 // Record a live block; large_lock held.
 static bool record_insert(uintptr_t addr, size_t size, size_t req)
 {
-    if (large.slots == NULL || (large.used + 1) * 10 > large.cap * 7) {
+    if (large.table == NULL || (large.used + 1) * 10 > large.table->cap * 7) {
         if (!table_rebuild((large.live + 1) * 4))
             return false;
     }
     large_slot_t *s = slot_find(addr);
     if (s->state == SLOT_EMPTY)
         large.used++;
-    *s = (large_slot_t){ addr, size, req, SLOT_LIVE };
+    slot_set(s, addr, size, req, SLOT_LIVE);
     large.live++;
     total_add(&large.live_bytes, size);
     peak_note(mallet__clock_ms());
@@ -147,7 +174,7 @@ static bool record_insert(uintptr_t addr, size_t size, size_t req)
 
 static large_slot_t *record_live(uintptr_t addr)
 {
-    if (large.slots == NULL)
+    if (large.table == NULL)
         return NULL;
     large_slot_t *s = slot_find(addr);
     return s->state == SLOT_LIVE ? s : NULL;
@@ -373,7 +400,7 @@ bool mallet__large_free(void *p, const char *func)
     if (addr & (mallet__os_page_size() - 1))
         return false;
     mallet__lock(&large_lock);
-    large_slot_t *s = large.slots ? slot_find(addr) : NULL;
+    large_slot_t *s = large.table ? slot_find(addr) : NULL;
     if (s == NULL || s->state == SLOT_EMPTY || s->state == SLOT_GONE) {
         mallet__unlock(&large_lock);
         return false;
@@ -495,19 +522,31 @@ void mallet__large_totals(mallet_large_totals_t *t)
     mallet__unlock(&large_lock);
 }
 
-void mallet__large_lock_all(void)
+void mallet__large_after_fork(void)
 {
-    mallet__lock(&large_lock);
-}
-
-void mallet__large_unlock_all(void)
-{
+    mallet_lock_found_t found = mallet__lock_after_fork(&large_lock);
+    if (found == MALLET_LOCK_WAS_MINE)
+        return;
+    if (found == MALLET_LOCK_WAS_LOST) {
+        // A vanished thread was changing the cache or the table. The cache
+        // may list a range twice, or one handed out: it is given up (its
+        // ranges stay mapped, unused). The published table and its live
+        // records are whole (slot_set, table_rebuild); the counts are made
+        // again from them.
+        large.cached = 0;
+        large.cached_bytes = 0;
+        large.used = large.live = large.live_bytes = 0;
+        large_table_t *t = large.table;
+        for (size_t i = 0; t && i < t->cap; i++) {
+            large_slot_t *s = &t->slot[i];
+            large.used += s->state != SLOT_EMPTY;
+            if (s->state == SLOT_LIVE) {
+                large.live++;
+                large.live_bytes += s->size;
+            }
+        }
+    }
     mallet__unlock(&large_lock);
-}
-
-void mallet__large_reset_lock(void)
-{
-    mallet__lock_reset(&large_lock);
 }
 
 uint64_t mallet__large_mapped(void)

@@ -40,10 +40,9 @@ void *mallet__large_resize(void *p, size_t size);
 // Drop cached mappings older than purge_delay_ms (all when force).
 void mallet__large_decay(uint64_t now_ms, bool force);
 
-// fork: take and release large_lock (see thread.c).
-void mallet__large_lock_all(void);
-void mallet__large_unlock_all(void);
-void mallet__large_reset_lock(void);
+// In a fork child: repair what a vanished thread holding large_lock may
+// have left half done (thread.c, fork).
+void mallet__large_after_fork(void);
 
 typedef struct mallet_large_totals {
     uint64_t live;         // live large blocks
