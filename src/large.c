@@ -52,7 +52,7 @@ typedef struct large_cached {
 // A peak window lasts this many decay delays (see peak_note).
 #define PEAK_DELAYS 4
 
-static mallet_lock_t large_lock;
+mallet_lock_t mallet__large_lock;
 static struct {
     large_table_t *table;  // the records
     size_t used;           // slots not empty
@@ -333,10 +333,10 @@ static void release_all(const large_cached_t *drop, size_t n)
 static void cache_return(uintptr_t addr, size_t size)
 {
     large_cached_t drop[EVICT_MAX];
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     cache_put(addr, size, mallet__clock_ms());
     size_t n = cache_trim(drop);
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
 }
 
@@ -353,9 +353,9 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
     size_t got = len;
     if (align <= mallet__os_page_size()) {
         bool short_by;
-        mallet__lock(&large_lock);
+        mallet__lock(&mallet__large_lock);
         addr = cache_take(len, &got, &short_by);
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         if (short_by) {
             void *q = mallet__os_remap((void *)addr, got, len);
             if (q == NULL)
@@ -380,9 +380,9 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         addr = (uintptr_t)p;
         fresh = true;
     }
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     bool ok = record_insert(addr, got, size);
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     if (!ok) {
         mallet__os_release((void *)addr, got);
         errno = ENOMEM;
@@ -399,14 +399,14 @@ bool mallet__large_free(void *p, const char *func)
     uintptr_t addr = (uintptr_t)p;
     if (addr & (mallet__os_page_size() - 1))
         return false;
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     large_slot_t *s = large.table ? slot_find(addr) : NULL;
     if (s == NULL || s->state == SLOT_EMPTY || s->state == SLOT_GONE) {
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         return false;
     }
     if (s->state == SLOT_FREED) {
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         mallet__fatal("mallet", func, "double free of", p);
     }
     size_t size = s->size;
@@ -417,18 +417,18 @@ bool mallet__large_free(void *p, const char *func)
     large_cached_t drop[EVICT_MAX];
     cache_put(addr, size, mallet__clock_ms());
     size_t n = cache_trim(drop);
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
     return true;
 }
 
 bool mallet__large_usable(const void *p, size_t *usable)
 {
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     if (s)
         *usable = MALLET_TRACK_ENABLED ? s->req : s->size;
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     return s != NULL;
 }
 
@@ -450,17 +450,17 @@ void *mallet__large_resize(void *p, size_t size)
         return NULL;
     }
     size_t len = page_round(size);
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     size_t old = s ? s->size : 0, old_req = s ? s->req : 0;
     (void)old_req;
     if (s && len <= old && len >= old / 2) {
         s->req = size;
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         MALLET_TRACK_RESIZE(p, old_req, size, old);
         return p;
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     if (s == NULL)
         return NULL;
 #if MALLET_TRACK_ENABLED
@@ -473,7 +473,7 @@ void *mallet__large_resize(void *p, size_t size)
         // from merged cached ranges may); a copy still works.
         return resize_by_copy(p, size, old);
     }
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
     if (q == p) {
         total_add(&large.live_bytes, len - old);
@@ -485,11 +485,11 @@ void *mallet__large_resize(void *p, size_t size)
         large.live--;
         total_add(&large.live_bytes, -(uint64_t)old);
         if (!record_insert((uintptr_t)q, len, size)) {
-            mallet__unlock(&large_lock);
+            mallet__unlock(&mallet__large_lock);
             mallet__fatal("mallet", "realloc", "out of memory for the record of", q);
         }
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     return q;
 #endif
 }
@@ -499,7 +499,7 @@ void mallet__large_decay(uint64_t now, bool force)
     uint64_t delay = (uint64_t)mallet__option(purge_delay_ms);
     large_cached_t drop[CACHE_MAX];
     size_t n = 0;
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     peak_note(now);
     for (size_t i = 0; i < large.cached;) {
         if (force || large.cache[i].since_ms + delay <= now) {
@@ -508,23 +508,23 @@ void mallet__large_decay(uint64_t now, bool force)
             i++;
         }
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
 }
 
 void mallet__large_totals(mallet_large_totals_t *t)
 {
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     t->live = large.live;
     t->allocated = large.live_bytes;
     t->mapped = large.live_bytes + large.cached_bytes;
     t->cached = large.cached_bytes;
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
 }
 
 void mallet__large_after_fork(void)
 {
-    mallet_lock_found_t found = mallet__lock_after_fork(&large_lock);
+    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__large_lock);
     if (found == MALLET_LOCK_WAS_MINE)
         return;
     if (found == MALLET_LOCK_WAS_LOST) {
@@ -546,7 +546,7 @@ void mallet__large_after_fork(void)
             }
         }
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
 }
 
 uint64_t mallet__large_mapped(void)

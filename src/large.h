@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
+
 // A block of at least size bytes aligned to align (0: page alignment). When
 // zeroed is not NULL it says whether the memory is known to be zero.
 void *mallet__large_alloc(size_t size, size_t align, bool *zeroed);
@@ -40,6 +42,8 @@ void *mallet__large_resize(void *p, size_t size);
 // Drop cached mappings older than purge_delay_ms (all when force).
 void mallet__large_decay(uint64_t now_ms, bool force);
 
+// Guards the record table, the cache and the totals; a leaf lock.
+extern mallet_lock_t mallet__large_lock;
 // In a fork child: repair what a vanished thread holding large_lock may
 // have left half done (thread.c, fork).
 void mallet__large_after_fork(void);
