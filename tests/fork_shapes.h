@@ -111,7 +111,7 @@ static volatile sig_atomic_t signal_bad;
 // test's own making, with any malloc).
 static void signal_arm(void)
 {
-    signal_rearm = signal_rearm * 1103515245 + 12345;
+    signal_rearm = (sig_atomic_t)((unsigned)signal_rearm * 1103515245u + 12345u);
     struct itimerval it = { { 0, 0 }, { 0, 50 + (long)((unsigned)signal_rearm % 950) } };
     setitimer(ITIMER_REAL, &it, NULL);
 }
