@@ -152,7 +152,7 @@ static void signal_round(unsigned seed)
     long steps = test_under_valgrind() ? 200 : 600;
     for (long s = 0; s < steps; s++) {
         unsigned i = (unsigned)(shape_next(&x) % SLOTS);
-        if (s % 20 == 0)
+        if (s % 40 == 0)
             signal_arm();
         if (slot[i]) {
             CHECK(slot[i][0] == (unsigned char)i && slot[i][len[i] - 1] == (unsigned char)i);
@@ -174,7 +174,7 @@ static void signal_round(unsigned seed)
         if (slot[i] == NULL)
             break;
         slot[i][0] = slot[i][len[i] - 1] = (unsigned char)i;
-        if (s % 200 == 0) {
+        if (s % 300 == 0) {
             // A fork of the loop's own: signals land inside it too.
             pid_t pid = fork();
             if (pid == 0) {
