@@ -49,8 +49,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
+#include "debug/track.h"
 #include "page.h"
 
 #ifndef MALLET_SECURE
@@ -72,28 +72,28 @@
 MALLET_NORETURN MALLET_COLD void mallet__secure_overflow(uintptr_t b, const char *func);
 MALLET_NORETURN MALLET_COLD void mallet__secure_written(uintptr_t b, const char *func);
 
-static inline uint32_t mallet__secure_load32(uintptr_t at)
+static inline MALLET_TRACK_UNCHECKED uint32_t mallet__secure_load32(uintptr_t at)
 {
     uint32_t v;
-    memcpy(&v, (const void *)at, 4);
+    __builtin_memcpy(&v, (const void *)at, 4);
     return v;
 }
 
-static inline uint64_t mallet__secure_load64(uintptr_t at)
+static inline MALLET_TRACK_UNCHECKED uint64_t mallet__secure_load64(uintptr_t at)
 {
     uint64_t v;
-    memcpy(&v, (const void *)at, 8);
+    __builtin_memcpy(&v, (const void *)at, 8);
     return v;
 }
 
-static inline void mallet__secure_store32(uintptr_t at, uint32_t v)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_store32(uintptr_t at, uint32_t v)
 {
-    memcpy((void *)at, &v, 4);
+    __builtin_memcpy((void *)at, &v, 4);
 }
 
-static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_store64(uintptr_t at, uint64_t v)
 {
-    memcpy((void *)at, &v, 8);
+    __builtin_memcpy((void *)at, &v, 8);
 }
 
 // Block b now serves req bytes: lay its canary and trailer.
