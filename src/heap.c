@@ -245,11 +245,18 @@ void mallet__heap_after_fork(void)
         // middle of a fast path, leaving its pages half updated: their heaps
         // are not walked, only forgotten (records and pages stay unused;
         // frees of their blocks still land safely on thread_free).
-        // libmallet's own heaps stay.
+        // libmallet's own heaps stay, unless the purger was sweeping one.
         for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
             next = h->next;
-            if ((h == self && h->alive) || (h->internal && h->alive))
+            if (h == self && h->alive)
                 continue;
+            if (h->internal && h->alive) {
+                mallet_lock_found_t found = mallet__lock_after_fork(&h->lock);
+                if (found == MALLET_LOCK_WAS_FREE)
+                    mallet__unlock(&h->lock);
+                if (found != MALLET_LOCK_WAS_LOST)
+                    continue;
+            }
             heap_forget_locked(h);
         }
     }
