@@ -6,6 +6,7 @@
 // thread takes the lock and keeps it while the main thread forks; the child
 // checks and frees blocks made before the fork (small and large), allocates
 // and frees blocks of every kind, trims, reads the statistics, and exits.
+// And the child of a process that was starting up starts up again.
 #include "test.h"
 
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "heap.h"
+#include "init.h"
 #include "large.h"
 #include "mallet.h"
 #include "span.h"
@@ -135,4 +137,28 @@ TEST(child_repairs_when_the_segment_lock_was_held)
 TEST(child_repairs_when_the_large_block_lock_was_held)
 {
     fork_while_held(&mallet__large_lock);
+}
+
+// As if another thread were inside start-up, and inside the registration of
+// the fork handlers, when the process forked: the child must do both again.
+TEST(child_of_a_process_that_was_starting_up_allocates)
+{
+    __atomic_store_n(&mallet__init_state, MALLET_RUNNING(getpid()), __ATOMIC_RELEASE);
+    __atomic_store_n(&mallet__fork_state, MALLET_RUNNING(getpid()), __ATOMIC_RELEASE);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        void *p = mallet_malloc(100), *big = mallet_malloc(1 << 20);
+        mallet_free(p);
+        mallet_free(big);
+        child_exit(p && big ? 0 : 1);
+    }
+    __atomic_store_n(&mallet__fork_state, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&mallet__init_state, 0, __ATOMIC_RELEASE);
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    void *p = mallet_malloc(100);
+    CHECK(p != NULL);
+    mallet_free(p);
 }
