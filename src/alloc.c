@@ -187,9 +187,11 @@ MALLET_API int mallet_posix_memalign(void **out, size_t align, size_t size)
 {
     if (align % sizeof(void *) != 0 || (align & (align - 1)) != 0 || align == 0)
         return EINVAL;
+    int saved = errno;
     void *p = aligned_block(align, size);
     if (p == NULL)
         return ENOMEM;      // errno is ENOMEM too, as glibc leaves it
+    errno = saved;
     *out = p;
     return 0;
 }

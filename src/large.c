@@ -347,6 +347,10 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         errno = ENOMEM;
         return NULL;
     }
+    // A request that fails and is retried (a cache range mremap refused, a
+    // mapping refused before the cache was emptied) must not leave its
+    // errno behind when the block comes after all.
+    int saved = errno;
     size_t len = page_round(size ? size : 1);
     bool fresh = false;
     uintptr_t addr = 0;
@@ -391,6 +395,7 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
     if (zeroed)
         *zeroed = fresh;
     MALLET_TRACK_MALLOC((void *)addr, size, got, fresh);
+    errno = saved;
     return (void *)addr;
 }
 
