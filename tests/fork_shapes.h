@@ -2,7 +2,7 @@
 //
 // fork_shapes.h -- the two ways a fork used to hang, as rounds run many
 // times over, each round in a process of its own under a watchdog, so a
-// hang fails the test after ROUND_SECONDS instead of stopping the suite.
+// hang fails the test after a deadline instead of stopping the suite.
 //
 //   signal  one thread allocates in a loop and forks now and then; a timer
 //           signal whose handler forks lands anywhere -- inside malloc,
@@ -28,12 +28,12 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define ROUND_SECONDS 20
-
 // Run round() in a child; 0 when it exits 0, 1 when it fails, 2 when it is
-// still running after ROUND_SECONDS (then it is killed).
+// still running after 20 s, 150 s under memcheck, which runs one thread at
+// a time and forks slowly (then it is killed).
 static int shape_watch(void (*round)(unsigned), unsigned seed)
 {
+    long deadline_ms = test_under_valgrind() ? 150000 : 20000;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -45,7 +45,7 @@ static int shape_watch(void (*round)(unsigned), unsigned seed)
     if (pid < 0)
         return 1;
     struct timespec nap = { 0, 2 * 1000 * 1000 };
-    for (long waited = 0; waited < ROUND_SECONDS * 500L; waited++) {
+    for (long waited = 0; waited < deadline_ms / 2; waited++) {
         int status;
         pid_t got = waitpid(pid, &status, WNOHANG);
         if (got == pid)
