@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
 // alloc.c -- the allocation side of the malloc family under mallet_* names,
-// with glibc's rules: errno ENOMEM on exhaustion (never a crash), NULL +
+// with glibc's rules (the README's table has each one, and tests/override_api.c
+// checks it against glibc): errno ENOMEM on exhaustion (never a crash), NULL +
 // ENOMEM when count * size overflows, EINVAL from posix_memalign for an
 // alignment that is not a power-of-two multiple of sizeof(void *) (errno
-// left alone), realloc(p, 0) frees and returns NULL, realloc(NULL, n) is
-// malloc(n), malloc(0) a unique block.
+// left alone) and ENOMEM when memory runs out (errno ENOMEM too),
+// aligned_alloc NULL + EINVAL for an alignment that is not a power of two
+// (C23), realloc(p, 0) frees and returns NULL, realloc(NULL, n) is
+// malloc(n), realloc to a size the block already holds keeps the block,
+// malloc(0) a unique block.
 //
 // Alignment is served exactly: up to 64 KiB by the smallest class whose
 // size is a multiple of the alignment (pages start 64 KiB aligned, so every
@@ -106,13 +110,20 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
             mallet__free_fast(p, "realloc");
         return q;
     }
-    if (block <= MALLET_SMALL_MAX && mallet__span_page_of((uintptr_t)p)) {
-        if (MALLET_SECURE_PAD(size) <= block && size >= block / 2) {
+    mallet_page_t *page = block <= MALLET_SMALL_MAX ? mallet__span_page_of((uintptr_t)p) : NULL;
+    if (page) {
+        // In place when the block holds the new size, unless a move would
+        // halve it (a shrink below half moves, to give the memory back; not
+        // into a block of the same size); and always for the size
+        // malloc_usable_size(p) reports, which glibc keeps in place and
+        // programs count on.
+        size_t need = MALLET_SECURE_PAD(size);
+        if (need <= block && (need >= block / 2 || size == held ||
+                              mallet__class_size(mallet__size_class(need)) == block)) {
 #if MALLET_SECURE
-            mallet__secure_resize(mallet__span_page_of((uintptr_t)p), (uintptr_t)p, held, size);
+            mallet__secure_resize(page, (uintptr_t)p, held, size);
 #endif
 #if MALLET_TRACK_ENABLED
-            mallet_page_t *page = mallet__span_page_of((uintptr_t)p);
             if (page->req)
                 page->req[mallet__page_index(page, (uintptr_t)p)] = (uint32_t)size;
 #endif
@@ -174,9 +185,16 @@ MALLET_API void *mallet_memalign(size_t align, size_t size)
     return aligned_block(align, size);
 }
 
+// C23: an alignment the implementation does not support fails; glibc (from
+// 2.38) fails every one that is not a power of two, 0 included, with EINVAL.
+// memalign keeps rounding such an alignment up, as glibc's does.
 MALLET_API void *mallet_aligned_alloc(size_t align, size_t size)
 {
-    return mallet_memalign(align, size);
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned_block(align, size);
 }
 
 MALLET_API int mallet_posix_memalign(void **out, size_t align, size_t size)
@@ -185,9 +203,9 @@ MALLET_API int mallet_posix_memalign(void **out, size_t align, size_t size)
         return EINVAL;
     int saved = errno;
     void *p = aligned_block(align, size);
-    errno = saved;
     if (p == NULL)
-        return ENOMEM;
+        return ENOMEM;      // errno is ENOMEM too, as glibc leaves it
+    errno = saved;
     *out = p;
     return 0;
 }

@@ -105,9 +105,9 @@ mallet_heap_t *mallet__heap_create_internal(void)
     return heap;
 }
 
-// Unlink heap from the live list, fold its counters into the orphan totals
-// and put the record in the pool. heaps_lock held.
-void mallet__heap_release_locked(mallet_heap_t *heap)
+// Take heap out of the live list, its counters folded into the orphan
+// totals. heaps_lock held.
+static void heap_forget_locked(mallet_heap_t *heap)
 {
     for (int i = 0; i < MALLET_STAT_COUNT; i++)
         mallet__stat_orphan_add((mallet_stat_id_t)i, heap->stat[i]);
@@ -118,6 +118,12 @@ void mallet__heap_release_locked(mallet_heap_t *heap)
     if (heap->next)
         heap->next->prev = heap->prev;
     heap->alive = 0;
+}
+
+// Forget heap and put its record in the pool. heaps_lock held.
+void mallet__heap_release_locked(mallet_heap_t *heap)
+{
+    heap_forget_locked(heap);
     heap->prev = NULL;
     heap->next = heap_pool;
     heap_pool = heap;
@@ -196,13 +202,66 @@ static void heap_take_unfull(mallet_heap_t *heap)
     }
 }
 
-void mallet__heap_after_fork(mallet_heap_t *heap)
+// The forking thread's heap, in a fork child: pages whose pusher onto the
+// unfull stack did not come along are taken back. Lock held.
+static void heap_own_after_fork(mallet_heap_t *heap)
 {
     heap_take_unfull(heap);
     for (unsigned c = 0; c < MALLET_CLASSES; c++)
         for (mallet_page_t *page = heap->full[c].first; page; page = page->next)
             if (__atomic_load_n(&page->heap, __ATOMIC_RELAXED) & MALLET_PAGE_QUEUED)
                 __atomic_store_n(&page->heap, (uintptr_t)heap | MALLET_PAGE_FULL, __ATOMIC_RELAXED);
+}
+
+void mallet__heap_after_fork(void)
+{
+    mallet_heap_t *self = mallet__tls_heap;
+    if (self != &mallet__heap_empty) {
+        mallet_lock_found_t found = mallet__lock_after_fork(&self->lock);
+        if (found == MALLET_LOCK_WAS_FREE) {
+            heap_own_after_fork(self);
+            mallet__unlock(&self->lock);
+        } else if (found == MALLET_LOCK_WAS_LOST) {
+            // The purger or a trim was sweeping it: its lists may be half
+            // linked. The child gives it up (its lock stays taken, so
+            // nothing walks it) and builds a new heap on its next malloc.
+            self->alive = 0;
+            mallet__tls_heap = &mallet__heap_empty;
+        }
+    }
+    mallet_lock_found_t list = mallet__lock_after_fork(&mallet__heaps_lock);
+    if (list == MALLET_LOCK_WAS_MINE)
+        return;
+    if (list == MALLET_LOCK_WAS_LOST) {
+        // The list or the pool may be half linked: only the child's own
+        // heap is kept; the other records are never used again.
+        heap_pool = NULL;
+        mallet__heaps = NULL;
+        if (self->alive) {
+            self->prev = self->next = NULL;
+            mallet__heaps = self;
+        }
+    } else {
+        // The other threads are gone, and each may have stopped in the
+        // middle of a fast path, leaving its pages half updated: their heaps
+        // are not walked, only forgotten (records and pages stay unused;
+        // frees of their blocks still land safely on thread_free).
+        // libmallet's own heaps stay, unless the purger was sweeping one.
+        for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
+            next = h->next;
+            if (h == self && h->alive)
+                continue;
+            if (h->internal && h->alive) {
+                mallet_lock_found_t found = mallet__lock_after_fork(&h->lock);
+                if (found == MALLET_LOCK_WAS_FREE)
+                    mallet__unlock(&h->lock);
+                if (found != MALLET_LOCK_WAS_LOST)
+                    continue;
+            }
+            heap_forget_locked(h);
+        }
+    }
+    mallet__unlock(&mallet__heaps_lock);
 }
 
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page)

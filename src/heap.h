@@ -54,7 +54,7 @@ typedef struct mallet_heap {
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
     // Last, and never cleared when a record is reused: another thread may
-    // still be waiting on it (trim and the fork handler take every lock).
+    // still be waiting on it (trim takes every heap's lock).
     mallet_lock_t lock;                            // owner's slow paths, purger
 } __attribute__((aligned(64))) mallet_heap_t;   // records sit side by side: no line shared
 
@@ -193,9 +193,10 @@ void mallet__heap_collect_all(mallet_heap_t *heap);
 void mallet__heap_abandon(mallet_heap_t *heap);
 // Take a page of the owner's full list back into its queue (lock held).
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page);
-// In a fork child, for the heap of the thread that forked: pages whose
-// pusher onto the unfull stack did not come along are taken back.
-void mallet__heap_after_fork(mallet_heap_t *heap);
+// In a fork child: the heaps of the threads that did not come along are
+// forgotten; the forking thread's heap is repaired, or given up when another
+// thread was sweeping it (thread.c, fork).
+void mallet__heap_after_fork(void);
 // Check every free block of the calling thread's heap and of the abandoned
 // pages (check.c); the blocks checked.
 uint64_t mallet__check_heap(const char *func);

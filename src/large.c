@@ -48,6 +48,13 @@ typedef struct large_slot {
     uintptr_t state;       // SLOT_EMPTY / _LIVE / _FREED (tombstone) / _GONE (moved away)
 } large_slot_t;
 
+// The record table and its size in one mapping, published with one store:
+// a fork child never sees one table with the other's size.
+typedef struct large_table {
+    size_t cap;            // slots (a power of two)
+    large_slot_t slot[];   // open addressing, linear probing
+} large_table_t;
+
 typedef struct large_cached {
     uintptr_t addr;        // range start
     size_t size;           // range length
@@ -60,10 +67,9 @@ typedef struct large_cached {
 // A peak window lasts this many decay delays (see peak_note).
 #define PEAK_DELAYS 4
 
-static mallet_lock_t large_lock;
+mallet_lock_t mallet__large_lock;
 static struct {
-    large_slot_t *slots;   // the record table
-    size_t cap;            // slots (a power of two)
+    large_table_t *table;  // the records
     size_t used;           // slots not empty
     uint64_t live;         // live blocks
     uint64_t live_bytes;   // their mapping lengths
@@ -93,38 +99,59 @@ static inline size_t slot_hash(uintptr_t a)
     return (size_t)(((a >> 12) * 0x9E3779B97F4A7C15ull) >> 20);
 }
 
-// The slot for addr: its record, or the empty slot where it would go.
-static large_slot_t *slot_find(uintptr_t addr)
+static inline size_t table_bytes(size_t cap)
 {
-    size_t mask = large.cap - 1;
+    return sizeof(large_table_t) + cap * sizeof(large_slot_t);
+}
+
+// The slot of t for addr: its record, or the empty slot where it would go.
+static large_slot_t *table_find(large_table_t *t, uintptr_t addr)
+{
+    size_t mask = t->cap - 1;
     for (size_t i = slot_hash(addr) & mask;; i = (i + 1) & mask) {
-        large_slot_t *s = &large.slots[i];
+        large_slot_t *s = &t->slot[i];
         if (s->state == SLOT_EMPTY || s->addr == addr)
             return s;
     }
 }
 
+static inline large_slot_t *slot_find(uintptr_t addr)
+{
+    return table_find(large.table, addr);
+}
+
+// A record is written field by field and made live last, with a release
+// store: a fork child that finds a live slot finds it whole.
+static void slot_set(large_slot_t *s, uintptr_t addr, size_t size, size_t req, uintptr_t state)
+{
+    s->addr = addr;
+    s->size = size;
+    s->req = req;
+    __atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
+}
+
+// The new table is filled before it is published.
 static bool table_rebuild(size_t want)
 {
     size_t cap = 1024;
     while (cap < want)
         cap *= 2;
-    large_slot_t *slots = mallet__os_map(cap * sizeof(large_slot_t), 0);
-    if (slots == NULL)
+    large_table_t *t = mallet__os_map(table_bytes(cap), 0), *old = large.table;
+    if (t == NULL)
         return false;
-    large_slot_t *old = large.slots;
-    size_t old_cap = large.cap;
-    large.slots = slots;
-    large.cap = cap;
-    large.used = 0;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (old[i].state != SLOT_LIVE)
+    t->cap = cap;
+    size_t used = 0;
+    for (size_t i = 0; old && i < old->cap; i++) {
+        large_slot_t *o = &old->slot[i];
+        if (o->state != SLOT_LIVE)
             continue;
-        *slot_find(old[i].addr) = old[i];
-        large.used++;
+        slot_set(table_find(t, o->addr), o->addr, o->size, o->req, SLOT_LIVE);
+        used++;
     }
+    __atomic_store_n(&large.table, t, __ATOMIC_RELEASE);
+    large.used = used;
     if (old)
-        mallet__os_release(old, old_cap * sizeof(large_slot_t));
+        mallet__os_release(old, table_bytes(old->cap));
     return true;
 }
 
@@ -146,14 +173,14 @@ static void peak_note(uint64_t now)
 // Record a live block; large_lock held.
 static bool record_insert(uintptr_t addr, size_t size, size_t req)
 {
-    if (large.slots == NULL || (large.used + 1) * 10 > large.cap * 7) {
+    if (large.table == NULL || (large.used + 1) * 10 > large.table->cap * 7) {
         if (!table_rebuild((large.live + 1) * 4))
             return false;
     }
     large_slot_t *s = slot_find(addr);
     if (s->state == SLOT_EMPTY)
         large.used++;
-    *s = (large_slot_t){ addr, size, req, SLOT_LIVE };
+    slot_set(s, addr, size, req, SLOT_LIVE);
     large.live++;
     total_add(&large.live_bytes, size);
     peak_note(mallet__clock_ms());
@@ -162,7 +189,7 @@ static bool record_insert(uintptr_t addr, size_t size, size_t req)
 
 static large_slot_t *record_live(uintptr_t addr)
 {
-    if (large.slots == NULL)
+    if (large.table == NULL)
         return NULL;
     large_slot_t *s = slot_find(addr);
     return s->state == SLOT_LIVE ? s : NULL;
@@ -321,10 +348,10 @@ static void release_all(const large_cached_t *drop, size_t n)
 static void cache_return(uintptr_t addr, size_t size)
 {
     large_cached_t drop[EVICT_MAX];
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     cache_put(addr, size, mallet__clock_ms());
     size_t n = cache_trim(drop);
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
 }
 
@@ -356,15 +383,19 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         errno = ENOMEM;
         return NULL;
     }
+    // A request that fails and is retried (a cache range mremap refused, a
+    // mapping refused before the cache was emptied) must not leave its
+    // errno behind when the block comes after all.
+    int saved = errno;
     size_t len = page_round(size ? size : 1) + (MALLET_SECURE ? mallet__os_page_size() : 0);
     bool fresh = false;
     uintptr_t addr = 0;
     size_t got = len;
     if (align <= mallet__os_page_size()) {
         bool short_by;
-        mallet__lock(&large_lock);
+        mallet__lock(&mallet__large_lock);
         addr = cache_take(len, &got, &short_by);
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         if (short_by) {
             void *q = mallet__os_remap((void *)addr, got, len);
             if (q == NULL)
@@ -400,9 +431,9 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         return NULL;
     }
 #endif
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     bool ok = record_insert(addr, got, size);
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     if (!ok) {
         mallet__os_release((void *)addr, got);
         errno = ENOMEM;
@@ -411,6 +442,7 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
     if (zeroed)
         *zeroed = fresh;
     MALLET_TRACK_MALLOC((void *)addr, size, got, fresh);
+    errno = saved;
     return (void *)addr;
 }
 
@@ -419,14 +451,14 @@ bool mallet__large_free(void *p, const char *func)
     uintptr_t addr = (uintptr_t)p;
     if (addr & (mallet__os_page_size() - 1))
         return false;
-    mallet__lock(&large_lock);
-    large_slot_t *s = large.slots ? slot_find(addr) : NULL;
+    mallet__lock(&mallet__large_lock);
+    large_slot_t *s = large.table ? slot_find(addr) : NULL;
     if (s == NULL || s->state == SLOT_EMPTY || s->state == SLOT_GONE) {
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         return false;
     }
     if (s->state == SLOT_FREED) {
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         mallet__fatal("mallet", func, "double free of", p);
     }
     size_t size = s->size;
@@ -434,7 +466,7 @@ bool mallet__large_free(void *p, const char *func)
     // Checked and closed before the range is cached: once it is, another
     // thread may carve it and open it again.
     if (!secure_gap_intact(addr, size, s->req)) {
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         mallet__secure_overflow(addr, func);
     }
     mallet__os_protect_none(p, size);
@@ -446,18 +478,18 @@ bool mallet__large_free(void *p, const char *func)
     large_cached_t drop[EVICT_MAX];
     cache_put(addr, size, mallet__clock_ms());
     size_t n = cache_trim(drop);
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
     return true;
 }
 
 bool mallet__large_usable(const void *p, size_t *usable)
 {
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     if (s)
         *usable = MALLET_TRACK_ENABLED || MALLET_SECURE ? s->req : s->size;
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     return s != NULL;
 }
 
@@ -480,13 +512,13 @@ void *mallet__large_resize(void *p, size_t size)
     }
     size_t guard = MALLET_SECURE ? mallet__os_page_size() : 0;
     size_t len = page_round(size) + guard;
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     size_t old = s ? s->size : 0, old_req = s ? s->req : 0;
     (void)old_req;
 #if MALLET_SECURE
     if (s && !secure_gap_intact((uintptr_t)p, old, old_req)) {
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         mallet__secure_overflow((uintptr_t)p, "realloc");
     }
 #endif
@@ -497,11 +529,11 @@ void *mallet__large_resize(void *p, size_t size)
         if (size < old_req)
             mallet__secure_fill_bytes((uintptr_t)p + size, old_req - size);
 #endif
-        mallet__unlock(&large_lock);
+        mallet__unlock(&mallet__large_lock);
         MALLET_TRACK_RESIZE(p, old_req, size, old);
         return p;
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     if (s == NULL)
         return NULL;
 #if MALLET_TRACK_ENABLED
@@ -528,7 +560,7 @@ void *mallet__large_resize(void *p, size_t size)
     mallet__os_protect_none((char *)q + len - guard, guard);
     mallet__secure_fill_bytes((uintptr_t)q + size, len - guard - size);
 #endif
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
     if (q == p) {
         total_add(&large.live_bytes, len - old);
@@ -540,11 +572,11 @@ void *mallet__large_resize(void *p, size_t size)
         large.live--;
         total_add(&large.live_bytes, -(uint64_t)old);
         if (!record_insert((uintptr_t)q, len, size)) {
-            mallet__unlock(&large_lock);
+            mallet__unlock(&mallet__large_lock);
             mallet__fatal("mallet", "realloc", "out of memory for the record of", q);
         }
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     return q;
 #endif
 }
@@ -554,7 +586,7 @@ void mallet__large_decay(uint64_t now, bool force)
     uint64_t delay = (uint64_t)mallet__option(purge_delay_ms);
     large_cached_t drop[CACHE_MAX];
     size_t n = 0;
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     peak_note(now);
     for (size_t i = 0; i < large.cached;) {
         if (force || large.cache[i].since_ms + delay <= now) {
@@ -563,33 +595,45 @@ void mallet__large_decay(uint64_t now, bool force)
             i++;
         }
     }
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
 }
 
 void mallet__large_totals(mallet_large_totals_t *t)
 {
-    mallet__lock(&large_lock);
+    mallet__lock(&mallet__large_lock);
     t->live = large.live;
     t->allocated = large.live_bytes;
     t->mapped = large.live_bytes + large.cached_bytes;
     t->cached = large.cached_bytes;
-    mallet__unlock(&large_lock);
+    mallet__unlock(&mallet__large_lock);
 }
 
-void mallet__large_lock_all(void)
+void mallet__large_after_fork(void)
 {
-    mallet__lock(&large_lock);
-}
-
-void mallet__large_unlock_all(void)
-{
-    mallet__unlock(&large_lock);
-}
-
-void mallet__large_reset_lock(void)
-{
-    mallet__lock_reset(&large_lock);
+    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__large_lock);
+    if (found == MALLET_LOCK_WAS_MINE)
+        return;
+    if (found == MALLET_LOCK_WAS_LOST) {
+        // A vanished thread was changing the cache or the table. The cache
+        // may list a range twice, or one handed out: it is given up (its
+        // ranges stay mapped, unused). The published table and its live
+        // records are whole (slot_set, table_rebuild); the counts are made
+        // again from them.
+        large.cached = 0;
+        large.cached_bytes = 0;
+        large.used = large.live = large.live_bytes = 0;
+        large_table_t *t = large.table;
+        for (size_t i = 0; t && i < t->cap; i++) {
+            large_slot_t *s = &t->slot[i];
+            large.used += s->state != SLOT_EMPTY;
+            if (s->state == SLOT_LIVE) {
+                large.live++;
+                large.live_bytes += s->size;
+            }
+        }
+    }
+    mallet__unlock(&mallet__large_lock);
 }
 
 uint64_t mallet__large_mapped(void)

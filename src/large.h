@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
+
 // A block of at least size bytes aligned to align (0: page alignment). When
 // zeroed is not NULL it says whether the memory is known to be zero.
 void *mallet__large_alloc(size_t size, size_t align, bool *zeroed);
@@ -40,10 +42,11 @@ void *mallet__large_resize(void *p, size_t size);
 // Drop cached mappings older than purge_delay_ms (all when force).
 void mallet__large_decay(uint64_t now_ms, bool force);
 
-// fork: take and release large_lock (see thread.c).
-void mallet__large_lock_all(void);
-void mallet__large_unlock_all(void);
-void mallet__large_reset_lock(void);
+// Guards the record table, the cache and the totals; a leaf lock.
+extern mallet_lock_t mallet__large_lock;
+// In a fork child: repair what a vanished thread holding large_lock may
+// have left half done (thread.c, fork).
+void mallet__large_after_fork(void);
 
 typedef struct mallet_large_totals {
     uint64_t live;         // live large blocks

@@ -2,13 +2,18 @@
 //
 // lock.h -- the one lock type of libmallet, and its clock.
 //
-// A lock is a ticket lock waited on with sched_yield: it is only held on
-// slow paths, for short stretches, and it must work before libc is
-// initialised and in a forked child (where it is released like in the
-// parent). It never allocates.
+// A lock is one word that holds its holder's thread token (0 when free),
+// taken with a compare-and-swap and waited on with sched_yield: it is only
+// held on slow paths, for short stretches, and it must work before libc is
+// initialised. It never allocates.
 //
-// Global lock order (take left before right; fork takes them all in this
-// order, see thread.c):
+// The holder is in the word itself, in the same atomic step that takes the
+// lock, so a fork child can tell, for every lock, whether it is free, held
+// by the interrupted code of its own thread (a fork from a signal handler),
+// or held by a thread that did not come along -- whose data the child must
+// then repair or give up (thread.c, fork). Fork takes no lock at all.
+//
+// Global lock order (take left before right):
 //   heaps_lock -> heap->lock (one at a time) -> abandoned_lock -> seg_lock
 //   large_lock is a leaf: nothing is taken while it is held.
 //
@@ -29,27 +34,30 @@
 #endif
 
 typedef struct mallet_lock {
-    uint32_t next;         // tickets handed out
-    uint32_t serving;      // ticket that holds the lock
+    uintptr_t holder;      // token of the thread that holds it; 0: free
 } mallet_lock_t;
 
-// Tickets make the lock fair: a thread that takes and drops its heap's
-// lock in a loop cannot starve another waiting for it (fork's prepare
-// handler takes every heap lock).
+// The calling thread's token: the address of one of its thread-local
+// bytes, distinct among live threads, and the same in a fork child as in
+// the thread of the parent that forked it.
+extern __thread uint8_t mallet__lock_token __attribute__((tls_model("initial-exec")));
+
+static inline uintptr_t mallet__lock_self(void)
+{
+    return (uintptr_t)&mallet__lock_token;
+}
+
 static inline bool mallet__lock_try(mallet_lock_t *l)
 {
-    // Acquire: the holder before us published its writes with the release
-    // store to `serving` in mallet__unlock; reading it is what orders them
-    // before ours (the exchange on `next` alone does not).
-    uint32_t s = __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE);
-    uint32_t n = s;
-    return __atomic_compare_exchange_n(&l->next, &n, s + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    uintptr_t free_word = 0;
+    return __atomic_load_n(&l->holder, __ATOMIC_RELAXED) == 0 &&
+           __atomic_compare_exchange_n(&l->holder, &free_word, mallet__lock_self(), false, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
 }
 
 static inline void mallet__lock(mallet_lock_t *l)
 {
-    uint32_t mine = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
-    for (unsigned spin = 0; __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != mine; spin++) {
+    for (unsigned spin = 0; !mallet__lock_try(l); spin++) {
         if (spin < 64)
             mallet__cpu_relax();
         else
@@ -59,14 +67,28 @@ static inline void mallet__lock(mallet_lock_t *l)
 
 static inline void mallet__unlock(mallet_lock_t *l)
 {
-    uint32_t s = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
-    __atomic_store_n(&l->serving, s + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&l->holder, 0, __ATOMIC_RELEASE);
 }
 
-// In a fork child: free, whatever tickets the vanished threads were holding.
-static inline void mallet__lock_reset(mallet_lock_t *l)
+// What a fork child finds in a lock (mallet__lock_after_fork).
+typedef enum {
+    MALLET_LOCK_WAS_FREE,    // the data it guards is whole; now held by the caller
+    MALLET_LOCK_WAS_LOST,    // a vanished thread held it: the data may be half
+                             // updated; now held by the caller, who repairs it
+    MALLET_LOCK_WAS_MINE,    // the code this thread interrupted holds it: left
+                             // alone, and so is its data (that code goes on)
+} mallet_lock_found_t;
+
+// In a fork child, the only thread: take l whatever it held, and say what
+// it held. A held lock is taken over, so a fork nested in a signal handler
+// of the child finds it MINE while the child repairs what it guards.
+static inline mallet_lock_found_t mallet__lock_after_fork(mallet_lock_t *l)
 {
-    l->next = l->serving = 0;
+    uintptr_t was = __atomic_load_n(&l->holder, __ATOMIC_ACQUIRE);
+    if (was == mallet__lock_self())
+        return MALLET_LOCK_WAS_MINE;
+    __atomic_store_n(&l->holder, mallet__lock_self(), __ATOMIC_RELAXED);
+    return was == 0 ? MALLET_LOCK_WAS_FREE : MALLET_LOCK_WAS_LOST;
 }
 
 // Milliseconds on the coarse monotonic clock.

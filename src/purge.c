@@ -35,8 +35,8 @@ static size_t sweep_heaps(bool all, bool block)
     mallet_heap_t *self = mallet__tls_heap;
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps; h; h = h->next) {
-        if (h == self)
-            continue;
+        if (h == self || !h->alive)
+            continue;           // (a heap a fork child gave up keeps its lock)
         if (block)
             mallet__lock(&h->lock);
         else if (!mallet__lock_try(&h->lock))

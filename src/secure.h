@@ -63,11 +63,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
+#include "debug/track.h"
 #include "page.h"
 
 #ifndef MALLET_SECURE
@@ -102,28 +102,28 @@
 MALLET_NORETURN MALLET_COLD void mallet__secure_overflow(uintptr_t b, const char *func);
 MALLET_NORETURN MALLET_COLD void mallet__secure_written(uintptr_t b, const char *func);
 
-static inline uint32_t mallet__secure_load32(uintptr_t at)
+static inline MALLET_TRACK_UNCHECKED uint32_t mallet__secure_load32(uintptr_t at)
 {
     uint32_t v;
-    memcpy(&v, (const void *)at, 4);
+    __builtin_memcpy(&v, (const void *)at, 4);
     return v;
 }
 
-static inline uint64_t mallet__secure_load64(uintptr_t at)
+static inline MALLET_TRACK_UNCHECKED uint64_t mallet__secure_load64(uintptr_t at)
 {
     uint64_t v;
-    memcpy(&v, (const void *)at, 8);
+    __builtin_memcpy(&v, (const void *)at, 8);
     return v;
 }
 
-static inline void mallet__secure_store32(uintptr_t at, uint32_t v)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_store32(uintptr_t at, uint32_t v)
 {
-    memcpy((void *)at, &v, 4);
+    __builtin_memcpy((void *)at, &v, 4);
 }
 
-static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_store64(uintptr_t at, uint64_t v)
 {
-    memcpy((void *)at, &v, 8);
+    __builtin_memcpy((void *)at, &v, 8);
 }
 
 // Fill checks and stores go 16 bytes at a time (SSE2, which every x86-64
@@ -132,21 +132,21 @@ static inline void mallet__secure_store64(uintptr_t at, uint64_t v)
 typedef uint64_t mallet_vec_t __attribute__((vector_size(16)));
 #define MALLET_FILL_VEC ((mallet_vec_t){ MALLET_FILL_WORD, MALLET_FILL_WORD })
 
-static inline mallet_vec_t mallet__secure_vload(uintptr_t at)
+static inline MALLET_TRACK_UNCHECKED mallet_vec_t mallet__secure_vload(uintptr_t at)
 {
     mallet_vec_t v;
-    memcpy(&v, (const void *)at, 16);
+    __builtin_memcpy(&v, (const void *)at, 16);
     return v;
 }
 
-static inline void mallet__secure_vstore(uintptr_t at, mallet_vec_t v)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_vstore(uintptr_t at, mallet_vec_t v)
 {
-    memcpy((void *)at, &v, 16);
+    __builtin_memcpy((void *)at, &v, 16);
 }
 
 // Bits that differ from the fill in the n 16-byte slots from `at` (n is a
 // constant at every call, so the loop unrolls).
-static inline mallet_vec_t mallet__secure_diff_slots(uintptr_t at, unsigned n)
+static inline MALLET_TRACK_UNCHECKED mallet_vec_t mallet__secure_diff_slots(uintptr_t at, unsigned n)
 {
     mallet_vec_t d = { 0, 0 };
 #pragma GCC unroll 4
@@ -155,7 +155,7 @@ static inline mallet_vec_t mallet__secure_diff_slots(uintptr_t at, unsigned n)
     return d;
 }
 
-static inline void mallet__secure_fill_slots(uintptr_t at, unsigned n)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_fill_slots(uintptr_t at, unsigned n)
 {
 #pragma GCC unroll 4
     for (unsigned i = 0; i < n; i++)
@@ -164,7 +164,7 @@ static inline void mallet__secure_fill_slots(uintptr_t at, unsigned n)
 
 // Do the n bytes at `at` (any alignment, any length) all hold the fill?
 // The last load overlaps the one before, so a length takes no tail loop.
-static inline bool mallet__secure_is_fill(uintptr_t at, size_t n)
+static inline MALLET_TRACK_UNCHECKED bool mallet__secure_is_fill(uintptr_t at, size_t n)
 {
     if (n >= 16) {
         mallet_vec_t d = mallet__secure_vload(at + n - 16) ^ MALLET_FILL_VEC;
@@ -188,7 +188,7 @@ static inline bool mallet__secure_is_fill(uintptr_t at, size_t n)
 // hold the fill? Most gaps are under 16 bytes: one load of the 16 bytes
 // that end where the gap ends (the block is at least 32 bytes, so they lie
 // in it) and a byte mask check them, where the general loop would branch.
-static inline bool mallet__secure_gap_is_fill(uintptr_t at, size_t n)
+static inline MALLET_TRACK_UNCHECKED bool mallet__secure_gap_is_fill(uintptr_t at, size_t n)
 {
 #if defined(__SSE2__)
     if (n < 16) {
@@ -202,16 +202,16 @@ static inline bool mallet__secure_gap_is_fill(uintptr_t at, size_t n)
 }
 
 // Fill the n bytes at `at`, any alignment and length: 16-byte stores, the
-// last one overlapping the one before; memset for long runs.
-static inline void mallet__secure_fill_bytes(uintptr_t at, size_t n)
+// last one overlapping the one before. (Not memset: under AddressSanitizer
+// its interceptor would check bytes that are the allocator's own; the empty
+// asm keeps the compiler from making the loop a memset call.)
+static inline MALLET_TRACK_UNCHECKED void mallet__secure_fill_bytes(uintptr_t at, size_t n)
 {
     if (n >= 16) {
-        if (n > 256) {
-            memset((void *)at, MALLET_FILL_BYTE, n);
-            return;
-        }
-        for (size_t i = 0; i + 16 < n; i += 16)
+        for (size_t i = 0; i + 16 < n; i += 16) {
             mallet__secure_vstore(at + i, MALLET_FILL_VEC);
+            __asm__ volatile("" ::: "memory");
+        }
         mallet__secure_vstore(at + n - 16, MALLET_FILL_VEC);
     } else if (n >= 8) {
         mallet__secure_store64(at, MALLET_FILL_WORD);

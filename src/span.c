@@ -335,6 +335,20 @@ void mallet__span_totals(mallet_span_totals_t *t)
     mallet__unlock(&mallet__seg_lock);
 }
 
+void mallet__span_after_fork(void)
+{
+    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__seg_lock);
+    if (found == MALLET_LOCK_WAS_MINE)
+        return;
+    // A vanished thread was changing a segment's unit maps or the list: no
+    // page is carved from these segments again, and none is purged or
+    // released (their memory stays with the child). The segment map keeps
+    // them, so frees of their blocks, and retiring their pages, still work.
+    if (found == MALLET_LOCK_WAS_LOST)
+        spans.first = NULL;
+    mallet__unlock(&mallet__seg_lock);
+}
+
 uint64_t mallet__span_mapped(void)
 {
     return __atomic_load_n(&spans.mapped, __ATOMIC_RELAXED);

@@ -11,25 +11,32 @@
 //
 // Fork: one pthread_atfork registration, made lazily by the first slow path
 // after start-up, before it takes any lock (it may allocate, so never from a
-// constructor, never during start-up, never under a lock). The
-// prepare handler takes every lock in the global order of lock.h --
-// heaps_lock, every heap's lock in list order, abandoned_lock, seg_lock,
-// large_lock -- so no other thread is inside the allocator's shared state
-// when the process is copied. The parent releases them in reverse; the
-// child resets them and forgets the heaps of the threads that did not come
-// along (a fast path may have been cut in half there, see fork_child).
+// constructor, never during start-up, never under a lock). It has a child
+// handler only: fork takes no lock. A lock held across the prepare handler
+// would be held while fork waits for libc's own locks (stdio's list lock
+// comes after every prepare handler), and a thread that holds a FILE lock
+// and allocates would wait for it: a deadlock glibc's malloc avoids by
+// locking after stdio, which an interposed allocator cannot. A fork from a
+// signal handler that interrupted the allocator would wait for its own
+// thread. So the parent never waits, and the child, alone in its process,
+// looks at each lock (lock.h): free, its data is whole; held by a thread
+// that did not come along, its data is repaired or given up; held by the
+// interrupted code of its own thread, left to that code.
 #include "thread.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "init.h"
 #include "large.h"
 #include "purge.h"
+#include "span.h"
 #include "zero.h"
 
 __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec"))) = &mallet__heap_empty;
+__thread uint8_t mallet__lock_token __attribute__((tls_model("initial-exec")));
 
 mallet_lock_t mallet__abandoned_lock;
 static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per class
@@ -41,7 +48,8 @@ static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec"
 static void thread_exit(void *value)
 {
     mallet_heap_t *heap = value;
-    if (heap == NULL || heap == &mallet__heap_empty)
+    // A heap this thread no longer uses (a fork child gave it up) is left.
+    if (heap == NULL || heap == &mallet__heap_empty || heap != mallet__tls_heap)
         return;
     mallet__tls_heap = &mallet__heap_empty;
     mallet__heap_abandon(heap);
@@ -118,30 +126,26 @@ uint64_t mallet__thread_check_abandoned(const char *func)
 
 // --- fork ---------------------------------------------------------------------
 
-static void fork_prepare(void)
+// The abandoned lists, in a fork child: a list a vanished thread was
+// changing may be half linked, so all of them are given up (their pages stay
+// out of use; frees of their blocks still land on thread_free).
+static void abandoned_after_fork(void)
 {
-    mallet__lock(&mallet__heaps_lock);
-    for (mallet_heap_t *h = mallet__heaps; h; h = h->next)
-        mallet__lock(&h->lock);
-    mallet__lock(&mallet__abandoned_lock);
-    mallet__lock(&mallet__seg_lock);
-    mallet__large_lock_all();
-#if MALLET_SECURE
-    mallet__zero_lock_all();
-#endif
+    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__abandoned_lock);
+    if (found == MALLET_LOCK_WAS_MINE)
+        return;
+    if (found == MALLET_LOCK_WAS_LOST)
+        memset(abandoned, 0, sizeof abandoned);
+    mallet__unlock(&mallet__abandoned_lock);
 }
 
-static void fork_parent(void)
+// Child-side re-initialisation: the state a child must not share with its
+// parent. Everything of that kind happens here, after the shared state is
+// repaired, so it may allocate.
+static void fork_child_reinit(void)
 {
-#if MALLET_SECURE
-    mallet__zero_unlock_all();
-#endif
-    mallet__large_unlock_all();
-    mallet__unlock(&mallet__seg_lock);
-    mallet__unlock(&mallet__abandoned_lock);
-    for (mallet_heap_t *h = mallet__heaps; h; h = h->next)
-        mallet__unlock(&h->lock);
-    mallet__unlock(&mallet__heaps_lock);
+    mallet__purge_forget_thread();
+    mallet__random_fork_child();
 }
 
 static void fork_child(void)
@@ -149,40 +153,16 @@ static void fork_child(void)
     // The handlers ran, so they are registered, whatever the parent's
     // registering thread had stored yet.
     __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
-    mallet__large_reset_lock();
+    // Each piece under its own lock, in any order: the repairs do not call
+    // each other.
+    mallet__large_after_fork();
+    mallet__span_after_fork();
+    abandoned_after_fork();
+    mallet__heap_after_fork();
 #if MALLET_SECURE
-    mallet__zero_reset_lock();
+    mallet__zero_after_fork();
 #endif
-    mallet__lock_reset(&mallet__seg_lock);
-    mallet__lock_reset(&mallet__abandoned_lock);
-    for (mallet_heap_t *h = mallet__heaps; h; h = h->next)
-        mallet__lock_reset(&h->lock);
-    mallet__lock_reset(&mallet__heaps_lock);
-    mallet__purge_forget_thread();
-    mallet__random_fork_child();
-    // The other threads are gone, and each may have stopped in the middle
-    // of a fast path, leaving its pages half updated: their heaps are not
-    // walked, only forgotten (records and pages stay unused; frees of their
-    // blocks still land safely on thread_free).
-    mallet_heap_t *self = mallet__tls_heap;
-    if (self != &mallet__heap_empty)
-        mallet__heap_after_fork(self);
-    mallet__lock(&mallet__heaps_lock);
-    for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
-        next = h->next;
-        if (h == self || h->internal)
-            continue;
-        for (int i = 0; i < MALLET_STAT_COUNT; i++)
-            mallet__stat_orphan_add((mallet_stat_id_t)i, h->stat[i]);
-        if (h->prev)
-            h->prev->next = h->next;
-        else
-            mallet__heaps = h->next;
-        if (h->next)
-            h->next->prev = h->prev;
-        h->alive = 0;
-    }
-    mallet__unlock(&mallet__heaps_lock);
+    fork_child_reinit();
 }
 
 void mallet__thread_register_fork(void)
@@ -192,7 +172,7 @@ void mallet__thread_register_fork(void)
     if (!mallet__claim(&mallet__fork_state))
         return;
     fork_registering = 1;
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    pthread_atfork(NULL, NULL, fork_child);
     fork_registering = 0;
     __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
 }

@@ -108,19 +108,13 @@ bool mallet__zero_live(const void *p)
     return off % ZERO_STEP == 0 && (__atomic_load_n(&zero.live[i / 64], __ATOMIC_RELAXED) >> (i % 64) & 1);
 }
 
-void mallet__zero_lock_all(void)
+void mallet__zero_after_fork(void)
 {
-    mallet__lock(&zero_lock);
-}
-
-void mallet__zero_unlock_all(void)
-{
-    mallet__unlock(&zero_lock);
-}
-
-void mallet__zero_reset_lock(void)
-{
-    mallet__lock_reset(&zero_lock);
+    // A vanished holder was setting one bit, or making the region: a bit
+    // set for an address no one holds only keeps that address from being
+    // handed out again; a region made but not published is left unused.
+    if (mallet__lock_after_fork(&zero_lock) != MALLET_LOCK_WAS_MINE)
+        mallet__unlock(&zero_lock);
 }
 
 #endif

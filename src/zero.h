@@ -21,10 +21,8 @@ bool mallet__zero_owns(const void *p);
 bool mallet__zero_free(void *p, const char *func);
 // Is p a live zero-size block?
 bool mallet__zero_live(const void *p);
-// fork: the lock, taken and released around it, reset in the child.
-void mallet__zero_lock_all(void);
-void mallet__zero_unlock_all(void);
-void mallet__zero_reset_lock(void);
+// In a fork child: the lock taken over (thread.c, fork).
+void mallet__zero_after_fork(void);
 #endif
 
 #endif

@@ -26,6 +26,10 @@
 //                           the allocator itself (metadata, free-list links).
 //   MALLET_TRACK_MEM_NOACCESS(p, n)   memory nobody may touch until further
 //                           notice (free payloads, guard gaps).
+//   MALLET_TRACK_UNCHECKED  on a function: its reads and writes are the
+//                           allocator's own bookkeeping inside poisoned
+//                           bytes (the secure build's canaries and fills),
+//                           not checked and leaving the poison as it is.
 //   MALLET_TRACK_MEM_DEFINED(p, n)    memory the allocator reads or writes
 //                           itself and knows to be initialised.
 //
@@ -57,6 +61,7 @@
 #define MALLET_TRACK_MEM_UNDEFINED(p, n)      ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #define MALLET_TRACK_MEM_DEFINED(p, n)        ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #define MALLET_TRACK_MEM_NOACCESS(p, n)       ASAN_POISON_MEMORY_REGION((p), (n))
+#define MALLET_TRACK_UNCHECKED                __attribute__((no_sanitize_address))
 #define MALLET_TRACK_ENABLED 1
 
 #elif defined(MALLET_TRACK_VALGRIND)
@@ -72,6 +77,7 @@
 #define MALLET_TRACK_MEM_UNDEFINED(p, n)      VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
 #define MALLET_TRACK_MEM_DEFINED(p, n)        VALGRIND_MAKE_MEM_DEFINED((p), (n))
 #define MALLET_TRACK_MEM_NOACCESS(p, n)       VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define MALLET_TRACK_UNCHECKED
 #define MALLET_TRACK_ENABLED 1
 
 #else
@@ -81,6 +87,7 @@
 #define MALLET_TRACK_MEM_UNDEFINED(p, n)               ((void)0)
 #define MALLET_TRACK_MEM_DEFINED(p, n)                 ((void)0)
 #define MALLET_TRACK_MEM_NOACCESS(p, n)                ((void)0)
+#define MALLET_TRACK_UNCHECKED
 #define MALLET_TRACK_ENABLED 0
 #endif
 

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
 // override.c -- the only file that defines libc's names: the malloc family,
-// malloc_usable_size, free_sized, malloc_trim, malloc_stats, mallinfo2 and
-// the __libc_* aliases glibc's own code and some tools call.
+// malloc_usable_size, free_sized, malloc_trim, malloc_stats, mallinfo2,
+// mallinfo and the __libc_* aliases glibc's own code and some tools call.
 //
 // malloc and free inline the fast paths of heap.h (no extra call); the rest
 // forward to the mallet_* functions. Linked into libmallet.so (preload) and
 // libmallet.a (a program linking it gets these definitions before libc's).
+#include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 
@@ -102,6 +103,25 @@ MALLET_API struct mallinfo2 mallinfo2(void)
     mi.uordblks = s.allocated - s.large_allocated;
     mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
     mi.keepcost = s.resident > s.active ? s.resident - s.active : 0;
+    return mi;
+}
+
+// The old form, still exported by glibc (a program calling it would read
+// glibc's unused heap otherwise): the same numbers, each cut to INT_MAX.
+static int clamp_int(size_t n)
+{
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+MALLET_API struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi = { 0 };
+    mi.arena = clamp_int(m2.arena);
+    mi.hblkhd = clamp_int(m2.hblkhd);
+    mi.uordblks = clamp_int(m2.uordblks);
+    mi.fordblks = clamp_int(m2.fordblks);
+    mi.keepcost = clamp_int(m2.keepcost);
     return mi;
 }
 

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+//
+// test_fork.c -- fork never hangs: the two shapes of fork_shapes.h on the
+// mallet_* API, as many rounds as fork_shapes.h sets for the mode. In the
+// stdio shape the thread that holds a FILE's lock calls mallet_malloc under
+// flockfile, as getline calls malloc (override_fork.c runs getline itself).
+// Built in every mode, the sanitizers' too, and in the secure build by
+// tests/fork_secure.sh.
+#include "test.h"
+
+#include "mallet.h"
+
+// tsan: yes
+
+static __thread uint64_t locked_seed;
+
+#define SHAPE_MALLOC mallet_malloc
+#define SHAPE_REALLOC mallet_realloc
+#define SHAPE_FREE mallet_free
+#define SHAPE_TRIM mallet_trim
+#define SHAPE_LOCKED_ALLOC(f) locked_alloc(f)
+
+static void locked_alloc(FILE *f);
+
+#include "fork_shapes.h"
+
+// What getline does: take the FILE's lock, then allocate and grow a line.
+static void locked_alloc(FILE *f)
+{
+    if (locked_seed == 0)
+        locked_seed = (uintptr_t)&locked_seed | 1;
+    flockfile(f);
+    size_t n = shape_size(&locked_seed);
+    char *line = mallet_malloc(120);
+    if (line && n > 120) {
+        char *longer = mallet_realloc(line, n);
+        if (longer)
+            line = longer;
+    }
+    if (line)
+        line[0] = 'x';
+    mallet_free(line);
+    funlockfile(f);
+}
+
+TEST(fork_from_a_signal_handler_never_hangs)
+{
+    shape_rounds("signal", signal_round, shape_round_count());
+}
+
+TEST(fork_beside_stdio_never_hangs)
+{
+    shape_rounds("stdio", stdio_round, shape_round_count());
+}
