@@ -141,7 +141,8 @@ static void abandoned_after_fork(void)
 
 // Child-side re-initialisation: the state a child must not share with its
 // parent. Everything of that kind happens here, after the shared state is
-// repaired, so it may allocate.
+// repaired (it may allocate, except in a child forked from a signal handler
+// that interrupted the allocator, where nothing may).
 static void fork_child_reinit(void)
 {
     mallet__purge_forget_thread();

@@ -71,6 +71,7 @@ TEST(aligned_alloc_takes_every_power_of_two_and_any_size)
 
 TEST(memalign_rounds_a_bad_alignment_up_and_rejects_a_huge_one)
 {
+    TEST_SKIP_IF_VALGRIND_MALLOC();
     size_t odd[] = { 0, 3, 24, 100, 4097 };
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         size_t a = odd[i], up = 1;
@@ -126,6 +127,7 @@ static int kept(void **p, size_t n)
 // the block (a shrink below half moves, and glibc would keep the block).
 TEST(realloc_to_a_size_the_block_holds_keeps_the_block)
 {
+    TEST_SKIP_IF_VALGRIND_MALLOC();
     size_t sizes[] = { 1, 3, 15, 16, 17, 100, 1000, 5000, 70000, 300000, 5 << 20 };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
@@ -230,6 +232,7 @@ static void print_stats(void *arg)
 
 TEST(malloc_stats_writes_a_summary_to_stderr)
 {
+    TEST_SKIP_IF_VALGRIND_MALLOC();
     char out[4096];
     int status = test_run_child(print_stats, NULL, out, sizeof out);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);

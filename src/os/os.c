@@ -33,11 +33,15 @@ static struct {
 
 size_t mallet__os_page_size(void)
 {
-    if (os_page == 0) {
+    // Relaxed atomics: two threads may find it unset at once, and both
+    // store the same value.
+    size_t page = __atomic_load_n(&os_page, __ATOMIC_RELAXED);
+    if (page == 0) {
         long p = sysconf(_SC_PAGESIZE);
-        os_page = p > 0 ? (size_t)p : 4096;
+        page = p > 0 ? (size_t)p : 4096;
+        __atomic_store_n(&os_page, page, __ATOMIC_RELAXED);
     }
-    return os_page;
+    return page;
 }
 
 uint64_t mallet__os_requests(void)
