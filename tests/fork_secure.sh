@@ -8,6 +8,7 @@
 # needs, then prints the summed "N passed, N failed, N skipped" line.
 set -u
 cd "$(dirname "$0")/.."
+. tests/tally.bash
 passed=0 failed=0 skipped=0
 for variant in "plain build/secure" "asan build/secure/san-address SAN=address" \
                "tsan build/secure/san-thread SAN=thread"; do
@@ -22,15 +23,7 @@ for variant in "plain build/secure" "asan build/secure/san-address SAN=address" 
         out=$(MALLET_TEST_MODE=$mode TEST_TIMEOUT=120 TSAN_OPTIONS=die_after_fork=0 "$dir/tests/$prog" 2>&1)
         status=$?
         printf '%s\n' "$out" | grep -E '^(ok|FAIL|skip) |CHECK failed|rounds|Sanitizer'
-        line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-        if [ -z "$line" ]; then
-            echo "  no count line (status $status)"
-            failed=$((failed + 1))
-            continue
-        fi
-        read -r p _ f _ s _ <<<"$line"
-        [ "$status" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-        passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+        tally "$status" "$out"
     done
 done
 echo "$passed passed, $failed failed, $skipped skipped"

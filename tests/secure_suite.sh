@@ -9,6 +9,7 @@
 # Prints the summed "N passed, N failed, N skipped" line.
 set -u
 cd "$(dirname "$0")/.."
+. tests/tally.bash
 dir=${BUILD:-build}/secure/tests
 so=${BUILD:-build}/libmallet-secure.so
 if [ ! -d "$dir" ] || [ ! -f "$so" ]; then
@@ -23,15 +24,7 @@ for t in "$dir"/override_*; do
     status=$?
     printf '%s\n' "$out" | grep -E '^(ok|FAIL|skip) |CHECK failed'
     printf '%s\n' "$out" | grep -E '^ *(child said: )?mallet:' | head -n 5
-    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    if [ -z "$line" ]; then
-        echo "  no count line (status $status)"
-        failed=$((failed + 1))
-        continue
-    fi
-    read -r p _ f _ s _ <<<"$line"
-    [ "$status" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+    tally "$status" "$out"
 done
 # Real programs on the preloaded secure build: output as with glibc.
 for cmd in "sort -n" "/usr/bin/python3 -c 'import json,sys; print(len(json.dumps(list(range(200000)))))'"; do
