@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// common.c -- allocator names, build products, child processes: what every
-// verb of the command needs.
+// common.c -- allocator names, build products, child processes, and the
+// bits of text every picture and report writes (sizes for people, XML
+// escaping): what every verb of the command needs.
 //
 // Build products are found relative to the running binary
 // (/proc/self/exe), so the command works from any directory: in the build
@@ -208,6 +209,38 @@ double tool_median(double *v, int n)
         return 0;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+const char *tool_human(uint64_t v, char *buf, size_t cap)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double d = (double)v;
+    int u = 0;
+    while (d >= 1024 && u < 4) {
+        d /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", d, unit[u]);
+    return buf;
+}
+
+void tool_xml_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+bool tool_ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
 }
 
 double tool_now(void)

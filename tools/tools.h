@@ -75,6 +75,15 @@ double tool_median(double *v, int n);
 // Monotonic time in seconds.
 double tool_now(void);
 
+// --- text -------------------------------------------------------------------------
+
+// v bytes for people: "512 B", "12.3 KiB"; returns buf.
+const char *tool_human(uint64_t v, char *buf, size_t cap);
+// s as the text of an XML element or attribute: & < > " escaped.
+void tool_xml_text(FILE *f, const char *s);
+// Whether s ends with suffix.
+bool tool_ends_with(const char *s, const char *suffix);
+
 // --- traces in memory (tracefile.c) ---------------------------------------------
 
 typedef enum { OP_ALLOC, OP_FREE, OP_REALLOC } op_kind_t;
