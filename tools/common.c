@@ -163,6 +163,43 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
     return false;
 }
 
+bool tool_preload_first(const char *verb, const char *lib)
+{
+    const char *old = getenv("LD_PRELOAD");
+    size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
+    char *preload = malloc(n);
+    if (!preload) {
+        fprintf(stderr, "%s: out of memory\n", verb);
+        return false;
+    }
+    snprintf(preload, n, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+    setenv("LD_PRELOAD", preload, 1);
+    free(preload);
+    return true;
+}
+
+int tool_command(const char *verb, char *const argv[], const char *alloc)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", verb, strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "%s: cannot run %s: %s\n", verb, argv[0], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    // Like system(3): the terminal's ^C and ^\ are for the program.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int status = tool_wait(verb, pid, argv[0], alloc);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    return status;
+}
+
 const char *tool_signame(int sig, char *buf, size_t cap)
 {
     const char *abbrev = sigabbrev_np(sig);

@@ -63,6 +63,13 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
 bool tool_find_product(char *out, size_t cap, const char *const *rel);
 // The directory that holds the running binary.
 const char *tool_exe_dir(void);
+// Put lib first in LD_PRELOAD, ahead of any the user set. False (and
+// "VERB: out of memory") when it cannot.
+bool tool_preload_first(const char *verb, const char *lib);
+// Run argv[0] with its arguments as `mallet run` does: ^C and ^\ go to it
+// alone while it runs; returns its status as tool_wait does, 127 or 126
+// when it cannot be run ("VERB: cannot run CMD: why").
+int tool_command(const char *verb, char *const argv[], const char *alloc);
 // "SIGSEGV" for 11, "signal 77" when unnamed.
 const char *tool_signame(int sig, char *buf, size_t cap);
 // Wait for pid and return its exit status; for a signal, print
