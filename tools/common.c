@@ -178,7 +178,7 @@ bool tool_preload_first(const char *verb, const char *lib)
     return true;
 }
 
-int tool_command(const char *verb, char *const argv[], const char *alloc)
+int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -191,6 +191,8 @@ int tool_command(const char *verb, char *const argv[], const char *alloc)
         fprintf(stderr, "%s: cannot run %s: %s\n", verb, argv[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
+    if (started)
+        *started = pid;
     // Like system(3): the terminal's ^C and ^\ are for the program.
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
@@ -269,7 +271,8 @@ void tool_xml_text(FILE *f, const char *s)
         case '<': fputs("&lt;", f); break;
         case '>': fputs("&gt;", f); break;
         case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
+        // XML 1.0 has no control characters but tab and newlines.
+        default: fputc((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' ? '?' : *s, f);
         }
     }
 }

@@ -92,5 +92,5 @@ int tool_run(int argc, char **argv)
                 a.kind == ALLOC_GLIBC ? " (glibc prints one only when the program calls malloc_stats())" : "");
     if (lib[0] && !tool_preload_first("mallet run", lib))
         return 1;
-    return tool_command("mallet run", argv + i, a.name);
+    return tool_command("mallet run", argv + i, a.name, NULL);
 }

@@ -68,8 +68,9 @@ const char *tool_exe_dir(void);
 bool tool_preload_first(const char *verb, const char *lib);
 // Run argv[0] with its arguments as `mallet run` does: ^C and ^\ go to it
 // alone while it runs; returns its status as tool_wait does, 127 or 126
-// when it cannot be run ("VERB: cannot run CMD: why").
-int tool_command(const char *verb, char *const argv[], const char *alloc);
+// when it cannot be run ("VERB: cannot run CMD: why"). Its pid goes to
+// *started unless started is NULL.
+int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started);
 // "SIGSEGV" for 11, "signal 77" when unnamed.
 const char *tool_signame(int sig, char *buf, size_t cap);
 // Wait for pid and return its exit status; for a signal, print
@@ -86,7 +87,8 @@ double tool_now(void);
 
 // v bytes for people: "512 B", "12.3 KiB"; returns buf.
 const char *tool_human(uint64_t v, char *buf, size_t cap);
-// s as the text of an XML element or attribute: & < > " escaped.
+// s as the text of an XML element or attribute: & < > " escaped, control
+// characters (which XML cannot hold) as '?'.
 void tool_xml_text(FILE *f, const char *s);
 // Whether s ends with suffix.
 bool tool_ends_with(const char *s, const char *suffix);
