@@ -6,6 +6,8 @@
 //   prof_read.c     reads a .heap file, estimates the true figures from the
 //                   sampled ones, and names every frame's function
 //   symbols.c       the ELF reader that turns an address into a function name
+//   prof_report.c   the table of the top functions and of the live stacks
+//   flame.c         the flame graph (SVG)
 //
 // Glossary. A *record* is one line of the profile: the blocks of one size
 // allocated from one call stack. Its *stack* is a run of return addresses
@@ -71,5 +73,33 @@ symbolizer_t *sym_open(const prof_map_t *maps, size_t n_maps);
 // NULL only when out of memory.
 char *sym_name(symbolizer_t *s, uint64_t pc);
 void sym_close(symbolizer_t *s);
+
+// --- prof_report.c -------------------------------------------------------------------
+
+// One function's share of the estimated in-use bytes.
+typedef struct prof_func {
+    uint32_t func;                    // index into prof_t.names
+    double flat;                      // bytes it allocated itself (first frame of the stack)
+    double cum;                       // bytes of every stack it is in (once per stack)
+} prof_func_t;
+
+// The functions with flat or cum bytes, most flat bytes first (ties: more
+// cum, then by name); *n set to how many. NULL when out of memory or none.
+prof_func_t *prof_top(const prof_t *p, size_t *n);
+
+typedef enum {
+    REPORT_PEAK,                      // the peak of the heap: the top table
+    REPORT_EXIT,                      // at exit: the table, then what was never freed, by stack
+    REPORT_SNAPSHOT,                  // a dump at some moment: the table, then the live stacks
+} report_kind_t;
+
+// The text report of p into f. False when writing fails or out of memory.
+bool prof_write_text(const prof_t *p, report_kind_t kind, FILE *f);
+
+// --- flame.c -----------------------------------------------------------------------
+
+// The flame graph of p's estimated in-use bytes as SVG into f, titled with
+// `what` (e.g. "at peak"). False when writing fails or out of memory.
+bool flame_write_svg(const prof_t *p, const char *what, FILE *f);
 
 #endif
