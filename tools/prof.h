@@ -8,6 +8,7 @@
 //   symbols.c       the ELF reader that turns an address into a function name
 //   prof_report.c   the table of the top functions and of the live stacks
 //   flame.c         the flame graph (SVG)
+//   profile.c       the verb: runs a program profiled, then all of the above
 //
 // Glossary. A *record* is one line of the profile: the blocks of one size
 // allocated from one call stack. Its *stack* is a run of return addresses

@@ -25,6 +25,7 @@ int tool_trace(int argc, char **argv);
 int tool_replay(int argc, char **argv);
 int tool_replay_child(int argc, char **argv);
 int tool_heapmap(int argc, char **argv);
+int tool_profile(int argc, char **argv);
 int tool_bench(int argc, char **argv);
 
 // --- allocators ---------------------------------------------------------------
