@@ -8,7 +8,9 @@
 # against the formula; the order and shares of the top table; the stacks
 # still live; the flame graph -- then the run: the environment the library
 # is given, the files it leaves renamed and rendered, the exit status, and
-# the error paths. google-pprof, when installed, must read the same files.
+# the error paths; last, libmallet's own profiler end to end, on that
+# program and on a forking one. google-pprof, when installed, must read the
+# same files.
 . "$(dirname "$0")/tools_lib.bash"
 
 RATE=524288
@@ -121,6 +123,17 @@ table() {
     awk '/^ *flat bytes/ { on = 1; next } on && NF == 0 { exit } on && NF >= 6 { print $6, $1 }' "$1"
 }
 
+# well_formed NAME FILE: FILE parses as XML (xmllint, else Python's parser;
+# with neither, not checked)
+well_formed() {
+    if command -v xmllint >/dev/null; then
+        xmllint --noout "$2"; same "$1" $? 0
+    elif command -v /usr/bin/python3 >/dev/null; then
+        /usr/bin/python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' "$2"
+        same "$1" $? 0
+    fi
+}
+
 # --- --show: names, estimates, order, shares ---------------------------------------------
 ok "show: a PIE program and its library" "$MALLET" profile --show "$D/pie.exit.heap" -o "$D/pie"
 want=$(expected "${pie_records[@]}")
@@ -167,12 +180,7 @@ same "leaks: a library's local function, named from .symtab" $r 0
 svg=$D/pie.svg
 same "svg starts with <svg" "$(head -c 4 "$svg")" "<svg"
 same "svg ends with </svg>" "$(tail -n 1 "$svg")" "</svg>"
-if command -v xmllint >/dev/null; then
-    xmllint --noout "$svg"; same "svg is well-formed XML" $? 0
-elif command -v /usr/bin/python3 >/dev/null; then
-    /usr/bin/python3 -c 'import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])' "$svg"
-    same "svg is well-formed XML" $? 0
-fi
+well_formed "svg is well-formed XML" "$svg"
 same "svg: one box per distinct path (all, main, its 6 callees, 4 above)" "$(grep -c '<g><title>' "$svg")" 12
 for f in all main make_tree alloc_big alloc_small lib_alloc lib_local_alloc; do
     grep -q "<title>$f: [0-9]* bytes ([0-9.]* [KMG]*i*B), [0-9.]*% of the in-use bytes</title>" "$svg"
@@ -276,9 +284,12 @@ grep -qx "peak=25" "$TMP/out"; same "run: MALLET_PROF_PEAK from the environment 
 
 # A stand-in for the library: the program drops profiles into the
 # directory as the library would, under its own pid ($$: sh is the process
-# started), a child's, and a dump's.
+# started), a child's, and a dump's. The library itself, preloaded into
+# the shell, is told to write none (a shell that leaves by exit() would
+# write its own exit profile over the stand-in's).
+standin=(env MALLET_PROF_AT_EXIT=0 MALLET_PROF_PEAK=0 "$MALLET" profile)
 touch "$D/run.peak.svg"                 # from an earlier run: must not survive
-ok "run: files renamed and rendered" "$MALLET" profile -o "$D/run" -- sh -c '
+ok "run: files renamed and rendered" "${standin[@]}" -o "$D/run" -- sh -c '
     cp "$0" "$MALLET_PROF_DIR/mallet.$$.exit.heap"
     cp "$0" "$MALLET_PROF_DIR/mallet.4242.exit.heap"
     cp "$0" "$MALLET_PROF_DIR/mallet.$$.1.heap"
@@ -296,20 +307,44 @@ grep -q "wrote $D/run.exit.heap $D/run.exit.svg $D/run.exit.txt" "$TMP/out"
 same "run: the summary names the files" $? 0
 grep -q "top functions at exit:" "$TMP/out" && grep -A1 "top functions" "$TMP/out" | grep -q alloc_small
 same "run: the summary names the top functions" $? 0
-ok "run: peak and exit" "$MALLET" profile -o "$D/both" -- sh -c '
+ok "run: peak and exit" "${standin[@]}" -o "$D/both" -- sh -c '
     cp "$0" "$MALLET_PROF_DIR/mallet.$$.peak.heap"; cp "$1" "$MALLET_PROF_DIR/mallet.$$.exit.heap"' \
     "$D/pie.exit.heap" "$D/zero.heap"
 grep -q "estimated in use: $(awk -v t="$total" 'BEGIN { printf "%.1f", t / 1048576 }') MiB at peak, 0 B at exit" "$TMP/out"
 same "run: totals at peak and at exit" $? 0
 grep -q "top functions at peak:" "$TMP/out"; same "run: the top at peak" $? 0
-ok "run: nothing written" "$MALLET" profile -o "$D/none" -- true
+ok "run: nothing written" "${standin[@]}" -o "$D/none" -- true
 grep -q "wrote no profile" "$TMP/out"; same "run: nothing written: said" $? 0
 "$MALLET" profile -o "$D/st" -- sh -c 'exit 7' >/dev/null 2>&1
 same "run: keeps the exit status" $? 7
 fails "run: crash named" "crashed under mallet: signal 11 (SIGSEGV)" "$MALLET" profile -o "$D/c" -- "$PROG" crash
 fails "run: missing program" "cannot run" "$MALLET" profile -o "$D/m" -- "$TMP/no-such-program"
 same "run: missing program: one line" "$(wc -l <"$TMP/out")" 1
-"$MALLET" profile -o "$D/bad" -- sh -c 'echo junk >"$MALLET_PROF_DIR/mallet.$$.exit.heap"' >/dev/null 2>&1
+"${standin[@]}" -o "$D/bad" -- sh -c 'echo junk >"$MALLET_PROF_DIR/mallet.$$.exit.heap"' >/dev/null 2>&1
 same "run: a profile that cannot be read fails the run" $? 1
+
+# --- end to end: libmallet's profiler under the verb ---------------------------------------
+# One sample per 16 KiB on average: every function of the program is sampled
+# (the smallest, alloc_small's 256 KiB, is missed with odds of about 1e-7).
+ok "e2e: profile a program" "$MALLET" profile -o "$D/e2e" --rate 16 -- "$D/prog" run
+for f in e2e.peak.heap e2e.peak.svg e2e.peak.txt e2e.exit.heap e2e.exit.svg e2e.exit.txt; do
+    [ -s "$D/$f" ]; same "e2e: $f" $? 0
+done
+same "e2e: the top at peak: alloc_big's 8 MiB" "$(table "$D/e2e.peak.txt" | head -n 1 | awk '{ print $1 }')" alloc_big
+grep -A1 "top functions at peak:" "$TMP/out" | grep -q "alloc_big$"; same "e2e: the summary's top at peak" $? 0
+stacks=$(awk '/^possible leaks/ { on = 1; next } on' "$D/e2e.exit.txt" | awk 'NF' | tr -s ' ' | tr '\n' '|')
+case "$stacks" in *"| alloc_small| main|"*) r=0 ;; *) r=1 ;; esac
+same "e2e: the leak (alloc_small's blocks, never freed) is listed" $r 0
+case "$stacks" in *alloc_big* | *lib_alloc*) r=1 ;; *) r=0 ;; esac
+same "e2e: blocks freed are not" $r 0
+well_formed "e2e: the flame graph is well-formed XML" "$D/e2e.peak.svg"
+if command -v google-pprof >/dev/null; then
+    google-pprof --text "$D/prog" "$D/e2e.peak.heap" >"$D/pprof-e2e.txt" 2>/dev/null
+    same "e2e: google-pprof reads the library's profile; the same top" \
+        "$(awk '$1 ~ /^[0-9.]+$/ { print $6; exit }' "$D/pprof-e2e.txt")" alloc_big
+fi
+ok "e2e: a forking program" "$MALLET" profile -o "$D/fork" -- "$PROG" fork
+[ -s "$D/fork.exit.heap" ]; same "e2e: the parent's exit profile" $? 0
+same "e2e: the child's, under its pid" "$(cd "$D" && ls fork.[0-9]*.exit.heap fork.[0-9]*.exit.svg fork.[0-9]*.exit.txt 2>/dev/null | wc -l)" 3
 
 finish

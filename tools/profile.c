@@ -115,12 +115,12 @@ static void summary_top(const prof_t *p, const char *what)
 {
     size_t n;
     prof_func_t *top = prof_top(p, &n);
-    if (!top || !n) {
+    if (!top || !n || top[0].flat <= 0) {
         free(top);
         return;
     }
     fprintf(stderr, VERB ": top functions %s:\n", what);
-    for (size_t i = 0; i < n && i < TOP_SUMMARY; i++) {
+    for (size_t i = 0; i < n && i < TOP_SUMMARY && top[i].flat > 0; i++) {
         char h[32];
         fprintf(stderr, "  %6.2f%% %10s  %s\n", 100 * top[i].flat / p->est_bytes,
                 tool_human((uint64_t)top[i].flat, h, sizeof h), p->names[top[i].func]);
