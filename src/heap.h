@@ -127,7 +127,9 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
     return mallet__track_alloc(page, b, req);
 }
 
-static inline void *mallet__malloc_fast(size_t size)
+// Marked for the profiler's unwinder: a checker build may keep it out of
+// line, between the program's call and the slow path.
+static inline MALLET_PROF_FRAME void *mallet__malloc_fast(size_t size)
 {
 #if MALLET_SECURE
     if (__builtin_expect(size == 0, 0))

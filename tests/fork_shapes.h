@@ -59,18 +59,6 @@ static int shape_watch(void (*round)(unsigned), unsigned seed)
     return 2;
 }
 
-// End a forked child. Under memcheck the child hands its verdict to a shell
-// (execve is async-signal-safe): its leak check would count as lost the
-// blocks that only the threads that did not come along could reach.
-static void shape_child_exit(int code)
-{
-    if (test_under_valgrind()) {
-        static const char *const codes[] = { "exit 0", "exit 1", "exit 2", "exit 3" };
-        execl("/bin/sh", "sh", "-c", codes[code & 3], (char *)NULL);
-    }
-    _exit(code);
-}
-
 static uint64_t shape_next(uint64_t *x)
 {
     *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
@@ -127,7 +115,7 @@ static void signal_fork(int sig)
             signal_arm();
         pid_t pid = fork();
         if (pid == 0)
-            shape_child_exit(0);
+            test_child_exit(0);
         if (pid > 0) {
             signal_forks++;
             if (shape_reap(pid) != 0)
@@ -180,7 +168,7 @@ static void signal_round(unsigned seed)
             if (pid == 0) {
                 void *p = SHAPE_MALLOC(100);
                 SHAPE_FREE(p);
-                shape_child_exit(p ? 0 : 1);
+                test_child_exit(p ? 0 : 1);
             }
             if (pid > 0 && shape_reap(pid) != 0)
                 signal_bad++;
@@ -266,7 +254,7 @@ static void stdio_round(unsigned seed)
             keep[i] = (unsigned char)i;
         pid_t pid = fork();
         if (pid == 0)
-            shape_child_exit(stdio_child(keep, n, x));
+            test_child_exit(stdio_child(keep, n, x));
         if (pid > 0 && shape_reap(pid) != 0)
             bad++;
         SHAPE_FREE(keep);
