@@ -74,6 +74,23 @@ MALLET_API void mallet_stats_print(int fd);
 // listed, with their defaults and meanings, in src/options.h.
 MALLET_API bool    mallet_option_set(const char *name, int64_t value);
 MALLET_API int64_t mallet_option_get(const char *name);
+// Options whose value is text (prof_dir): set returns false for an unknown
+// name or a value of 1024 bytes or more; get copies the value into buf (at
+// most size - 1 bytes, then a NUL) and returns its length, or (size_t)-1
+// for an unknown name.
+MALLET_API bool    mallet_option_set_text(const char *name, const char *value);
+MALLET_API size_t  mallet_option_get_text(const char *name, char *buf, size_t size);
+
+// --- heap profile ------------------------------------------------------------
+//
+// With the option prof=1 (MALLET_PROF=1), about one allocation per
+// prof_sample_kb KiB is sampled with its call stack. The profile is written
+// in the text heap-profile format google-pprof reads: at exit
+// (prof_dir/mallet.PID.exit.heap), at each new peak when prof_peak > 0
+// (prof_dir/mallet.PID.peak.heap), and on demand here: to path, or, when
+// path is NULL, to prof_dir/mallet.PID.SEQ.heap (SEQ = 1, 2, ...).
+// Returns 0, or -1 with errno set (EINVAL: profiling was never on).
+MALLET_API int     mallet_prof_dump(const char *path);
 
 #ifdef __cplusplus
 }

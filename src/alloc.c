@@ -25,12 +25,12 @@
 #include "os/os.h"
 #include "zero.h"
 
-MALLET_API void *mallet_malloc(size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_malloc(size_t size)
 {
     return mallet__malloc_fast(size);
 }
 
-MALLET_API void *mallet_calloc(size_t count, size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_calloc(size_t count, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
@@ -94,7 +94,7 @@ MALLET_API size_t mallet_usable_size(const void *p)
 // realloc moves a block that grows to this size or beyond to a mapping.
 #define REALLOC_MAPPED ((size_t)64 << 10)
 
-MALLET_API void *mallet_realloc(void *p, size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_realloc(void *p, size_t size)
 {
     if (p == NULL)
         return mallet__malloc_fast(size);
@@ -146,7 +146,7 @@ MALLET_API void *mallet_realloc(void *p, size_t size)
     return q;
 }
 
-MALLET_API void *mallet_reallocarray(void *p, size_t count, size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_reallocarray(void *p, size_t count, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
@@ -157,7 +157,7 @@ MALLET_API void *mallet_reallocarray(void *p, size_t count, size_t size)
 }
 
 // align: a power of two.
-static void *aligned_block(size_t align, size_t size)
+MALLET_PROF_FRAME static void *aligned_block(size_t align, size_t size)
 {
     if (align <= MALLET_GRAIN)
         return mallet__malloc_fast(size);
@@ -174,7 +174,7 @@ static void *aligned_block(size_t align, size_t size)
     return mallet__large_alloc(size, align, NULL);
 }
 
-MALLET_API void *mallet_memalign(size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_memalign(size_t align, size_t size)
 {
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
@@ -188,7 +188,7 @@ MALLET_API void *mallet_memalign(size_t align, size_t size)
 // C23: an alignment the implementation does not support fails; glibc (from
 // 2.38) fails every one that is not a power of two, 0 included, with EINVAL.
 // memalign keeps rounding such an alignment up, as glibc's does.
-MALLET_API void *mallet_aligned_alloc(size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_aligned_alloc(size_t align, size_t size)
 {
     if (align == 0 || (align & (align - 1)) != 0) {
         errno = EINVAL;
@@ -197,7 +197,7 @@ MALLET_API void *mallet_aligned_alloc(size_t align, size_t size)
     return aligned_block(align, size);
 }
 
-MALLET_API int mallet_posix_memalign(void **out, size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME int mallet_posix_memalign(void **out, size_t align, size_t size)
 {
     if (align % sizeof(void *) != 0 || (align & (align - 1)) != 0 || align == 0)
         return EINVAL;
@@ -210,12 +210,12 @@ MALLET_API int mallet_posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
-MALLET_API void *mallet_valloc(size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_valloc(size_t size)
 {
     return aligned_block(mallet__os_page_size(), size);
 }
 
-MALLET_API void *mallet_pvalloc(size_t size)
+MALLET_API MALLET_PROF_FRAME void *mallet_pvalloc(size_t size)
 {
     size_t pg = mallet__os_page_size();
     if (size > SIZE_MAX - pg) {

@@ -10,6 +10,9 @@
 // its block is handed out again, when freeing it is legitimate again); for
 // a large block the record's tombstone plays that part.
 //
+// A block the profiler sampled belongs to the profiler's heap, which is no
+// thread's own: its free always comes here and goes back to prof.c.
+//
 // free never changes errno: the slow path saves and restores it around
 // the system calls it may make.
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include "heap.h"
 #include "large.h"
 #include "mallet.h"
+#include "prof.h"
 #include "zero.h"
 
 void mallet__free_slow(void *ptr, const char *func)
@@ -50,21 +54,28 @@ void mallet__free_slow(void *ptr, const char *func)
     mallet__secure_on_free(page, p, func);
 #endif
     mallet_heap_t *heap = mallet__tls_heap;
-    uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE);
-    if ((owner & ~MALLET_PAGE_TAGS) == (uintptr_t)heap) {
-        // Our own page, on our full list: back to the queue, then the push.
-        mallet__lock(&heap->lock);
-        mallet__heap_unfull(heap, page);
-        MALLET_TRACK_FREE(ptr, page->block_size);
-        mallet__page_push_local(page, p, p, 1);
-        uint64_t *w = mallet__bit_word(p);
-        __atomic_store_n(w, *w & ~mallet__bit_mask(p), __ATOMIC_RELEASE);
-        mallet__unlock(&heap->lock);
+    uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE) & ~MALLET_PAGE_TAGS;
+    if (owner == (uintptr_t)heap) {
+        mallet__free_owned(heap, page, p);
+    } else if (owner != 0 && owner == (uintptr_t)__atomic_load_n(&mallet__prof_heap, __ATOMIC_ACQUIRE)) {
+        mallet__prof_free(page, p);          // a sampled block
     } else {
         MALLET_TRACK_FREE(ptr, page->block_size);
         mallet__remote_free(heap, page, p);
     }
     errno = saved;
+}
+
+void mallet__free_owned(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
+{
+    // Our own page, maybe on our full list: back to the queue, then the push.
+    mallet__lock(&heap->lock);
+    mallet__heap_unfull(heap, page);
+    MALLET_TRACK_FREE((void *)p, page->block_size);
+    mallet__page_push_local(page, p, p, 1);
+    uint64_t *w = mallet__bit_word(p);
+    __atomic_store_n(w, *w & ~mallet__bit_mask(p), __ATOMIC_RELEASE);
+    mallet__unlock(&heap->lock);
 }
 
 MALLET_API void mallet_free(void *p)

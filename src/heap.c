@@ -105,6 +105,17 @@ mallet_heap_t *mallet__heap_create_internal(void)
     return heap;
 }
 
+mallet_heap_t *mallet__heap_create_shared(void)
+{
+    mallet_heap_t *heap = heap_record();
+    if (heap) {
+        heap->shared = 1;
+        heap->next_sweep_ms = mallet__clock_ms() + 1;
+        heap->clock_countdown = 1;
+    }
+    return heap;
+}
+
 // Take heap out of the live list, its counters folded into the orphan
 // totals. heaps_lock held.
 static void heap_forget_locked(mallet_heap_t *heap)
@@ -147,6 +158,8 @@ static void heap_uninstall(mallet_heap_t *heap, unsigned c)
     mallet_page_t *page = heap->current[c];
     if (page == &mallet__page_empty)
         return;
+    if (heap->prof.cut[c])
+        mallet__prof_heal(heap, page, c);
     mallet__stat_add(heap, blocks_returned, mallet__page_unload(page));
     heap_set_current(heap, c, &mallet__page_empty);
 }
@@ -297,6 +310,7 @@ static bool heap_install(mallet_heap_t *heap, unsigned c, mallet_page_t *page)
         if (n == 0)
             return false;
         mallet__stat_add(heap, blocks_installed, n);
+        heap->prof.fresh = n;
     }
     if (heap->current[c] != page)
         heap_set_current(heap, c, page);
@@ -357,7 +371,7 @@ static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
 // thread's start (the process has grown) is checked on the same beat.
 #define CLOCK_EVERY 64
 
-void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
+MALLET_PROF_FRAME void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
 {
     if (heap == &mallet__heap_empty) {
         heap = mallet__heap_create();
@@ -369,9 +383,27 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);
     mallet_page_t *page = heap->current[c];
-    if (page->free == 0)
+    // Blocks on page->free, for the profiler: the fast path stops at a
+    // cut, or at the last block (whose link ends the list), or finds none.
+    uint32_t on_list = 1;
+    if (heap->prof.cut[c] != 0) {
+        on_list = mallet__prof_heal(heap, page, c);
+    } else if (page->free == 0) {
         page = heap_find_page(heap, c);
-    void *b = page ? mallet__page_pop_checked(page) : NULL;
+        on_list = heap->prof.fresh;
+    }
+    void *b = NULL;
+    bool sampled = false;
+    if (page != NULL) {
+        bool prof = mallet__prof_enabled() && mallet__prof_heap_samples(heap);
+        sampled = prof && mallet__prof_take(heap, c);
+        if (!sampled) {
+            b = mallet__page_pop_checked(page);
+            on_list--;
+        }
+        if (prof)
+            mallet__prof_plan(heap, page, c, on_list);
+    }
     bool tick = --heap->clock_countdown == 0;
     if (tick) {
         heap->clock_countdown = CLOCK_EVERY;
@@ -382,6 +414,8 @@ void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
     mallet__unlock(&heap->lock);
     if (tick)
         mallet__thread_after_slow();
+    if (sampled)
+        return mallet__prof_alloc(req, c);
     if (b == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -397,7 +431,7 @@ void *mallet__malloc_zero(void)
 }
 #endif
 
-void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
+MALLET_PROF_FRAME void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
 {
     if (MALLET_SECURE_PAD(size) <= MALLET_SMALL_MAX) {
         unsigned c = mallet__size_class(MALLET_SECURE_PAD(size));

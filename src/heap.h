@@ -31,6 +31,7 @@
 #include "debug/track.h"
 #include "lock.h"
 #include "page.h"
+#include "prof.h"
 #include "secure.h"
 #include "span.h"
 #include "stats.h"
@@ -44,6 +45,7 @@ typedef struct mallet_heap {
     mallet_page_t *unfull;                         // full pages other threads freed into (atomic stack)
     uint8_t alive;                                 // owned by a running thread
     uint8_t internal;                              // libmallet's own (not in the statistics)
+    uint8_t shared;                                // the profiler's: owned by prof_lock's holder (prof.c)
     mallet_page_t *rf_page;                        // page of the pending remote-free batch
     uintptr_t rf_head;                             // batch: first block (links encoded for rf_page)
     uintptr_t rf_tail;                             // batch: last block
@@ -51,6 +53,7 @@ typedef struct mallet_heap {
     uint64_t next_sweep_ms;                        // clock time of the next housekeeping
     uint32_t clock_countdown;                      // slow paths until the clock is read again
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
+    mallet_prof_heap_t prof;                       // sampling state, see prof.h
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
     // Last, and never cleared when a record is reused: another thread may
@@ -75,8 +78,11 @@ void *mallet__malloc_generic(mallet_heap_t *heap, size_t size);
 void *mallet__malloc_zero(void);
 #endif
 // Everything free's fast path did not do: NULL, large, foreign, remote,
-// full pages, and the errors.
+// full pages, sampled blocks, and the errors.
 void mallet__free_slow(void *p, const char *func);
+// Free p, a live block of page, whose owner is heap, as its owner would:
+// the page leaves the full list if it is on it.
+void mallet__free_owned(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p);
 
 // --- the fast paths -------------------------------------------------------------
 
@@ -180,6 +186,8 @@ mallet_heap_t *mallet__heap_create(void);
 // A heap for libmallet's own allocations (what pthread_create allocates for
 // the purger thread): its blocks are left out of the statistics.
 mallet_heap_t *mallet__heap_create_internal(void);
+// The profiler's heap: no thread's own, used under prof_lock (prof.c).
+mallet_heap_t *mallet__heap_create_shared(void);
 // Retire the record of a heap that has no pages left; heaps_lock held.
 void mallet__heap_release_locked(mallet_heap_t *heap);
 // Collect every page of heap; retire the empty ones (all of them when

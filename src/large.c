@@ -36,6 +36,7 @@
 #include "os/huge.h"
 #include "os/numa.h"
 #include "os/os.h"
+#include "prof.h"
 #include "secure.h"
 #include "size_class.h"
 
@@ -45,7 +46,8 @@ typedef struct large_slot {
     uintptr_t addr;        // block address (= mapping start)
     size_t size;           // mapping length, the usable size
     size_t req;            // requested size
-    uintptr_t state;       // SLOT_EMPTY / _LIVE / _FREED (tombstone) / _GONE (moved away)
+    uint32_t state;        // SLOT_EMPTY / _LIVE / _FREED (tombstone) / _GONE (moved away)
+    uint32_t prof;         // the profiler's sample id (0: not sampled)
 } large_slot_t;
 
 // The record table and its size in one mapping, published with one store:
@@ -122,11 +124,12 @@ static inline large_slot_t *slot_find(uintptr_t addr)
 
 // A record is written field by field and made live last, with a release
 // store: a fork child that finds a live slot finds it whole.
-static void slot_set(large_slot_t *s, uintptr_t addr, size_t size, size_t req, uintptr_t state)
+static void slot_set(large_slot_t *s, uintptr_t addr, size_t size, size_t req, uint32_t prof, uint32_t state)
 {
     s->addr = addr;
     s->size = size;
     s->req = req;
+    s->prof = prof;
     __atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
 }
 
@@ -145,7 +148,7 @@ static bool table_rebuild(size_t want)
         large_slot_t *o = &old->slot[i];
         if (o->state != SLOT_LIVE)
             continue;
-        slot_set(table_find(t, o->addr), o->addr, o->size, o->req, SLOT_LIVE);
+        slot_set(table_find(t, o->addr), o->addr, o->size, o->req, o->prof, SLOT_LIVE);
         used++;
     }
     __atomic_store_n(&large.table, t, __ATOMIC_RELEASE);
@@ -170,8 +173,8 @@ static void peak_note(uint64_t now)
         large.peak = large.live_bytes;
 }
 
-// Record a live block; large_lock held.
-static bool record_insert(uintptr_t addr, size_t size, size_t req)
+// Record a live block (prof: its sample id, or 0); large_lock held.
+static bool record_insert(uintptr_t addr, size_t size, size_t req, uint32_t prof)
 {
     if (large.table == NULL || (large.used + 1) * 10 > large.table->cap * 7) {
         if (!table_rebuild((large.live + 1) * 4))
@@ -180,7 +183,7 @@ static bool record_insert(uintptr_t addr, size_t size, size_t req)
     large_slot_t *s = slot_find(addr);
     if (s->state == SLOT_EMPTY)
         large.used++;
-    slot_set(s, addr, size, req, SLOT_LIVE);
+    slot_set(s, addr, size, req, prof, SLOT_LIVE);
     large.live++;
     total_add(&large.live_bytes, size);
     peak_note(mallet__clock_ms());
@@ -376,7 +379,7 @@ static bool secure_gap_intact(uintptr_t addr, size_t len, size_t size)
 }
 #endif
 
-void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
+MALLET_PROF_FRAME void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
 {
     mallet__init();
     if (size > PTRDIFF_MAX - (1u << 22) || align > PTRDIFF_MAX / 2) {
@@ -431,14 +434,17 @@ void *mallet__large_alloc(size_t size, size_t align, bool *zeroed)
         return NULL;
     }
 #endif
+    uint32_t prof = mallet__prof_enabled() ? mallet__prof_large_draw(got) : 0;
     mallet__lock(&mallet__large_lock);
-    bool ok = record_insert(addr, got, size);
+    bool ok = record_insert(addr, got, size, prof);
     mallet__unlock(&mallet__large_lock);
     if (!ok) {
         mallet__os_release((void *)addr, got);
         errno = ENOMEM;
         return NULL;
     }
+    if (prof)
+        mallet__prof_large_record(addr, got, prof);
     if (zeroed)
         *zeroed = fresh;
     MALLET_TRACK_MALLOC((void *)addr, size, got, fresh);
@@ -462,6 +468,7 @@ bool mallet__large_free(void *p, const char *func)
         mallet__fatal("mallet", func, "double free of", p);
     }
     size_t size = s->size;
+    uint32_t prof = s->prof;
 #if MALLET_SECURE
     // Checked and closed before the range is cached: once it is, another
     // thread may carve it and open it again.
@@ -480,6 +487,8 @@ bool mallet__large_free(void *p, const char *func)
     size_t n = cache_trim(drop);
     mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
+    if (prof)
+        mallet__prof_large_forget(addr, prof);
     return true;
 }
 
@@ -504,7 +513,7 @@ static void *resize_by_copy(void *p, size_t size, size_t held)
     return q;
 }
 
-void *mallet__large_resize(void *p, size_t size)
+MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
 {
     if (size > PTRDIFF_MAX - (1u << 22)) {
         errno = ENOMEM;
@@ -560,23 +569,32 @@ void *mallet__large_resize(void *p, size_t size)
     mallet__os_protect_none((char *)q + len - guard, guard);
     mallet__secure_fill_bytes((uintptr_t)q + size, len - guard - size);
 #endif
+    // For the profiler the block is allocated anew at its new size: the
+    // old sample (if any) is dropped, and the new size takes its chance.
+    uint32_t prof = mallet__prof_enabled() ? mallet__prof_large_draw(len) : 0, old_prof;
     mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
+    old_prof = s->prof;
     if (q == p) {
         total_add(&large.live_bytes, len - old);
         peak_note(mallet__clock_ms());
         s->size = len;
         s->req = size;
+        s->prof = prof;
     } else {
         s->state = SLOT_GONE;
         large.live--;
         total_add(&large.live_bytes, -(uint64_t)old);
-        if (!record_insert((uintptr_t)q, len, size)) {
+        if (!record_insert((uintptr_t)q, len, size, prof)) {
             mallet__unlock(&mallet__large_lock);
             mallet__fatal("mallet", "realloc", "out of memory for the record of", q);
         }
     }
     mallet__unlock(&mallet__large_lock);
+    if (old_prof)
+        mallet__prof_large_forget((uintptr_t)p, old_prof);
+    if (prof)
+        mallet__prof_large_record((uintptr_t)q, len, prof);
     return q;
 #endif
 }

@@ -2,13 +2,15 @@
 //
 // options.h -- every tunable of libmallet, in one table.
 //
-// One X(name, default, meaning) line per option; the environment variable is
+// One X(name, default, meaning) line per option (integers; the few text
+// options have a list of their own below); the environment variable is
 // MALLET_<NAME> (upper case), read once at start-up by walking `environ`
 // without allocating. mallet_option_get/set take the lower-case name.
 // Adding an option is adding one line here.
 #ifndef MALLET_OPTIONS_H
 #define MALLET_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define MALLET_OPTION_LIST(X)                                                                      \
@@ -21,7 +23,17 @@
     X(hugepages, 0, "1: segments are advised MADV_HUGEPAGE, pages fill the densest 2 MiB unit first, and purging gives back whole 2 MiB units only, so huge pages stay whole") \
     X(numa, 0, "1: a thread heap's new pages prefer (mbind MPOL_PREFERRED) the NUMA node of the CPU the thread runs on") \
     X(stats, 0, "1: print a statistics summary on stderr at exit")                                  \
-    X(check_at_exit, 1, "secure build, 1: check every free block of the heap at a normal exit (0: skip the check)")
+    X(check_at_exit, 1, "secure build, 1: check every free block of the heap at a normal exit (0: skip the check)") \
+    X(prof, 0, "1: sample allocations and keep a heap profile by call stack (prof.h)")               \
+    X(prof_sample_kb, 512, "mean KiB allocated between two sampled allocations (read when the first sample is taken; 0: every allocation)") \
+    X(prof_at_exit, 1, "with prof=1, write prof_dir/mallet.PID.exit.heap at a normal exit")          \
+    X(prof_peak, 0, "with prof=1 and P > 0: rewrite prof_dir/mallet.PID.peak.heap each time the live bytes exceed the last one written by P percent")
+
+// Options whose value is text: X(name, default, meaning), read from
+// MALLET_<NAME> as well, at most MALLET_OPTION_TEXT_MAX - 1 bytes.
+#define MALLET_OPTION_TEXT_LIST(X)                                                                 \
+    X(prof_dir, ".", "directory the profiler writes its files to")
+#define MALLET_OPTION_TEXT_MAX 1024
 
 typedef enum {
 #define MALLET_OPTION_ENUM(name, def, meaning) MALLET_OPT_##name,
@@ -30,7 +42,18 @@ typedef enum {
     MALLET_OPT_COUNT
 } mallet_option_id_t;
 
+typedef enum {
+#define MALLET_OPTION_ENUM(name, def, meaning) MALLET_OPT_TEXT_##name,
+    MALLET_OPTION_TEXT_LIST(MALLET_OPTION_ENUM)
+#undef MALLET_OPTION_ENUM
+    MALLET_OPT_TEXT_COUNT
+} mallet_option_text_id_t;
+
 extern int64_t mallet__options[MALLET_OPT_COUNT];
+
+// Copy a text option's value into to (at most cap - 1 bytes and a NUL);
+// its length.
+size_t mallet__option_text_copy(mallet_option_text_id_t id, char *to, size_t cap);
 
 #define mallet__option(name) (__atomic_load_n(&mallet__options[MALLET_OPT_##name], __ATOMIC_RELAXED))
 

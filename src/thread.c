@@ -31,6 +31,7 @@
 
 #include "init.h"
 #include "large.h"
+#include "prof.h"
 #include "purge.h"
 #include "span.h"
 #include "zero.h"
@@ -159,6 +160,7 @@ static void fork_child(void)
     mallet__large_after_fork();
     mallet__span_after_fork();
     abandoned_after_fork();
+    mallet__prof_after_fork();          // before the heaps: it may give its heap up
     mallet__heap_after_fork();
 #if MALLET_SECURE
     mallet__zero_after_fork();

@@ -16,7 +16,7 @@
 #include "mallet.h"
 #include "purge.h"
 
-MALLET_API void *malloc(size_t size)
+MALLET_API MALLET_PROF_FRAME void *malloc(size_t size)
 {
     return mallet__malloc_fast(size);
 }
@@ -26,42 +26,42 @@ MALLET_API void free(void *p)
     mallet__free_fast(p, "free");
 }
 
-MALLET_API void *calloc(size_t count, size_t size)
+MALLET_API MALLET_PROF_FRAME void *calloc(size_t count, size_t size)
 {
     return mallet_calloc(count, size);
 }
 
-MALLET_API void *realloc(void *p, size_t size)
+MALLET_API MALLET_PROF_FRAME void *realloc(void *p, size_t size)
 {
     return mallet_realloc(p, size);
 }
 
-MALLET_API void *reallocarray(void *p, size_t count, size_t size)
+MALLET_API MALLET_PROF_FRAME void *reallocarray(void *p, size_t count, size_t size)
 {
     return mallet_reallocarray(p, count, size);
 }
 
-MALLET_API int posix_memalign(void **out, size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME int posix_memalign(void **out, size_t align, size_t size)
 {
     return mallet_posix_memalign(out, align, size);
 }
 
-MALLET_API void *aligned_alloc(size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void *aligned_alloc(size_t align, size_t size)
 {
     return mallet_aligned_alloc(align, size);
 }
 
-MALLET_API void *memalign(size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void *memalign(size_t align, size_t size)
 {
     return mallet_memalign(align, size);
 }
 
-MALLET_API void *valloc(size_t size)
+MALLET_API MALLET_PROF_FRAME void *valloc(size_t size)
 {
     return mallet_valloc(size);
 }
 
-MALLET_API void *pvalloc(size_t size)
+MALLET_API MALLET_PROF_FRAME void *pvalloc(size_t size)
 {
     return mallet_pvalloc(size);
 }
@@ -126,14 +126,14 @@ MALLET_API struct mallinfo mallinfo(void)
 }
 
 // glibc's internal names, for programs and tools that call them directly.
-MALLET_API void *__libc_malloc(size_t size) { return mallet__malloc_fast(size); }
+MALLET_API MALLET_PROF_FRAME void *__libc_malloc(size_t size) { return mallet__malloc_fast(size); }
 MALLET_API void __libc_free(void *p) { mallet__free_fast(p, "free"); }
-MALLET_API void *__libc_calloc(size_t count, size_t size) { return mallet_calloc(count, size); }
-MALLET_API void *__libc_realloc(void *p, size_t size) { return mallet_realloc(p, size); }
-MALLET_API void *__libc_memalign(size_t align, size_t size) { return mallet_memalign(align, size); }
-MALLET_API void *__libc_valloc(size_t size) { return mallet_valloc(size); }
-MALLET_API void *__libc_pvalloc(size_t size) { return mallet_pvalloc(size); }
-MALLET_API int __posix_memalign(void **out, size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void *__libc_calloc(size_t count, size_t size) { return mallet_calloc(count, size); }
+MALLET_API MALLET_PROF_FRAME void *__libc_realloc(void *p, size_t size) { return mallet_realloc(p, size); }
+MALLET_API MALLET_PROF_FRAME void *__libc_memalign(size_t align, size_t size) { return mallet_memalign(align, size); }
+MALLET_API MALLET_PROF_FRAME void *__libc_valloc(size_t size) { return mallet_valloc(size); }
+MALLET_API MALLET_PROF_FRAME void *__libc_pvalloc(size_t size) { return mallet_pvalloc(size); }
+MALLET_API MALLET_PROF_FRAME int __posix_memalign(void **out, size_t align, size_t size)
 {
     return mallet_posix_memalign(out, align, size);
 }

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: MIT
+//
+// prof.c -- sampling: the countdowns, the cut in a free list, the
+// profiler's heap that serves and takes back the sampled blocks, and the
+// profiler's part of fork. prof.h explains the design; prof_record.c keeps
+// the record, prof_dump.c writes it.
+//
+// Like options and stats, the profiler is used from several layers: the
+// malloc and free slow paths (heap.c, free.c) and large blocks (large.c).
+#include "prof.h"
+
+#include <errno.h>
+
+#include "heap.h"
+#include "init.h"
+
+mallet_heap_t *mallet__prof_heap;
+int64_t mallet__prof_rate = -1;          // < 0: not read yet
+
+// Set while this thread is inside the profiler: a malloc the unwinder or
+// the record makes is not sampled.
+static __thread uint8_t prof_busy __attribute__((tls_model("initial-exec")));
+// Large blocks: bytes left before the next sampled byte, and the generator.
+static __thread double large_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t large_rng __attribute__((tls_model("initial-exec")));
+static uint32_t large_ids;               // the last large sample id given
+
+// --- the numbers --------------------------------------------------------------
+
+static double rate(void)
+{
+    int64_t r = __atomic_load_n(&mallet__prof_rate, __ATOMIC_RELAXED);
+    if (r < 0) {
+        int64_t kb = mallet__option(prof_sample_kb);
+        r = kb > 0 && kb < ((int64_t)1 << 40) ? kb * 1024 : 0;
+        __atomic_store_n(&mallet__prof_rate, r, __ATOMIC_RELAXED);
+    }
+    return (double)r;
+}
+
+// ln(x) for x > 0, to about 1e-10: x = m * 2^e with m in [0.707, 1.414),
+// then ln m = 2 atanh(t), t = (m - 1) / (m + 1), |t| < 0.172.
+static double ln(double x)
+{
+    union { double d; uint64_t u; } v = { x };
+    int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+    v.u = (v.u & ((1ull << 52) - 1)) | (1023ull << 52);
+    double m = v.d;
+    if (m > 1.4142135623730951) {
+        m /= 2;
+        e++;
+    }
+    double t = (m - 1) / (m + 1), t2 = t * t;
+    double s = t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 / 11)))));
+    return 2 * s + e * 0.6931471805599453;
+}
+
+// exp(-x) for x >= 0: x = k ln2 + r, r in [0, ln2), a Taylor series for
+// exp(-r), then the power of two.
+static double exp_neg(double x)
+{
+    if (x > 700)
+        return 0;
+    int k = (int)(x / 0.6931471805599453);
+    double r = x - k * 0.6931471805599453, term = 1, sum = 1;
+    for (int i = 1; i < 16; i++) {
+        term *= -r / i;
+        sum += term;
+    }
+    union { double d; uint64_t u; } scale = { .u = (uint64_t)(1023 - k) << 52 };
+    return sum * scale.d;
+}
+
+double mallet__prof_weight(size_t size)
+{
+    double r = rate();
+    if (r <= 0)
+        return (double)size;
+    double p = 1 - exp_neg((double)size / r);
+    return p > 0 ? (double)size / p : (double)size;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    if (*s == 0)
+        *s = mallet__random_next() | 1;
+    uint64_t x = *s;
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+// Bytes to the next sampled byte: exponential with mean `rate`.
+static double draw_bytes(uint64_t *s)
+{
+    double r = rate();
+    if (r <= 0)
+        return 0;
+    double u = (double)((rng_next(s) >> 11) + 1) * (1.0 / 9007199254740992.0);   // (0, 1]
+    return -ln(u) * r;
+}
+
+// The allocation of class c that holds the next sampled byte, counted from
+// the next one (1). After a sampled allocation the stream starts afresh:
+// the process has no memory, so this keeps every allocation's chance
+// independent.
+static uint32_t draw_wait(mallet_heap_t *heap, unsigned c)
+{
+    double w = draw_bytes(&heap->prof.rng) / (double)mallet__class_size(c);
+    return w >= 1e9 ? 1000000000u : (uint32_t)w + 1;
+}
+
+// --- the malloc slow path ------------------------------------------------------
+
+bool mallet__prof_heap_samples(const mallet_heap_t *heap)
+{
+    return !heap->internal && !heap->shared && !prof_busy;
+}
+
+uint32_t mallet__prof_heal(mallet_heap_t *heap, mallet_page_t *page, unsigned c)
+{
+    uintptr_t b = heap->prof.cut[c];
+    if (page->free != b)
+        mallet__page_corrupt(page);
+    mallet__link_write(page, b, heap->prof.cut_next[c]);
+    heap->prof.cut[c] = 0;
+    return heap->prof.rest[c];
+}
+
+bool mallet__prof_take(mallet_heap_t *heap, unsigned c)
+{
+    uint32_t *w = &heap->prof.wait[c];
+    if (*w == 0)
+        *w = draw_wait(heap, c);
+    if (*w == 1) {
+        *w = draw_wait(heap, c);
+        return true;
+    }
+    (*w)--;
+    return false;
+}
+
+void mallet__prof_plan(mallet_heap_t *heap, mallet_page_t *page, unsigned c, uint32_t n)
+{
+    uint32_t w = heap->prof.wait[c];
+    if (n == 0)
+        return;
+    // The fast path pops all but the last block; the slow path takes that
+    // one (its link ends the list) and counts it then.
+    if (w >= n) {
+        heap->prof.wait[c] = w - (n - 1);
+        return;
+    }
+    uintptr_t b = page->free;
+    for (uint32_t i = 1; i < w; i++)
+        b = mallet__link_read(page, b);
+    heap->prof.cut[c] = b;
+    heap->prof.cut_next[c] = mallet__link_read(page, b);
+    heap->prof.rest[c] = n - (w - 1);
+    mallet__link_write(page, b, 0);
+    heap->prof.wait[c] = 1;
+}
+
+MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
+{
+    prof_busy = 1;
+    mallet_prof_stack_t st;
+    mallet__prof_capture(&st);
+    mallet__lock(&mallet__prof_lock);
+    mallet_heap_t *mine = mallet__tls_heap;
+    if (mallet__prof_heap == NULL) {
+        mallet_heap_t *h = mallet__heap_create_shared();
+        __atomic_store_n(&mallet__prof_heap, h, __ATOMIC_RELEASE);
+    }
+    void *b = NULL;
+    mallet_heap_t *heap = mallet__prof_heap;
+    if (heap) {
+        // The profiler's heap is owned by whoever holds prof_lock: for the
+        // time of one allocation, it is this thread's heap.
+        mallet__tls_heap = heap;
+        b = mallet__page_pop(heap->current[c], req);
+        if (b == NULL)
+            b = mallet__malloc_slow(heap, req, (int)c);
+        mallet__tls_heap = mine;
+    }
+    // Without memory for the record, the block is served, not counted.
+    if (b && mallet__prof_note((uintptr_t)b, mallet__class_size(c), 0, &st))
+        mallet__prof_peak_check();
+    mallet__unlock(&mallet__prof_lock);
+    prof_busy = 0;
+    if (b == NULL)
+        errno = ENOMEM;
+    return b;
+}
+
+// --- frees ------------------------------------------------------------------------
+
+void mallet__prof_free(mallet_page_t *page, uintptr_t p)
+{
+    mallet__lock(&mallet__prof_lock);
+    mallet__prof_drop(p, 0);
+    mallet__free_owned(mallet__prof_heap, page, p);
+    mallet__unlock(&mallet__prof_lock);
+}
+
+// --- large blocks -------------------------------------------------------------
+
+uint32_t mallet__prof_large_draw(size_t size)
+{
+    if (prof_busy)
+        return 0;
+    if (large_left <= 0 && large_rng == 0)
+        large_left = draw_bytes(&large_rng);
+    if (large_left > (double)size) {
+        large_left -= (double)size;
+        return 0;
+    }
+    large_left = draw_bytes(&large_rng);
+    uint32_t id;
+    do
+        id = __atomic_add_fetch(&large_ids, 1, __ATOMIC_RELAXED);
+    while (id == 0);
+    return id;
+}
+
+MALLET_PROF_FRAME void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id)
+{
+    prof_busy = 1;
+    mallet_prof_stack_t st;
+    mallet__prof_capture(&st);
+    mallet__lock(&mallet__prof_lock);
+    if (mallet__prof_note(p, size, id, &st))
+        mallet__prof_peak_check();
+    mallet__unlock(&mallet__prof_lock);
+    prof_busy = 0;
+}
+
+void mallet__prof_large_forget(uintptr_t p, uint32_t id)
+{
+    mallet__lock(&mallet__prof_lock);
+    mallet__prof_drop(p, id);
+    mallet__unlock(&mallet__prof_lock);
+}
+
+// --- fork ---------------------------------------------------------------------
+
+void mallet__prof_after_fork(void)
+{
+    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__prof_lock);
+    if (found == MALLET_LOCK_WAS_MINE)
+        return;
+    if (found == MALLET_LOCK_WAS_LOST) {
+        // A vanished thread was changing the record or the profiler's
+        // heap (its fast path takes no other lock): both are given up.
+        // Frees of that heap's blocks land on its pages' thread_free, as
+        // for any heap the child forgot.
+        if (mallet__prof_heap)
+            mallet__prof_heap->shared = 0;
+        mallet__prof_heap = NULL;
+        mallet__prof_record_forget();
+    }
+    mallet__prof_peak_reset();
+    mallet__unlock(&mallet__prof_lock);
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+//
+// prof.h -- the sampling heap profiler: which allocations are sampled, and
+// the record of the sampled blocks that are live, by call stack.
+//
+// Sampling. About one allocation per prof_sample_kb KiB allocated is
+// sampled, and the choice is a Poisson process over the bytes allocated:
+// an allocation of s bytes is sampled with probability 1 - exp(-s/rate),
+// independently of every other, so a sampled block weighted by the inverse
+// of that probability gives an unbiased estimate of the bytes per stack.
+// Each thread heap keeps one byte stream per size class (all blocks of a
+// class have one size, so its countdown is a count of blocks) and large
+// blocks keep one more, in bytes. Splitting the stream by class keeps the
+// probabilities exact: the points of a Poisson process in disjoint
+// intervals are independent.
+//
+// The fast path is not touched. The malloc slow path, which hands the fast
+// path a free list, counts the blocks on it against the class's countdown.
+// When the sampled allocation is among them, the list is cut just before
+// that block (its link is made the end of the list, the rest kept aside),
+// so the fast path runs dry exactly there and the slow path takes the
+// sampled allocation; it heals the cut, and serves that allocation from the
+// profiler's own heap instead (the block at the cut stays first on the
+// list). With prof=0 the slow path pays one load and a branch.
+//
+// The sampled blocks. Small ones come from one heap of the profiler's,
+// shared by all threads under prof_lock: its pages' owner is that heap, so
+// a free of a sampled block always misses the free fast path (the owner
+// test fails in every thread), and the free slow path hands it back here,
+// where the record is dropped. Large blocks carry a sample id in their
+// record (large.c). Everything the profiler keeps -- call stacks, counts,
+// the table of live samples -- is in memory it maps itself, never in the
+// heap, and nothing here calls malloc: the stacks come from libgcc's
+// unwinder, which walks the unwind tables in place.
+//
+// Output (prof_dump.c): gperftools' text heap profile, with heap_v2
+// sampling, so google-pprof reads it; written at exit, at each new peak,
+// and by mallet_prof_dump().
+#ifndef MALLET_PROF_H
+#define MALLET_PROF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lock.h"
+#include "options.h"
+#include "size_class.h"
+
+struct mallet_heap;
+struct mallet_page;
+
+// A thread heap's sampling state; lives in the heap, touched only in its
+// slow paths.
+typedef struct mallet_prof_heap {
+    uint32_t wait[MALLET_CLASSES];       // allocations of the class up to the sampled one (0: not drawn)
+    uint32_t rest[MALLET_CLASSES];       // blocks from the cut to the list's end
+    uintptr_t cut[MALLET_CLASSES];       // block whose link was made the end of the list (0: none)
+    uintptr_t cut_next[MALLET_CLASSES];  // its real next block
+    uint32_t fresh;                      // blocks the last refill put on a free list
+    uint64_t rng;                        // xorshift state (0: not seeded)
+} mallet_prof_heap_t;
+
+// Functions that may stand between the program and the unwinder are put in
+// one section, so the stack a sample records starts at the program's call.
+#define MALLET_PROF_FRAME __attribute__((section("mallet_text")))
+
+static inline bool mallet__prof_enabled(void)
+{
+    return __builtin_expect(mallet__option(prof) != 0, 0);
+}
+
+// --- the malloc slow path (heap.c) ----------------------------------------------
+
+// Does this heap sample (profiling on, not a heap of libmallet's own, not
+// inside the profiler)?
+bool mallet__prof_heap_samples(const struct mallet_heap *heap);
+// The fast path stopped at class c's cut: make the list whole again.
+// Returns the blocks on page->free.
+uint32_t mallet__prof_heal(struct mallet_heap *heap, struct mallet_page *page, unsigned c);
+// One allocation of class c is being served: true when it is the sampled
+// one (then the caller pops nothing and serves it with mallet__prof_alloc).
+bool mallet__prof_take(struct mallet_heap *heap, unsigned c);
+// page->free holds n blocks for the fast path: count them against the
+// countdown, cutting the list before the sampled one.
+void mallet__prof_plan(struct mallet_heap *heap, struct mallet_page *page, unsigned c, uint32_t n);
+// Serve a sampled allocation of class c from the profiler's heap and
+// record it; NULL + ENOMEM when out of memory.
+void *mallet__prof_alloc(size_t req, unsigned c);
+
+// --- frees (free.c) -------------------------------------------------------------
+
+// The profiler's heap (NULL before the first sample).
+extern struct mallet_heap *mallet__prof_heap;
+// Free p, a live block of the profiler's heap, and drop its record.
+void mallet__prof_free(struct mallet_page *page, uintptr_t p);
+
+// --- large blocks (large.c) -----------------------------------------------------
+
+// A large block of `size` bytes is being allocated: its sample id when it
+// is to be sampled, else 0. No lock is taken (it runs under large_lock).
+uint32_t mallet__prof_large_draw(size_t size);
+// Record large block p (sample id) with its call stack; the caller holds
+// no lock.
+void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id);
+// Drop the record of sampled large block p.
+void mallet__prof_large_forget(uintptr_t p, uint32_t id);
+
+// --- fork, exit ---------------------------------------------------------------------
+
+// In a fork child: keep the record when prof_lock was free, else start an
+// empty one (thread.c, fork). Before the heaps' own repair.
+void mallet__prof_after_fork(void);
+
+// --- the record (prof_record.c), under mallet__prof_lock -------------------------
+
+#define MALLET_PROF_DEPTH 64
+
+// Taken outside every other lock: prof_lock -> heaps_lock -> heap->lock ...
+extern mallet_lock_t mallet__prof_lock;
+// Estimated bytes in live blocks (each sample weighted by its inverse
+// probability).
+extern double mallet__prof_live_est;
+// The mean bytes between samples, read from prof_sample_kb at the first
+// sample and fixed from then on (0: every allocation is sampled; -1: not
+// read yet).
+extern int64_t mallet__prof_rate;
+
+typedef struct mallet_prof_stack {
+    uint32_t depth;                       // frames
+    uintptr_t pc[MALLET_PROF_DEPTH];      // return addresses, innermost (the program's call) first
+} mallet_prof_stack_t;
+
+typedef struct mallet_prof_bucket {
+    uint64_t hash;         // of the frames and the size; 0: empty slot
+    size_t size;           // block size of every block counted here
+    uint64_t live;         // sampled blocks live now
+    uint64_t allocs;       // sampled blocks ever
+    uintptr_t *pc;         // frames (in the arena)
+    uint32_t depth;        // how many
+} mallet_prof_bucket_t;
+
+// The estimated bytes a sampled block of `size` bytes stands for.
+double mallet__prof_weight(size_t size);
+// The calling thread's stack from the program's call on (no lock held).
+void mallet__prof_capture(mallet_prof_stack_t *st);
+// Count a sampled block; false when the record is out of memory.
+bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, const mallet_prof_stack_t *st);
+// Drop the sample of p (id: the large block's sample id, 0 for a small block).
+void mallet__prof_drop(uintptr_t p, uint32_t id);
+// The bucket table and its slots, for writing a profile.
+const mallet_prof_bucket_t *mallet__prof_buckets(size_t *cap);
+// Start an empty record, leaving the old one unused (a fork child).
+void mallet__prof_record_forget(void);
+// Write a profile to path (prof_dump.c); 0, or -1 with errno set.
+int mallet__prof_write(const char *path);
+// After a sample: write the peak profile when the live estimate passed the
+// last one written by prof_peak percent (prof_dump.c). prof_lock held.
+void mallet__prof_peak_check(void);
+// A fork child writes its own peak profile from its first new peak on.
+void mallet__prof_peak_reset(void);
+
+#endif

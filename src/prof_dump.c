@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+//
+// prof_dump.c -- writing the heap profile: at exit, at each new peak, and
+// by mallet_prof_dump().
+//
+// The format is gperftools' text heap profile with version 2 sampling,
+// which google-pprof reads (--text, --svg, --callgrind, ...):
+//
+//   heap profile:   N1:   B1 [  N2:   B2] @ heap_v2/RATE
+//       n1:   b1 [  n2:   b2] @ 0xPC 0xPC ...      one line per bucket
+//   <blank line>
+//   MAPPED_LIBRARIES:
+//   <the process's /proc/self/maps>
+//
+// n1/b1 count the sampled blocks live now, n2/b2 those ever sampled, raw;
+// a reader scales a line by 1 / (1 - exp(-(b/n) / RATE)), which is exact
+// here because every block of a bucket has one size. The frames are return
+// addresses, the program's call first.
+//
+// A file is written to a temporary name and renamed, so a reader never sees
+// half of one. Everything is formatted here, with write(2), from a static
+// buffer guarded by prof_lock: no malloc, no stdio.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "debug/debug.h"
+#include "init.h"
+#include "mallet.h"
+#include "prof.h"
+
+static char out[64 << 10];               // the output buffer (prof_lock)
+static double peak_written;              // live estimate of the last peak file
+static unsigned dump_seq;                // mallet_prof_dump(NULL) files so far
+
+// Files below this estimate of live bytes are not worth a peak profile.
+#define PEAK_FLOOR ((double)(1 << 20))
+
+typedef struct writer {
+    mallet_buf_t b;        // the buffer
+    int fd;                // where it goes
+    bool failed;           // a write failed (errno says why)
+} writer_t;
+
+static void flush_if(writer_t *w, size_t need)
+{
+    if (w->b.cap - w->b.len >= need)
+        return;
+    size_t off = 0;
+    while (off < w->b.len) {
+        ssize_t n = write(w->fd, w->b.p + off, w->b.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            w->failed = true;
+            break;
+        }
+        off += (size_t)n;
+    }
+    w->b.len = 0;
+}
+
+static void put_counts(writer_t *w, uint64_t n1, uint64_t b1, uint64_t n2, uint64_t b2)
+{
+    mallet__buf_u64w(&w->b, n1, 6);
+    mallet__buf_str(&w->b, ": ");
+    mallet__buf_u64w(&w->b, b1, 8);
+    mallet__buf_str(&w->b, " [");
+    mallet__buf_u64w(&w->b, n2, 6);
+    mallet__buf_str(&w->b, ": ");
+    mallet__buf_u64w(&w->b, b2, 8);
+    mallet__buf_str(&w->b, "] @");
+}
+
+static void put_maps(writer_t *w)
+{
+    mallet__buf_str(&w->b, "\nMAPPED_LIBRARIES:\n");
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    for (;;) {
+        flush_if(w, 4096);
+        ssize_t n = read(fd, w->b.p + w->b.len, 4096);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        w->b.len += (size_t)n;
+    }
+    close(fd);
+}
+
+// The whole profile to fd; prof_lock held.
+static bool write_profile(int fd)
+{
+    writer_t w = { { out, sizeof out, 0 }, fd, false };
+    size_t cap;
+    const mallet_prof_bucket_t *bucket = mallet__prof_buckets(&cap);
+    uint64_t n1 = 0, b1 = 0, n2 = 0, b2 = 0;
+    for (size_t i = 0; i < cap; i++) {
+        n1 += bucket[i].live, b1 += bucket[i].live * bucket[i].size;
+        n2 += bucket[i].allocs, b2 += bucket[i].allocs * bucket[i].size;
+    }
+    int64_t rate = __atomic_load_n(&mallet__prof_rate, __ATOMIC_RELAXED);
+    if (rate < 0)
+        rate = mallet__option(prof_sample_kb) * 1024;
+    mallet__buf_str(&w.b, "heap profile: ");
+    put_counts(&w, n1, b1, n2, b2);
+    // Rate 1 byte: every block is sampled with a probability of 1 - e^-16
+    // or more, so the reader scales by 1 (it takes 0 for "unknown").
+    mallet__buf_str(&w.b, " heap_v2/");
+    mallet__buf_u64(&w.b, (uint64_t)(rate > 0 ? rate : 1));
+    mallet__buf_str(&w.b, "\n");
+    for (size_t i = 0; i < cap; i++) {
+        const mallet_prof_bucket_t *k = &bucket[i];
+        if (k->hash == 0)
+            continue;
+        flush_if(&w, 64 + 20 * MALLET_PROF_DEPTH);
+        put_counts(&w, k->live, k->live * k->size, k->allocs, k->allocs * k->size);
+        for (uint32_t f = 0; f < k->depth; f++) {
+            mallet__buf_str(&w.b, " ");
+            mallet__buf_hex(&w.b, k->pc[f]);
+        }
+        if (k->depth == 0)
+            mallet__buf_str(&w.b, " 0x0");      // the reader needs one frame
+        mallet__buf_str(&w.b, "\n");
+    }
+    put_maps(&w);
+    flush_if(&w, sizeof out);
+    return !w.failed;
+}
+
+int mallet__prof_write(const char *path)
+{
+    char tmp[MALLET_OPTION_TEXT_MAX + 96];
+    mallet_buf_t t = { tmp, sizeof tmp - 1, 0 };
+    mallet__buf_str(&t, path);
+    mallet__buf_str(&t, ".tmp.");
+    mallet__buf_u64(&t, (uint64_t)getpid());
+    tmp[t.len] = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    bool ok = write_profile(fd);
+    int err = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (ok && rename(tmp, path) == 0)
+        return 0;
+    if (ok)
+        err = errno;
+    unlink(tmp);
+    errno = err;
+    return -1;
+}
+
+// prof_dir/mallet.PID.TAG.heap into path (TAG: a word, or a number).
+static void name_file(char *path, size_t cap, const char *tag, unsigned seq)
+{
+    mallet_buf_t b = { path, cap - 1, 0 };
+    b.len = mallet__option_text_copy(MALLET_OPT_TEXT_prof_dir, path, cap - 1);
+    mallet__buf_str(&b, "/mallet.");
+    mallet__buf_u64(&b, (uint64_t)getpid());
+    mallet__buf_str(&b, ".");
+    if (tag)
+        mallet__buf_str(&b, tag);
+    else
+        mallet__buf_u64(&b, seq);
+    mallet__buf_str(&b, ".heap");
+    path[b.len] = 0;
+}
+
+static int write_named(const char *tag, unsigned seq)
+{
+    char path[MALLET_OPTION_TEXT_MAX + 64];
+    name_file(path, sizeof path, tag, seq);
+    return mallet__prof_write(path);
+}
+
+void mallet__prof_peak_check(void)
+{
+    int64_t pct = mallet__option(prof_peak);
+    double live = mallet__prof_live_est;
+    if (pct <= 0 || live < PEAK_FLOOR || live <= peak_written * (1 + (double)pct / 100))
+        return;
+    peak_written = live;
+    int saved = errno;
+    write_named("peak", 0);
+    errno = saved;
+}
+
+void mallet__prof_peak_reset(void)
+{
+    peak_written = 0;
+}
+
+MALLET_API int mallet_prof_dump(const char *path)
+{
+    mallet__init();
+    if (!mallet__prof_enabled() && __atomic_load_n(&mallet__prof_rate, __ATOMIC_RELAXED) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    mallet__lock(&mallet__prof_lock);
+    int r = path ? mallet__prof_write(path) : write_named(NULL, ++dump_seq);
+    mallet__unlock(&mallet__prof_lock);
+    return r;
+}
+
+__attribute__((destructor)) static void prof_at_exit(void)
+{
+    if (__atomic_load_n(&mallet__init_state, __ATOMIC_ACQUIRE) != 2 || !mallet__prof_enabled() ||
+        !mallet__option(prof_at_exit))
+        return;
+    int saved = errno;
+    mallet__lock(&mallet__prof_lock);
+    write_named("exit", 0);
+    mallet__unlock(&mallet__prof_lock);
+    errno = saved;
+}
