@@ -250,21 +250,29 @@ void mallet__heap_after_fork(void)
         // heap is kept; the other records are never used again.
         heap_pool = NULL;
         mallet__heaps = NULL;
-        if (self->alive) {
-            self->prev = self->next = NULL;
-            mallet__heaps = self;
+        mallet_heap_t *keep[2] = { self, mallet__prof_heap };
+        for (int i = 0; i < 2; i++) {
+            mallet_heap_t *h = keep[i];
+            if (h == NULL || !h->alive || (i == 1 && !h->shared))
+                continue;
+            h->prev = NULL;
+            h->next = mallet__heaps;
+            if (mallet__heaps)
+                mallet__heaps->prev = h;
+            mallet__heaps = h;
         }
     } else {
         // The other threads are gone, and each may have stopped in the
         // middle of a fast path, leaving its pages half updated: their heaps
         // are not walked, only forgotten (records and pages stay unused;
         // frees of their blocks still land safely on thread_free).
-        // libmallet's own heaps stay, unless the purger was sweeping one.
+        // libmallet's own heaps stay (the profiler's too, unless prof.c
+        // gave it up), unless the purger was sweeping one.
         for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
             next = h->next;
             if (h == self && h->alive)
                 continue;
-            if (h->internal && h->alive) {
+            if ((h->internal || h->shared) && h->alive) {
                 mallet_lock_found_t found = mallet__lock_after_fork(&h->lock);
                 if (found == MALLET_LOCK_WAS_FREE)
                     mallet__unlock(&h->lock);

@@ -119,12 +119,17 @@ bool mallet__prof_heap_samples(const mallet_heap_t *heap)
 
 uint32_t mallet__prof_heal(mallet_heap_t *heap, mallet_page_t *page, unsigned c)
 {
-    uintptr_t b = heap->prof.cut[c];
-    if (page->free != b)
-        mallet__page_corrupt(page);
-    mallet__link_write(page, b, heap->prof.cut_next[c]);
+    uintptr_t cut = heap->prof.cut[c];
+    // The malloc slow path comes here when the fast path stopped at the
+    // cut; a sweep, a trim or the thread's exit may come earlier, with
+    // blocks still before it.
+    uint32_t n = heap->prof.rest[c];
+    for (uintptr_t b = page->free; b != cut; b = mallet__link_read(page, b))
+        if (b == 0 || ++n > page->reserved)
+            mallet__page_corrupt(page);
+    mallet__link_write(page, cut, heap->prof.cut_next[c]);
     heap->prof.cut[c] = 0;
-    return heap->prof.rest[c];
+    return n;
 }
 
 bool mallet__prof_take(mallet_heap_t *heap, unsigned c)
@@ -184,7 +189,7 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
         mallet__tls_heap = mine;
     }
     // Without memory for the record, the block is served, not counted.
-    if (b && mallet__prof_note((uintptr_t)b, mallet__class_size(c), 0, &st))
+    if (b && mallet__prof_note((uintptr_t)b, mallet__class_size(c), 0, (uintptr_t)mine, &st))
         mallet__prof_peak_check();
     mallet__unlock(&mallet__prof_lock);
     prof_busy = 0;
@@ -198,9 +203,17 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
 void mallet__prof_free(mallet_page_t *page, uintptr_t p)
 {
     mallet__lock(&mallet__prof_lock);
-    mallet__prof_drop(p, 0);
+    uintptr_t from = mallet__prof_drop(p, 0);
     mallet__free_owned(mallet__prof_heap, page, p);
     mallet__unlock(&mallet__prof_lock);
+    // Counted as the free of the block would have been without the profiler.
+    mallet_heap_t *heap = mallet__tls_heap;
+    if (from != 0 && from != (uintptr_t)heap) {
+        if (heap == &mallet__heap_empty)
+            mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);
+        else
+            mallet__stat_add(heap, remote_frees, 1);
+    }
 }
 
 // --- large blocks -------------------------------------------------------------
@@ -229,7 +242,7 @@ MALLET_PROF_FRAME void mallet__prof_large_record(uintptr_t p, size_t size, uint3
     mallet_prof_stack_t st;
     mallet__prof_capture(&st);
     mallet__lock(&mallet__prof_lock);
-    if (mallet__prof_note(p, size, id, &st))
+    if (mallet__prof_note(p, size, id, 0, &st))
         mallet__prof_peak_check();
     mallet__unlock(&mallet__prof_lock);
     prof_busy = 0;

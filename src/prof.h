@@ -75,8 +75,8 @@ static inline bool mallet__prof_enabled(void)
 // Does this heap sample (profiling on, not a heap of libmallet's own, not
 // inside the profiler)?
 bool mallet__prof_heap_samples(const struct mallet_heap *heap);
-// The fast path stopped at class c's cut: make the list whole again.
-// Returns the blocks on page->free.
+// Make class c's cut list whole again (the fast path stopped at the cut,
+// or the page stops being current). Returns the blocks on page->free.
 uint32_t mallet__prof_heal(struct mallet_heap *heap, struct mallet_page *page, unsigned c);
 // One allocation of class c is being served: true when it is the sampled
 // one (then the caller pops nothing and serves it with mallet__prof_alloc).
@@ -144,10 +144,12 @@ typedef struct mallet_prof_bucket {
 double mallet__prof_weight(size_t size);
 // The calling thread's stack from the program's call on (no lock held).
 void mallet__prof_capture(mallet_prof_stack_t *st);
-// Count a sampled block; false when the record is out of memory.
-bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, const mallet_prof_stack_t *st);
-// Drop the sample of p (id: the large block's sample id, 0 for a small block).
-void mallet__prof_drop(uintptr_t p, uint32_t id);
+// Count a sampled block (a small one: heap is its allocating thread's);
+// false when the record is out of memory.
+bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st);
+// Drop the sample of p (id: the large block's sample id, 0 for a small
+// block); the heap noted with it (0 when it was not found).
+uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id);
 // The bucket table and its slots, for writing a profile.
 const mallet_prof_bucket_t *mallet__prof_buckets(size_t *cap);
 // Start an empty record, leaving the old one unused (a fork child).

@@ -29,6 +29,7 @@ typedef struct prof_sample {
     uintptr_t addr;        // block address; 0: empty slot
     uint32_t bucket;       // index in the bucket table
     uint32_t id;           // large blocks: the id in the block's record (else 0)
+    uintptr_t heap;        // small blocks: the heap of the thread that allocated it
 } prof_sample_t;
 
 static struct {
@@ -219,7 +220,7 @@ static bool samples_grow(void)
     return true;
 }
 
-bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, const mallet_prof_stack_t *st)
+bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st)
 {
     if ((rec.sample_used + 1) * 2 > rec.sample_cap && !samples_grow())
         return false;
@@ -232,7 +233,7 @@ bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, const mallet_prof_
     size_t j = sample_slot(p, rec.sample_cap);
     while (rec.sample[j].addr != 0)
         j = (j + 1) & (rec.sample_cap - 1);
-    rec.sample[j] = (prof_sample_t){ .addr = p, .bucket = (uint32_t)b, .id = id };
+    rec.sample[j] = (prof_sample_t){ .addr = p, .bucket = (uint32_t)b, .id = id, .heap = heap };
     rec.sample_used++;
     rec.bucket[b].live++;
     rec.bucket[b].allocs++;
@@ -240,16 +241,17 @@ bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, const mallet_prof_
     return true;
 }
 
-void mallet__prof_drop(uintptr_t p, uint32_t id)
+uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id)
 {
     if (rec.sample_cap == 0)
-        return;
+        return 0;
     size_t mask = rec.sample_cap - 1, j = sample_slot(p, rec.sample_cap);
     for (; rec.sample[j].addr != 0; j = (j + 1) & mask)
         if (rec.sample[j].addr == p && rec.sample[j].id == id)
             break;
     if (rec.sample[j].addr == 0)
-        return;            // sampled before the record was lost (a fork child)
+        return 0;          // sampled before the record was lost (a fork child)
+    uintptr_t heap = rec.sample[j].heap;
     mallet_prof_bucket_t *b = &rec.bucket[rec.sample[j].bucket];
     b->live--;
     mallet__prof_live_est -= mallet__prof_weight(b->size);
@@ -263,6 +265,7 @@ void mallet__prof_drop(uintptr_t p, uint32_t id)
         }
     }
     rec.sample[j].addr = 0;
+    return heap;
 }
 
 const mallet_prof_bucket_t *mallet__prof_buckets(size_t *cap)

@@ -20,28 +20,48 @@
 
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 
+// Blocks on the free lists of heap's current pages (the owner, or the
+// holder of prof_lock for the profiler's heap).
+static uint64_t current_free_blocks(mallet_heap_t *heap)
+{
+    uint64_t n = 0;
+    mallet__lock(&heap->lock);
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        if (heap->current[c] == &mallet__page_empty)
+            continue;
+        n += mallet__page_free_count(heap->current[c]);
+        // A list cut for the profiler: the walk stopped at the cut block.
+        if (heap->prof.cut[c])
+            n += heap->prof.rest[c] - 1;
+    }
+    mallet__unlock(&heap->lock);
+    return n;
+}
+
 static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
 {
     for (int i = 0; i < MALLET_STAT_COUNT; i++)
         out[i] = __atomic_load_n(&mallet__stats_orphan[i], __ATOMIC_RELAXED);
     mallet_heap_t *self = mallet__tls_heap;
     *threads = 0;
+    // The profiler's heap is idle while prof_lock is held: its lists are
+    // walked like the calling thread's own.
+    mallet__lock(&mallet__prof_lock);
+    mallet_heap_t *prof = mallet__prof_heap;
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps; h; h = h->next) {
         if (h->internal)
             continue;
-        (*threads)++;
+        *threads += !h->shared;
         for (int i = 0; i < MALLET_STAT_COUNT; i++)
             out[i] += __atomic_load_n(&h->stat[i], __ATOMIC_RELAXED);
     }
     mallet__unlock(&mallet__heaps_lock);
-    if (self != &mallet__heap_empty) {
-        mallet__lock(&self->lock);
-        for (unsigned c = 0; c < MALLET_CLASSES; c++)
-            if (self->current[c] != &mallet__page_empty)
-                out[MALLET_STAT_blocks_returned] += mallet__page_free_count(self->current[c]);
-        mallet__unlock(&self->lock);
-    }
+    if (prof)
+        out[MALLET_STAT_blocks_returned] += current_free_blocks(prof);
+    mallet__unlock(&mallet__prof_lock);
+    if (self != &mallet__heap_empty)
+        out[MALLET_STAT_blocks_returned] += current_free_blocks(self);
 }
 
 // Blocks other threads freed stay marked live until their page's owner

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// common.c -- allocator names, build products, child processes: what every
-// verb of the command needs.
+// common.c -- allocator names, build products, child processes, and the
+// bits of text every picture and report writes (sizes for people, XML
+// escaping): what every verb of the command needs.
 //
 // Build products are found relative to the running binary
 // (/proc/self/exe), so the command works from any directory: in the build
@@ -162,6 +163,45 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
     return false;
 }
 
+bool tool_preload_first(const char *verb, const char *lib)
+{
+    const char *old = getenv("LD_PRELOAD");
+    size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
+    char *preload = malloc(n);
+    if (!preload) {
+        fprintf(stderr, "%s: out of memory\n", verb);
+        return false;
+    }
+    snprintf(preload, n, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+    setenv("LD_PRELOAD", preload, 1);
+    free(preload);
+    return true;
+}
+
+int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", verb, strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "%s: cannot run %s: %s\n", verb, argv[0], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    if (started)
+        *started = pid;
+    // Like system(3): the terminal's ^C and ^\ are for the program.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int status = tool_wait(verb, pid, argv[0], alloc);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    return status;
+}
+
 const char *tool_signame(int sig, char *buf, size_t cap)
 {
     const char *abbrev = sigabbrev_np(sig);
@@ -208,6 +248,39 @@ double tool_median(double *v, int n)
         return 0;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+const char *tool_human(uint64_t v, char *buf, size_t cap)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double d = (double)v;
+    int u = 0;
+    while (d >= 1024 && u < 4) {
+        d /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", d, unit[u]);
+    return buf;
+}
+
+void tool_xml_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        // XML 1.0 has no control characters but tab and newlines.
+        default: fputc((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' ? '?' : *s, f);
+        }
+    }
+}
+
+bool tool_ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
 }
 
 double tool_now(void)

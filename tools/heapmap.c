@@ -141,20 +141,6 @@ static void take_snapshot(void *ctx, uint64_t index, uint64_t live)
     h->n_snaps++;
 }
 
-// "12.3 KiB"
-static const char *human(uint64_t v, char *buf, size_t cap)
-{
-    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    double d = (double)v;
-    int u = 0;
-    while (d >= 1024 && u < 4) {
-        d /= 1024;
-        u++;
-    }
-    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", d, unit[u]);
-    return buf;
-}
-
 static double frag(const snapshot_t *s)
 {
     return s->free_bytes ? 1.0 - (double)s->largest_free / (double)s->free_bytes : 0;
@@ -260,7 +246,7 @@ static void strip_figures(FILE *f, const snapshot_t *s, double x, double y)
 {
     char a[32], b[32];
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">free %s, largest %s, ext. frag %.0f%%, util %.0f%%</text>\n", x,
-            y + STRIP_H - 4, human(s->free_bytes, a, sizeof a), human(s->largest_free, b, sizeof b),
+            y + STRIP_H - 4, tool_human(s->free_bytes, a, sizeof a), tool_human(s->largest_free, b, sizeof b),
             100 * frag(s), 100 * util(s));
 }
 
@@ -282,20 +268,6 @@ static void legend(FILE *f, double y)
         fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"14\" height=\"12\" fill=\"%s\"/>\n", x, y, items[i].fill);
         fprintf(f, "<text x=\"%.0f\" y=\"%.0f\">%s</text>\n", x + 19, y + 10, items[i].text);
         x += 40 + 7.0 * (double)strlen(items[i].text);
-    }
-}
-
-// Text for an SVG element: the XML specials escaped.
-static void put_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
-        }
     }
 }
 
@@ -326,18 +298,18 @@ static bool write_svg(const heapmap_t *h, const char *trace, FILE *f)
                " .title { font-size: 15px; font-weight: bold }</style>\n");
     fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", width, height);
     fprintf(f, "<text class=\"title\" x=\"%.0f\" y=\"22\">heap of ", BAR_X);
-    put_text(f, h->design->name);
+    tool_xml_text(f, h->design->name);
     fprintf(f, " replaying ");
-    put_text(f, trace);
+    tool_xml_text(f, trace);
     fprintf(f, "</text>\n<text x=\"%.0f\" y=\"40\">", BAR_X);
-    put_text(f, h->design->design);
-    fprintf(f, ". Scale: %s per row; 1 px = %.0f bytes.</text>\n", human(row_bytes, a, sizeof a), 1 / scale);
+    tool_xml_text(f, h->design->design);
+    fprintf(f, ". Scale: %s per row; 1 px = %.0f bytes.</text>\n", tool_human(row_bytes, a, sizeof a), 1 / scale);
     legend(f, 50);
 
     double y = top;
     if (wrap) {
         for (size_t r = 0; r < rows; r++, y += STRIP_H + STRIP_GAP) {
-            fprintf(f, "<text x=\"8\" y=\"%.1f\">+%s</text>\n", y + STRIP_H - 4, human(r * row_bytes, a, sizeof a));
+            fprintf(f, "<text x=\"8\" y=\"%.1f\">+%s</text>\n", y + STRIP_H - 4, tool_human(r * row_bytes, a, sizeof a));
             draw_bar(f, h, last, r * row_bytes, (r + 1) * row_bytes, y, scale);
         }
     } else {
@@ -352,22 +324,16 @@ static bool write_svg(const heapmap_t *h, const char *trace, FILE *f)
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" class=\"title\">after op %llu of %llu</text>\n", BAR_X, y,
             (unsigned long long)last->op, (unsigned long long)h->n_ops);
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">heap walked %s in %zu blocks; footprint %s; live payload %s</text>\n",
-            BAR_X, y + 18, human(last->total, a, sizeof a), last->count, human(last->footprint, b, sizeof b),
-            human(last->live, c, sizeof c));
+            BAR_X, y + 18, tool_human(last->total, a, sizeof a), last->count, tool_human(last->footprint, b, sizeof b),
+            tool_human(last->live, c, sizeof c));
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">free %s; largest free block %s; external fragmentation %.1f%%"
                " (1 - largest free / total free)</text>\n",
-            BAR_X, y + 34, human(last->free_bytes, a, sizeof a), human(last->largest_free, b, sizeof b),
+            BAR_X, y + 34, tool_human(last->free_bytes, a, sizeof a), tool_human(last->largest_free, b, sizeof b),
             100 * frag(last));
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">utilization %.1f%% (live payload / footprint)</text>\n", BAR_X, y + 50,
             100 * util(last));
     fprintf(f, "</svg>\n");
     return !ferror(f);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
 }
 
 // The child: replay, snapshot, draw. Exit status 0 when the file is written.
@@ -387,7 +353,7 @@ static int draw(const trace_t *t, const teach_allocator_t *design, uint64_t step
         fprintf(stderr, "mallet heapmap: out of memory for the snapshots\n");
         return 1;
     }
-    bool png = ends_with(out, ".png");
+    bool png = tool_ends_with(out, ".png");
     char svg_path[4096];
     snprintf(svg_path, sizeof svg_path, png ? "%s.svg.tmp" : "%s", out);
     FILE *f = fopen(svg_path, "w");
@@ -465,7 +431,7 @@ int tool_heapmap(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!ends_with(out, ".svg") && !ends_with(out, ".png")) {
+    if (!tool_ends_with(out, ".svg") && !tool_ends_with(out, ".png")) {
         fprintf(stderr, "mallet heapmap: the output must end in .svg or .png, not '%s'\n", out);
         return 2;
     }

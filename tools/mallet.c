@@ -5,7 +5,7 @@
 // (bench/run.sh) with a clock on its progress lines.
 //
 // Verbs live in their own files: run.c, record.c (trace), replay.c,
-// heapmap.c. The hidden verb __replay-child is how `mallet replay` runs an
+// heapmap.c, profile.c. The hidden verb __replay-child is how `mallet replay` runs an
 // allocator under LD_PRELOAD: the same binary, re-executed.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "  replay   replay traces, check, measure       mallet replay [-a NAME,...] [-r REPS] [--threads] TRACE ...\n"
             "  bench    run the benchmark suite             mallet bench [--quick]\n"
             "  heapmap  draw a teach heap after a trace     mallet heapmap -a NAME [-s STEP] -o FILE.svg TRACE\n"
+            "  profile  profile a program's heap on mallet  mallet profile [-o PREFIX] [--rate KB] -- CMD ...\n"
             "\n"
             "`mallet VERB --help` tells more. Allocators: ");
     tool_alloc_list(f);
@@ -170,7 +171,8 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);              // its implementation, given argv from the verb on
     } verbs[] = {
         { "run", tool_run },         { "trace", tool_trace },     { "replay", tool_replay },
-        { "bench", tool_bench },     { "heapmap", tool_heapmap }, { "__replay-child", tool_replay_child },
+        { "bench", tool_bench },     { "heapmap", tool_heapmap }, { "profile", tool_profile },
+        { "__replay-child", tool_replay_child },
     };
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (!strcmp(verb, verbs[i].name))

@@ -9,11 +9,8 @@
 // exits with the program's status; a program killed by a signal is reported
 // as a crash under that allocator.
 #define _GNU_SOURCE
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "tools.h"
 
@@ -93,31 +90,7 @@ int tool_run(int argc, char **argv)
     if (stats && !enable_stats(&a))
         fprintf(stderr, "mallet run: %s has no summary at exit%s\n", a.name,
                 a.kind == ALLOC_GLIBC ? " (glibc prints one only when the program calls malloc_stats())" : "");
-    if (lib[0]) {
-        const char *old = getenv("LD_PRELOAD");
-        size_t n = strlen(lib) + (old ? strlen(old) : 0) + 2;
-        char *preload = malloc(n);
-        if (!preload) {
-            fprintf(stderr, "mallet run: out of memory\n");
-            return 1;
-        }
-        snprintf(preload, n, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
-        setenv("LD_PRELOAD", preload, 1);
-        free(preload);
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "mallet run: fork: %s\n", strerror(errno));
+    if (lib[0] && !tool_preload_first("mallet run", lib))
         return 1;
-    }
-    if (pid == 0) {
-        execvp(argv[i], argv + i);
-        fprintf(stderr, "mallet run: cannot run %s: %s\n", argv[i], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
-    // Like system(3): the terminal's ^C and ^\ are for the program.
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    return tool_wait("mallet run", pid, argv[i], a.name);
+    return tool_command("mallet run", argv + i, a.name, NULL);
 }

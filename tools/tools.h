@@ -25,6 +25,7 @@ int tool_trace(int argc, char **argv);
 int tool_replay(int argc, char **argv);
 int tool_replay_child(int argc, char **argv);
 int tool_heapmap(int argc, char **argv);
+int tool_profile(int argc, char **argv);
 int tool_bench(int argc, char **argv);
 
 // --- allocators ---------------------------------------------------------------
@@ -63,6 +64,14 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
 bool tool_find_product(char *out, size_t cap, const char *const *rel);
 // The directory that holds the running binary.
 const char *tool_exe_dir(void);
+// Put lib first in LD_PRELOAD, ahead of any the user set. False (and
+// "VERB: out of memory") when it cannot.
+bool tool_preload_first(const char *verb, const char *lib);
+// Run argv[0] with its arguments as `mallet run` does: ^C and ^\ go to it
+// alone while it runs; returns its status as tool_wait does, 127 or 126
+// when it cannot be run ("VERB: cannot run CMD: why"). Its pid goes to
+// *started unless started is NULL.
+int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started);
 // "SIGSEGV" for 11, "signal 77" when unnamed.
 const char *tool_signame(int sig, char *buf, size_t cap);
 // Wait for pid and return its exit status; for a signal, print
@@ -74,6 +83,16 @@ int tool_status(const char *verb, int status, const char *what, const char *allo
 double tool_median(double *v, int n);
 // Monotonic time in seconds.
 double tool_now(void);
+
+// --- text -------------------------------------------------------------------------
+
+// v bytes for people: "512 B", "12.3 KiB"; returns buf.
+const char *tool_human(uint64_t v, char *buf, size_t cap);
+// s as the text of an XML element or attribute: & < > " escaped, control
+// characters (which XML cannot hold) as '?'.
+void tool_xml_text(FILE *f, const char *s);
+// Whether s ends with suffix.
+bool tool_ends_with(const char *s, const char *suffix);
 
 // --- traces in memory (tracefile.c) ---------------------------------------------
 
