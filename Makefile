@@ -69,6 +69,7 @@ OVR_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(OVR_TESTS_SRC)) \
 PRELOADS := $(TEACH_SO)
 TRACE_SO := $(if $(wildcard tools/recorder/trace.c),$(BUILD)/libmallet-trace.so)
 VIOLATION := $(BUILD)/tests/violation
+PROF_SITES := $(BUILD)/tests/prof_sites
 endif
 
 SECURE_SO := $(if $(filter build,$(BUILD)),$(if $(CORE_SRC),build/libmallet-secure.so))
@@ -78,7 +79,7 @@ all: lib teach tools tests benches $(if $(SECURE_SO),secure)
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
 tools: $(MALLET) $(TRACE_SO)
-tests: $(TESTS) $(OVR_TESTS) $(VIOLATION)
+tests: $(TESTS) $(OVR_TESTS) $(VIOLATION) $(PROF_SITES)
 benches: $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -132,6 +133,12 @@ $(BUILD)/tests/override_%.glibc: tests/override_%.c $(wildcard tests/*.h)
 $(VIOLATION): tests/violation.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+# Allocation sites of known size for the heap profiler's test (tests/prof.sh),
+# linking no allocator either; -O1 with no inlining and frame pointers, so
+# each site is a function of its own on every stack it allocates from.
+$(PROF_SITES): tests/prof_sites.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 -fno-inline -fno-omit-frame-pointer -o $@ $< $(LDFLAGS) -lm
 
 # Benchmark programs link the in-process allocators; the malloc they call is
 # whichever LD_PRELOAD provides.
