@@ -60,6 +60,8 @@ void mallet__free_slow(void *ptr, const char *func)
     } else if (owner != 0 && owner == (uintptr_t)__atomic_load_n(&mallet__prof_heap, __ATOMIC_ACQUIRE)) {
         mallet__prof_free(page, p);          // a sampled block
     } else {
+        if (owner != 0 && owner == (uintptr_t)mallet__prof_heap_gone)
+            mallet__prof_free_gone(p);
         MALLET_TRACK_FREE(ptr, page->block_size);
         mallet__remote_free(heap, page, p);
     }

@@ -14,7 +14,8 @@
 // then repair or give up (thread.c, fork). Fork takes no lock at all.
 //
 // Global lock order (take left before right):
-//   prof_lock -> heaps_lock -> heap->lock (one at a time) -> abandoned_lock -> seg_lock
+//   heaps_lock -> heap->lock (one at a time) -> abandoned_lock -> seg_lock
+//   the profiler's locks (prof.h) come before all of these, one at a time
 //   large_lock is a leaf: nothing is taken while it is held.
 //
 // The clock is CLOCK_MONOTONIC_COARSE in milliseconds: a vDSO read, cheap

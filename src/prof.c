@@ -15,6 +15,8 @@
 #include "init.h"
 
 mallet_heap_t *mallet__prof_heap;
+mallet_heap_t *mallet__prof_heap_gone;
+mallet_lock_t mallet__prof_heap_lock;
 int64_t mallet__prof_rate = -1;          // < 0: not read yet
 
 // Set while this thread is inside the profiler: a malloc the unwinder or
@@ -166,12 +168,21 @@ void mallet__prof_plan(mallet_heap_t *heap, mallet_page_t *page, unsigned c, uin
     heap->prof.wait[c] = 1;
 }
 
+// Count block p of `size` bytes, sampled at the call stack st.
+static void note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st)
+{
+    bool peak;
+    // Without memory for the record, the block is served, not counted.
+    if (mallet__prof_note(p, size, id, heap, st, &peak) && peak)
+        mallet__prof_write_peak();
+}
+
 MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
 {
     prof_busy = 1;
     mallet_prof_stack_t st;
     mallet__prof_capture(&st);
-    mallet__lock(&mallet__prof_lock);
+    mallet__lock(&mallet__prof_heap_lock);
     mallet_heap_t *mine = mallet__tls_heap;
     if (mallet__prof_heap == NULL) {
         mallet_heap_t *h = mallet__heap_create_shared();
@@ -180,18 +191,19 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
     void *b = NULL;
     mallet_heap_t *heap = mallet__prof_heap;
     if (heap) {
-        // The profiler's heap is owned by whoever holds prof_lock: for the
-        // time of one allocation, it is this thread's heap.
+        // The profiler's heap is owned by whoever holds prof_heap_lock: for
+        // the time of one allocation, it is this thread's heap.
         mallet__tls_heap = heap;
         b = mallet__page_pop(heap->current[c], req);
         if (b == NULL)
             b = mallet__malloc_slow(heap, req, (int)c);
         mallet__tls_heap = mine;
     }
-    // Without memory for the record, the block is served, not counted.
-    if (b && mallet__prof_note((uintptr_t)b, mallet__class_size(c), 0, (uintptr_t)mine, &st))
-        mallet__prof_peak_check();
-    mallet__unlock(&mallet__prof_lock);
+    mallet__unlock(&mallet__prof_heap_lock);
+    // Not yet seen by the program: no other thread can free it before the
+    // record has it.
+    if (b)
+        note((uintptr_t)b, mallet__class_size(c), 0, (uintptr_t)mine, &st);
     prof_busy = 0;
     if (b == NULL)
         errno = ENOMEM;
@@ -202,10 +214,11 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
 
 void mallet__prof_free(mallet_page_t *page, uintptr_t p)
 {
-    mallet__lock(&mallet__prof_lock);
+    // Dropped first: the block cannot be handed out again before it is freed.
     uintptr_t from = mallet__prof_drop(p, 0);
+    mallet__lock(&mallet__prof_heap_lock);
     mallet__free_owned(mallet__prof_heap, page, p);
-    mallet__unlock(&mallet__prof_lock);
+    mallet__unlock(&mallet__prof_heap_lock);
     // Counted as the free of the block would have been without the profiler.
     mallet_heap_t *heap = mallet__tls_heap;
     if (from != 0 && from != (uintptr_t)heap) {
@@ -241,37 +254,44 @@ MALLET_PROF_FRAME void mallet__prof_large_record(uintptr_t p, size_t size, uint3
     prof_busy = 1;
     mallet_prof_stack_t st;
     mallet__prof_capture(&st);
-    mallet__lock(&mallet__prof_lock);
-    if (mallet__prof_note(p, size, id, 0, &st))
-        mallet__prof_peak_check();
-    mallet__unlock(&mallet__prof_lock);
+    note(p, size, id, 0, &st);
     prof_busy = 0;
 }
 
 void mallet__prof_large_forget(uintptr_t p, uint32_t id)
 {
-    mallet__lock(&mallet__prof_lock);
     mallet__prof_drop(p, id);
-    mallet__unlock(&mallet__prof_lock);
+}
+
+void mallet__prof_free_gone(uintptr_t p)
+{
+    mallet__prof_drop(p, 0);
 }
 
 // --- fork ---------------------------------------------------------------------
 
 void mallet__prof_after_fork(void)
 {
-    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__prof_lock);
-    if (found == MALLET_LOCK_WAS_MINE)
-        return;
+    mallet_lock_found_t found = mallet__lock_after_fork(&mallet__prof_heap_lock);
     if (found == MALLET_LOCK_WAS_LOST) {
-        // A vanished thread was changing the record or the profiler's
-        // heap (its fast path takes no other lock): both are given up.
-        // Frees of that heap's blocks land on its pages' thread_free, as
-        // for any heap the child forgot.
-        if (mallet__prof_heap)
-            mallet__prof_heap->shared = 0;
+        // A vanished thread was in the profiler's heap, whose fast path
+        // takes no other lock: the heap is given up. Frees of its blocks
+        // drop their samples and land on its pages' thread_free, as for
+        // any heap the child forgot.
+        mallet_heap_t *gone = mallet__prof_heap;
+        if (gone)
+            gone->shared = 0;
+        mallet__prof_heap_gone = gone;
         mallet__prof_heap = NULL;
-        mallet__prof_record_forget();
     }
-    mallet__prof_peak_reset();
-    mallet__unlock(&mallet__prof_lock);
+    if (found != MALLET_LOCK_WAS_MINE)
+        mallet__unlock(&mallet__prof_heap_lock);
+    found = mallet__lock_after_fork(&mallet__prof_lock);
+    if (found == MALLET_LOCK_WAS_LOST)
+        mallet__prof_record_repair();
+    if (found != MALLET_LOCK_WAS_MINE) {
+        mallet__prof_peak_reset();
+        mallet__unlock(&mallet__prof_lock);
+    }
+    mallet__prof_dump_after_fork();
 }

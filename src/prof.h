@@ -94,6 +94,9 @@ void *mallet__prof_alloc(size_t req, unsigned c);
 extern struct mallet_heap *mallet__prof_heap;
 // Free p, a live block of the profiler's heap, and drop its record.
 void mallet__prof_free(struct mallet_page *page, uintptr_t p);
+// Drop the sample of p, a block of the profiler's heap that a fork child
+// gave up.
+void mallet__prof_free_gone(uintptr_t p);
 
 // --- large blocks (large.c) -----------------------------------------------------
 
@@ -106,20 +109,28 @@ void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id);
 // Drop the record of sampled large block p.
 void mallet__prof_large_forget(uintptr_t p, uint32_t id);
 
-// --- fork, exit ---------------------------------------------------------------------
+// --- fork ---------------------------------------------------------------------------
 
-// In a fork child: keep the record when prof_lock was free, else start an
-// empty one (thread.c, fork). Before the heaps' own repair.
+// In a fork child, before the heaps' own repair (thread.c, fork): the
+// record is kept, and repaired when a vanished thread was changing it; the
+// profiler's heap is given up when a vanished thread was using it.
 void mallet__prof_after_fork(void);
 
-// --- the record (prof_record.c), under mallet__prof_lock -------------------------
+// --- the record (prof_record.c) ---------------------------------------------------
 
 #define MALLET_PROF_DEPTH 64
 
-// Taken outside every other lock: prof_lock -> heaps_lock -> heap->lock ...
+// Locks, each taken alone, never one inside another, and before any lock of
+// the heaps: prof_heap_lock (the profiler's heap), prof_lock (the record,
+// for short stretches), dump_lock (prof_dump.c: one profile written at a
+// time; it takes prof_lock for the moment of a snapshot).
 extern mallet_lock_t mallet__prof_lock;
+extern mallet_lock_t mallet__prof_heap_lock;
+// A profiler's heap that a fork child gave up: frees of its blocks drop
+// their samples, then go where any forgotten heap's go.
+extern struct mallet_heap *mallet__prof_heap_gone;
 // Estimated bytes in live blocks (each sample weighted by its inverse
-// probability).
+// probability); prof_lock.
 extern double mallet__prof_live_est;
 // The mean bytes between samples, read from prof_sample_kb at the first
 // sample and fixed from then on (0: every allocation is sampled; -1: not
@@ -131,13 +142,14 @@ typedef struct mallet_prof_stack {
     uintptr_t pc[MALLET_PROF_DEPTH];      // return addresses, innermost (the program's call) first
 } mallet_prof_stack_t;
 
+// One per (stack, block size); in the arena, so its address never changes.
 typedef struct mallet_prof_bucket {
-    uint64_t hash;         // of the frames and the size; 0: empty slot
+    uint64_t hash;         // of the frames and the size
     size_t size;           // block size of every block counted here
     uint64_t live;         // sampled blocks live now
     uint64_t allocs;       // sampled blocks ever
-    uintptr_t *pc;         // frames (in the arena)
-    uint32_t depth;        // how many
+    uint32_t depth;        // frames
+    uintptr_t pc[];        // the frames
 } mallet_prof_bucket_t;
 
 // The estimated bytes a sampled block of `size` bytes stands for.
@@ -145,21 +157,35 @@ double mallet__prof_weight(size_t size);
 // The calling thread's stack from the program's call on (no lock held).
 void mallet__prof_capture(mallet_prof_stack_t *st);
 // Count a sampled block (a small one: heap is its allocating thread's);
-// false when the record is out of memory.
-bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st);
+// false when the record is out of memory. Takes prof_lock; true in *peak
+// when the live estimate passed the last peak written by prof_peak percent.
+bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st,
+                       bool *peak);
 // Drop the sample of p (id: the large block's sample id, 0 for a small
-// block); the heap noted with it (0 when it was not found).
+// block); the heap noted with it (0 when it was not found). Takes prof_lock.
 uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id);
-// The bucket table and its slots, for writing a profile.
-const mallet_prof_bucket_t *mallet__prof_buckets(size_t *cap);
-// Start an empty record, leaving the old one unused (a fork child).
-void mallet__prof_record_forget(void);
-// Write a profile to path (prof_dump.c); 0, or -1 with errno set.
-int mallet__prof_write(const char *path);
-// After a sample: write the peak profile when the live estimate passed the
-// last one written by prof_peak percent (prof_dump.c). prof_lock held.
-void mallet__prof_peak_check(void);
+// A bucket's counts at one moment (its frames and size never change).
+typedef struct mallet_prof_row {
+    const mallet_prof_bucket_t *bucket;   // the bucket
+    uint64_t live;                        // its live count then
+    uint64_t allocs;                      // its count ever then
+} mallet_prof_row_t;
+
+// The counts of every bucket into to[0 .. cap); the number of buckets,
+// which may exceed cap. Takes prof_lock.
+size_t mallet__prof_snapshot(mallet_prof_row_t *to, size_t cap);
+// A fork child's repair of a record a vanished thread was changing.
+void mallet__prof_record_repair(void);
 // A fork child writes its own peak profile from its first new peak on.
 void mallet__prof_peak_reset(void);
+
+// --- writing (prof_dump.c) ----------------------------------------------------------
+
+// Write a profile to path; 0, or -1 with errno set.
+int mallet__prof_write(const char *path);
+// Write the peak profile (after mallet__prof_note said so).
+void mallet__prof_write_peak(void);
+// A fork child: the writer's lock is free again.
+void mallet__prof_dump_after_fork(void);
 
 #endif

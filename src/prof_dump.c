@@ -18,8 +18,10 @@
 // addresses, the program's call first.
 //
 // A file is written to a temporary name and renamed, so a reader never sees
-// half of one. Everything is formatted here, with write(2), from a static
-// buffer guarded by prof_lock: no malloc, no stdio.
+// half of one. It is written from a snapshot of the counts, so prof_lock is
+// held only to copy them, not while the file is written: the program's
+// allocations wait for no file. Everything is formatted here, with write(2),
+// from static buffers guarded by dump_lock: no malloc, no stdio.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,14 +31,14 @@
 #include "debug/debug.h"
 #include "init.h"
 #include "mallet.h"
+#include "os/os.h"
 #include "prof.h"
 
-static char out[64 << 10];               // the output buffer (prof_lock)
-static double peak_written;              // live estimate of the last peak file
+static mallet_lock_t dump_lock;          // one profile written at a time
+static char out[64 << 10];               // the output buffer (dump_lock)
+static mallet_prof_row_t *rows;          // the snapshot (dump_lock)
+static size_t rows_cap;                  // its rows
 static unsigned dump_seq;                // mallet_prof_dump(NULL) files so far
-
-// Files below this estimate of live bytes are not worth a peak profile.
-#define PEAK_FLOOR ((double)(1 << 20))
 
 typedef struct writer {
     mallet_buf_t b;        // the buffer
@@ -92,16 +94,41 @@ static void put_maps(writer_t *w)
     close(fd);
 }
 
-// The whole profile to fd; prof_lock held.
+// Take the snapshot into rows, growing it as needed; its rows, or -1 when
+// out of memory. dump_lock held.
+static long snapshot(void)
+{
+    for (;;) {
+        size_t n = mallet__prof_snapshot(rows, rows_cap);
+        if (n <= rows_cap)
+            return (long)n;
+        size_t cap = rows_cap ? rows_cap : 1024;
+        while (cap < n + n / 2)
+            cap *= 2;
+        mallet_prof_row_t *r = mallet__os_map(cap * sizeof *r, 0);
+        if (r == NULL)
+            return -1;
+        if (rows)
+            mallet__os_release(rows, rows_cap * sizeof *rows);
+        rows = r;
+        rows_cap = cap;
+    }
+}
+
+// The whole profile to fd; dump_lock held.
 static bool write_profile(int fd)
 {
     writer_t w = { { out, sizeof out, 0 }, fd, false };
-    size_t cap;
-    const mallet_prof_bucket_t *bucket = mallet__prof_buckets(&cap);
+    long n = snapshot();
+    if (n < 0) {
+        errno = ENOMEM;
+        return false;
+    }
     uint64_t n1 = 0, b1 = 0, n2 = 0, b2 = 0;
-    for (size_t i = 0; i < cap; i++) {
-        n1 += bucket[i].live, b1 += bucket[i].live * bucket[i].size;
-        n2 += bucket[i].allocs, b2 += bucket[i].allocs * bucket[i].size;
+    for (long i = 0; i < n; i++) {
+        size_t size = rows[i].bucket->size;
+        n1 += rows[i].live, b1 += rows[i].live * size;
+        n2 += rows[i].allocs, b2 += rows[i].allocs * size;
     }
     int64_t rate = __atomic_load_n(&mallet__prof_rate, __ATOMIC_RELAXED);
     if (rate < 0)
@@ -113,12 +140,10 @@ static bool write_profile(int fd)
     mallet__buf_str(&w.b, " heap_v2/");
     mallet__buf_u64(&w.b, (uint64_t)(rate > 0 ? rate : 1));
     mallet__buf_str(&w.b, "\n");
-    for (size_t i = 0; i < cap; i++) {
-        const mallet_prof_bucket_t *k = &bucket[i];
-        if (k->hash == 0)
-            continue;
+    for (long i = 0; i < n; i++) {
+        const mallet_prof_bucket_t *k = rows[i].bucket;
         flush_if(&w, 64 + 20 * MALLET_PROF_DEPTH);
-        put_counts(&w, k->live, k->live * k->size, k->allocs, k->allocs * k->size);
+        put_counts(&w, rows[i].live, rows[i].live * k->size, rows[i].allocs, rows[i].allocs * k->size);
         for (uint32_t f = 0; f < k->depth; f++) {
             mallet__buf_str(&w.b, " ");
             mallet__buf_hex(&w.b, k->pc[f]);
@@ -132,7 +157,8 @@ static bool write_profile(int fd)
     return !w.failed;
 }
 
-int mallet__prof_write(const char *path)
+// dump_lock held.
+static int write_locked(const char *path)
 {
     char tmp[MALLET_OPTION_TEXT_MAX + 96];
     mallet_buf_t t = { tmp, sizeof tmp - 1, 0 };
@@ -174,28 +200,38 @@ static void name_file(char *path, size_t cap, const char *tag, unsigned seq)
     path[b.len] = 0;
 }
 
-static int write_named(const char *tag, unsigned seq)
+// prof_dir/mallet.PID.TAG.heap (or .SEQ.heap when tag is NULL).
+static int write_named(const char *tag)
 {
     char path[MALLET_OPTION_TEXT_MAX + 64];
-    name_file(path, sizeof path, tag, seq);
-    return mallet__prof_write(path);
+    mallet__lock(&dump_lock);
+    name_file(path, sizeof path, tag, tag ? 0 : ++dump_seq);
+    int r = write_locked(path);
+    mallet__unlock(&dump_lock);
+    return r;
 }
 
-void mallet__prof_peak_check(void)
+int mallet__prof_write(const char *path)
 {
-    int64_t pct = mallet__option(prof_peak);
-    double live = mallet__prof_live_est;
-    if (pct <= 0 || live < PEAK_FLOOR || live <= peak_written * (1 + (double)pct / 100))
-        return;
-    peak_written = live;
+    mallet__lock(&dump_lock);
+    int r = write_locked(path);
+    mallet__unlock(&dump_lock);
+    return r;
+}
+
+void mallet__prof_write_peak(void)
+{
     int saved = errno;
-    write_named("peak", 0);
+    write_named("peak");
     errno = saved;
 }
 
-void mallet__prof_peak_reset(void)
+void mallet__prof_dump_after_fork(void)
 {
-    peak_written = 0;
+    // The buffers are filled anew by every profile: whatever a vanished
+    // thread left in them is harmless.
+    if (mallet__lock_after_fork(&dump_lock) != MALLET_LOCK_WAS_MINE)
+        mallet__unlock(&dump_lock);
 }
 
 MALLET_API int mallet_prof_dump(const char *path)
@@ -205,10 +241,7 @@ MALLET_API int mallet_prof_dump(const char *path)
         errno = EINVAL;
         return -1;
     }
-    mallet__lock(&mallet__prof_lock);
-    int r = path ? mallet__prof_write(path) : write_named(NULL, ++dump_seq);
-    mallet__unlock(&mallet__prof_lock);
-    return r;
+    return path ? mallet__prof_write(path) : write_named(NULL);
 }
 
 __attribute__((destructor)) static void prof_at_exit(void)
@@ -217,8 +250,6 @@ __attribute__((destructor)) static void prof_at_exit(void)
         !mallet__option(prof_at_exit))
         return;
     int saved = errno;
-    mallet__lock(&mallet__prof_lock);
-    write_named("exit", 0);
-    mallet__unlock(&mallet__prof_lock);
+    write_named("exit");
     errno = saved;
 }

@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: MIT
 //
-// prof_record.c -- the profiler's record: call stacks, counts per stack and
-// block size, the live samples by address, and the unwinder that takes the
-// stacks.
+// prof_record.c -- the profiler's record: call stacks with their counts,
+// the live samples by address, and the unwinder that takes the stacks.
 //
-// Three structures, all in memory mapped here (never in the heap):
-//   arena     the frames of each bucket, appended, never freed;
-//   buckets   one per (stack, block size): sampled blocks live and ever;
-//             open addressing; never removed, so an index stays valid;
+//   arena     buckets, one per (stack, block size), appended, never freed:
+//             a bucket's address is its name for good;
+//   index     hash of (frames, size) -> bucket; open addressing;
 //   samples   live sampled block -> its bucket; open addressing with
 //             linear probing, deletion by shifting back (no tombstones).
-// A table grows (doubles, rehashed into a new mapping) at half full. All of
-// it is guarded by mallet__prof_lock; the unwinder runs outside the lock.
+// All of it is guarded by mallet__prof_lock, held for short stretches only
+// (a profile is written from a snapshot of the counts, prof_dump.c).
+//
+// A fork child may find prof_lock held by a thread that did not come along,
+// in the middle of a change. Every change is made so that the child can
+// rebuild from what it finds (mallet__prof_record_repair): a table grows
+// into a new mapping published with one store; a bucket is whole before the
+// index points to it; a sample slot's address is stored last, so a slot
+// with an address is whole -- a shift may leave one sample in two slots,
+// never in none. The repair keeps each sample once and counts the live
+// blocks of every bucket again from the samples.
 //
 // One bucket per block size, not per stack alone: a profile reader scales a
 // record by its average block size, which is exact only when every block of
@@ -25,25 +32,36 @@
 mallet_lock_t mallet__prof_lock;
 double mallet__prof_live_est;
 
+typedef struct prof_index {
+    size_t cap;                        // slots (a power of two)
+    mallet_prof_bucket_t *slot[];      // NULL: empty
+} prof_index_t;
+
 typedef struct prof_sample {
-    uintptr_t addr;        // block address; 0: empty slot
-    uint32_t bucket;       // index in the bucket table
-    uint32_t id;           // large blocks: the id in the block's record (else 0)
-    uintptr_t heap;        // small blocks: the heap of the thread that allocated it
+    uintptr_t addr;                    // block address; 0: empty slot (stored last)
+    mallet_prof_bucket_t *bucket;      // its bucket
+    uintptr_t heap;                    // small blocks: the allocating thread's heap
+    uint32_t id;                       // large blocks: the id in the block's record (else 0)
 } prof_sample_t;
 
+typedef struct prof_samples {
+    size_t cap;                        // slots (a power of two)
+    prof_sample_t slot[];
+} prof_samples_t;
+
 static struct {
-    mallet_prof_bucket_t *bucket;   // bucket table
-    size_t bucket_cap;              // its slots (a power of two, or 0)
-    size_t bucket_used;             // slots in use
-    prof_sample_t *sample;          // sample table
-    size_t sample_cap;              // its slots (a power of two, or 0)
-    size_t sample_used;             // live samples
-    char *arena;                    // the current arena chunk
-    size_t arena_left;              // bytes left in it
+    prof_index_t *index;               // published with one store
+    size_t buckets;                    // buckets in it
+    prof_samples_t *samples;           // published with one store
+    size_t used;                       // live samples
+    char *arena;                       // the current arena chunk's free part
+    size_t arena_left;                 // its bytes
+    double peak_written;               // live estimate of the last peak profile
 } rec;
 
 #define ARENA_CHUNK ((size_t)256 << 10)
+// Estimates below this are not worth a peak profile.
+#define PEAK_FLOOR ((double)(1 << 20))
 
 // --- the unwinder ----------------------------------------------------------------
 
@@ -107,62 +125,53 @@ static uint64_t stack_hash(const mallet_prof_stack_t *st, size_t size)
     uint64_t h = mix(size + 1);
     for (uint32_t i = 0; i < st->depth; i++)
         h = mix(h ^ st->pc[i]);
-    return h | 1;          // never 0: 0 marks an empty slot
+    return h;
 }
 
-static void *table_map(size_t bytes)
+static mallet_prof_bucket_t *bucket_new(const mallet_prof_stack_t *st, size_t size, uint64_t hash)
 {
-    return mallet__os_map(bytes, 0);
-}
-
-static uintptr_t *arena_copy(const uintptr_t *pc, uint32_t depth)
-{
-    size_t bytes = (size_t)depth * sizeof *pc;
+    size_t bytes = (sizeof(mallet_prof_bucket_t) + st->depth * sizeof(uintptr_t) + 15) & ~(size_t)15;
     if (bytes > rec.arena_left) {
-        char *chunk = table_map(ARENA_CHUNK);
+        char *chunk = mallet__os_map(ARENA_CHUNK, 0);
         if (chunk == NULL)
             return NULL;
         rec.arena = chunk;
         rec.arena_left = ARENA_CHUNK;
     }
-    uintptr_t *to = (uintptr_t *)rec.arena;
-    for (uint32_t i = 0; i < depth; i++)
-        to[i] = pc[i];
+    mallet_prof_bucket_t *b = (mallet_prof_bucket_t *)rec.arena;
     rec.arena += bytes;
     rec.arena_left -= bytes;
-    return to;
+    b->hash = hash;
+    b->size = size;
+    b->depth = st->depth;
+    for (uint32_t i = 0; i < st->depth; i++)
+        b->pc[i] = st->pc[i];
+    return b;
 }
 
-static bool buckets_grow(void)
+// Put b in index t (which has room).
+static void index_put(prof_index_t *t, mallet_prof_bucket_t *b)
 {
-    size_t cap = rec.bucket_cap ? rec.bucket_cap * 2 : 1024;
-    mallet_prof_bucket_t *t = table_map(cap * sizeof *t);
+    size_t j = b->hash & (t->cap - 1);
+    while (t->slot[j] != NULL)
+        j = (j + 1) & (t->cap - 1);
+    __atomic_store_n(&t->slot[j], b, __ATOMIC_RELEASE);
+}
+
+static bool index_grow(void)
+{
+    prof_index_t *old = rec.index;
+    size_t cap = old ? old->cap * 2 : 1024;
+    prof_index_t *t = mallet__os_map(sizeof *t + cap * sizeof t->slot[0], 0);
     if (t == NULL)
         return false;
-    for (size_t i = 0; i < rec.bucket_cap; i++) {
-        mallet_prof_bucket_t *b = &rec.bucket[i];
-        if (b->hash == 0)
-            continue;
-        size_t j = b->hash & (cap - 1);
-        while (t[j].hash != 0)
-            j = (j + 1) & (cap - 1);
-        t[j] = *b;
-    }
-    // Sample entries name buckets by index: move them along.
-    for (size_t i = 0; i < rec.sample_cap; i++) {
-        prof_sample_t *s = &rec.sample[i];
-        if (s->addr == 0)
-            continue;
-        uint64_t h = rec.bucket[s->bucket].hash;
-        size_t j = h & (cap - 1);
-        while (t[j].hash != h || t[j].pc != rec.bucket[s->bucket].pc)
-            j = (j + 1) & (cap - 1);
-        s->bucket = (uint32_t)j;
-    }
-    if (rec.bucket)
-        mallet__os_release(rec.bucket, rec.bucket_cap * sizeof *t);
-    rec.bucket = t;
-    rec.bucket_cap = cap;
+    t->cap = cap;
+    for (size_t i = 0; old && i < old->cap; i++)
+        if (old->slot[i])
+            index_put(t, old->slot[i]);
+    __atomic_store_n(&rec.index, t, __ATOMIC_RELEASE);
+    if (old)
+        mallet__os_release(old, sizeof *old + old->cap * sizeof old->slot[0]);
     return true;
 }
 
@@ -176,111 +185,189 @@ static bool same_stack(const mallet_prof_bucket_t *b, const mallet_prof_stack_t 
     return true;
 }
 
-// The bucket of (stack, size), made when new; -1 when out of memory.
-static long bucket_find(const mallet_prof_stack_t *st, size_t size)
+// The bucket of (stack, size), made when new; NULL when out of memory.
+static mallet_prof_bucket_t *bucket_find(const mallet_prof_stack_t *st, size_t size)
 {
-    if ((rec.bucket_used + 1) * 2 > rec.bucket_cap && !buckets_grow())
-        return -1;
+    if ((rec.buckets + 1) * 2 > (rec.index ? rec.index->cap : 0) && !index_grow())
+        return NULL;
+    prof_index_t *t = rec.index;
     uint64_t h = stack_hash(st, size);
-    size_t j = h & (rec.bucket_cap - 1);
-    for (; rec.bucket[j].hash != 0; j = (j + 1) & (rec.bucket_cap - 1))
-        if (rec.bucket[j].hash == h && same_stack(&rec.bucket[j], st, size))
-            return (long)j;
-    uintptr_t *pc = arena_copy(st->pc, st->depth);
-    if (pc == NULL)
-        return -1;
-    rec.bucket[j] = (mallet_prof_bucket_t){ .hash = h, .size = size, .depth = st->depth, .pc = pc };
-    rec.bucket_used++;
-    return (long)j;
+    size_t j = h & (t->cap - 1);
+    for (; t->slot[j] != NULL; j = (j + 1) & (t->cap - 1))
+        if (t->slot[j]->hash == h && same_stack(t->slot[j], st, size))
+            return t->slot[j];
+    mallet_prof_bucket_t *b = bucket_new(st, size, h);
+    if (b == NULL)
+        return NULL;
+    __atomic_store_n(&t->slot[j], b, __ATOMIC_RELEASE);   // whole before it is found
+    rec.buckets++;
+    return b;
 }
 
-static size_t sample_slot(uintptr_t addr, size_t cap)
+static size_t sample_home(uintptr_t addr, size_t cap)
 {
     return mix(addr) & (cap - 1);
 }
 
+// Write s into slot (empty, or being overwritten): the address last.
+static void sample_put(prof_sample_t *slot, const prof_sample_t *s)
+{
+    __atomic_store_n(&slot->addr, 0, __ATOMIC_RELAXED);
+    slot->bucket = s->bucket;
+    slot->heap = s->heap;
+    slot->id = s->id;
+    __atomic_store_n(&slot->addr, s->addr, __ATOMIC_RELEASE);
+}
+
+static void samples_insert(prof_samples_t *t, const prof_sample_t *s)
+{
+    size_t j = sample_home(s->addr, t->cap);
+    while (t->slot[j].addr != 0)
+        j = (j + 1) & (t->cap - 1);
+    sample_put(&t->slot[j], s);
+}
+
+static prof_samples_t *samples_map(size_t cap)
+{
+    prof_samples_t *t = mallet__os_map(sizeof *t + cap * sizeof t->slot[0], 0);
+    if (t)
+        t->cap = cap;
+    return t;
+}
+
+static void samples_release(prof_samples_t *t)
+{
+    mallet__os_release(t, sizeof *t + t->cap * sizeof t->slot[0]);
+}
+
 static bool samples_grow(void)
 {
-    size_t cap = rec.sample_cap ? rec.sample_cap * 2 : 1024;
-    prof_sample_t *t = table_map(cap * sizeof *t);
+    prof_samples_t *old = rec.samples, *t = samples_map(old ? old->cap * 2 : 1024);
     if (t == NULL)
         return false;
-    for (size_t i = 0; i < rec.sample_cap; i++) {
-        if (rec.sample[i].addr == 0)
-            continue;
-        size_t j = sample_slot(rec.sample[i].addr, cap);
-        while (t[j].addr != 0)
-            j = (j + 1) & (cap - 1);
-        t[j] = rec.sample[i];
-    }
-    if (rec.sample)
-        mallet__os_release(rec.sample, rec.sample_cap * sizeof *t);
-    rec.sample = t;
-    rec.sample_cap = cap;
+    for (size_t i = 0; old && i < old->cap; i++)
+        if (old->slot[i].addr != 0)
+            samples_insert(t, &old->slot[i]);
+    __atomic_store_n(&rec.samples, t, __ATOMIC_RELEASE);
+    if (old)
+        samples_release(old);
     return true;
 }
 
-bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st)
+bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st,
+                       bool *peak)
 {
-    if ((rec.sample_used + 1) * 2 > rec.sample_cap && !samples_grow())
-        return false;
-    long b = bucket_find(st, size);
-    if (b < 0)
-        return false;
-    // A large block's address may be listed twice for a moment: freed by
-    // one thread, mapped again for another before the first drops its
-    // sample. The ids tell the two apart.
-    size_t j = sample_slot(p, rec.sample_cap);
-    while (rec.sample[j].addr != 0)
-        j = (j + 1) & (rec.sample_cap - 1);
-    rec.sample[j] = (prof_sample_t){ .addr = p, .bucket = (uint32_t)b, .id = id, .heap = heap };
-    rec.sample_used++;
-    rec.bucket[b].live++;
-    rec.bucket[b].allocs++;
-    mallet__prof_live_est += mallet__prof_weight(size);
-    return true;
+    *peak = false;
+    mallet__lock(&mallet__prof_lock);
+    mallet_prof_bucket_t *b = NULL;
+    if (((rec.used + 1) * 2 <= (rec.samples ? rec.samples->cap : 0) || samples_grow()))
+        b = bucket_find(st, size);
+    if (b != NULL) {
+        // A large block's address may be listed twice for a moment: freed by
+        // one thread, mapped again for another before the first drops its
+        // sample. The ids tell the two apart.
+        samples_insert(rec.samples, &(prof_sample_t){ .addr = p, .bucket = b, .heap = heap, .id = id });
+        rec.used++;
+        b->live++;
+        b->allocs++;
+        mallet__prof_live_est += mallet__prof_weight(size);
+        int64_t pct = mallet__option(prof_peak);
+        if (pct > 0 && mallet__prof_live_est >= PEAK_FLOOR &&
+            mallet__prof_live_est > rec.peak_written * (1 + (double)pct / 100)) {
+            rec.peak_written = mallet__prof_live_est;
+            *peak = true;
+        }
+    }
+    mallet__unlock(&mallet__prof_lock);
+    return b != NULL;
 }
 
 uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id)
 {
-    if (rec.sample_cap == 0)
-        return 0;
-    size_t mask = rec.sample_cap - 1, j = sample_slot(p, rec.sample_cap);
-    for (; rec.sample[j].addr != 0; j = (j + 1) & mask)
-        if (rec.sample[j].addr == p && rec.sample[j].id == id)
+    mallet__lock(&mallet__prof_lock);
+    prof_samples_t *t = rec.samples;
+    uintptr_t heap = 0;
+    if (t == NULL)
+        goto out;
+    size_t mask = t->cap - 1, j = sample_home(p, t->cap);
+    for (; t->slot[j].addr != 0; j = (j + 1) & mask)
+        if (t->slot[j].addr == p && t->slot[j].id == id)
             break;
-    if (rec.sample[j].addr == 0)
-        return 0;          // sampled before the record was lost (a fork child)
-    uintptr_t heap = rec.sample[j].heap;
-    mallet_prof_bucket_t *b = &rec.bucket[rec.sample[j].bucket];
+    if (t->slot[j].addr == 0)
+        goto out;          // sampled before a fork child's repair, or never
+    heap = t->slot[j].heap;
+    mallet_prof_bucket_t *b = t->slot[j].bucket;
     b->live--;
     mallet__prof_live_est -= mallet__prof_weight(b->size);
-    rec.sample_used--;
+    rec.used--;
     // Shift back the entries after j that would no longer be found.
-    for (size_t k = (j + 1) & mask; rec.sample[k].addr != 0; k = (k + 1) & mask) {
-        size_t home = sample_slot(rec.sample[k].addr, rec.sample_cap);
+    for (size_t k = (j + 1) & mask; t->slot[k].addr != 0; k = (k + 1) & mask) {
+        size_t home = sample_home(t->slot[k].addr, t->cap);
         if (((k - home) & mask) >= ((k - j) & mask)) {
-            rec.sample[j] = rec.sample[k];
+            sample_put(&t->slot[j], &t->slot[k]);
             j = k;
         }
     }
-    rec.sample[j].addr = 0;
+    __atomic_store_n(&t->slot[j].addr, 0, __ATOMIC_RELAXED);
+out:
+    mallet__unlock(&mallet__prof_lock);
     return heap;
 }
 
-const mallet_prof_bucket_t *mallet__prof_buckets(size_t *cap)
+size_t mallet__prof_snapshot(mallet_prof_row_t *to, size_t cap)
 {
-    *cap = rec.bucket_cap;
-    return rec.bucket;
+    size_t n = 0;
+    mallet__lock(&mallet__prof_lock);
+    prof_index_t *t = rec.index;
+    for (size_t i = 0; t && i < t->cap; i++) {
+        mallet_prof_bucket_t *b = t->slot[i];
+        if (b == NULL)
+            continue;
+        if (n < cap)
+            to[n] = (mallet_prof_row_t){ .bucket = b, .live = b->live, .allocs = b->allocs };
+        n++;
+    }
+    mallet__unlock(&mallet__prof_lock);
+    return n;
 }
 
-void mallet__prof_record_forget(void)
+void mallet__prof_peak_reset(void)
 {
-    // The tables may be half updated: they are left mapped and unused.
-    rec.bucket = NULL;
-    rec.sample = NULL;
-    rec.bucket_cap = rec.bucket_used = rec.sample_cap = rec.sample_used = 0;
+    rec.peak_written = 0;
+}
+
+void mallet__prof_record_repair(void)
+{
+    // The arena's cursor may be half moved: later buckets start a new chunk.
     rec.arena = NULL;
     rec.arena_left = 0;
+    prof_index_t *index = rec.index;
+    rec.buckets = 0;
+    for (size_t i = 0; index && i < index->cap; i++)
+        if (index->slot[i]) {
+            index->slot[i]->live = 0;
+            rec.buckets++;
+        }
+    prof_samples_t *old = rec.samples, *t = old ? samples_map(old->cap) : NULL;
+    rec.samples = t;
+    rec.used = 0;
     mallet__prof_live_est = 0;
+    if (t == NULL)
+        return;            // no samples, or no memory: the record starts empty
+    for (size_t i = 0; i < old->cap; i++) {
+        const prof_sample_t *s = &old->slot[i];
+        if (s->addr == 0)
+            continue;
+        // Once each: a shift may have left a sample in two slots.
+        size_t j = sample_home(s->addr, t->cap);
+        for (; t->slot[j].addr != 0; j = (j + 1) & (t->cap - 1))
+            if (t->slot[j].addr == s->addr && t->slot[j].id == s->id)
+                break;
+        if (t->slot[j].addr != 0)
+            continue;
+        sample_put(&t->slot[j], s);
+        rec.used++;
+        s->bucket->live++;
+        mallet__prof_live_est += mallet__prof_weight(s->bucket->size);
+    }
 }

@@ -21,7 +21,7 @@
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 
 // Blocks on the free lists of heap's current pages (the owner, or the
-// holder of prof_lock for the profiler's heap).
+// holder of prof_heap_lock for the profiler's heap).
 static uint64_t current_free_blocks(mallet_heap_t *heap)
 {
     uint64_t n = 0;
@@ -44,9 +44,9 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
         out[i] = __atomic_load_n(&mallet__stats_orphan[i], __ATOMIC_RELAXED);
     mallet_heap_t *self = mallet__tls_heap;
     *threads = 0;
-    // The profiler's heap is idle while prof_lock is held: its lists are
-    // walked like the calling thread's own.
-    mallet__lock(&mallet__prof_lock);
+    // The profiler's heap is idle while prof_heap_lock is held: its lists
+    // are walked like the calling thread's own.
+    mallet__lock(&mallet__prof_heap_lock);
     mallet_heap_t *prof = mallet__prof_heap;
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps; h; h = h->next) {
@@ -59,7 +59,7 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
     mallet__unlock(&mallet__heaps_lock);
     if (prof)
         out[MALLET_STAT_blocks_returned] += current_free_blocks(prof);
-    mallet__unlock(&mallet__prof_lock);
+    mallet__unlock(&mallet__prof_heap_lock);
     if (self != &mallet__heap_empty)
         out[MALLET_STAT_blocks_returned] += current_free_blocks(self);
 }
