@@ -14,8 +14,16 @@
 //
 // n1/b1 count the sampled blocks live now, n2/b2 those ever sampled, raw;
 // a reader scales a line by 1 / (1 - exp(-(b/n) / RATE)), which is exact
-// here because every block of a bucket has one size. The frames are return
-// addresses, the program's call first.
+// here because every block of a bucket has one size (a block size: the
+// size class, or a large block's mapping; the sampling chance depends on
+// it). The frames are return addresses, the program's call first (one less
+// is the call instruction), at most MALLET_PROF_DEPTH of them; an address
+// maps to its file through the MAPPED_LIBRARIES line that holds it.
+//
+// Files: prof_dir/mallet.PID.exit.heap at a normal exit (prof_at_exit),
+// prof_dir/mallet.PID.peak.heap at each new peak (prof_peak), and
+// mallet_prof_dump(path), or prof_dir/mallet.PID.SEQ.heap for a NULL path.
+// A fork child names its files with its own PID.
 //
 // A file is written to a temporary name and renamed, so a reader never sees
 // half of one. It is written from a snapshot of the counts, so prof_lock is

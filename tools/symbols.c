@@ -4,7 +4,7 @@
 // process, reading the ELF files themselves (no addr2line, no nm, no
 // libelf: the command links libc only).
 //
-// The way there (spec/prof.md): the mapping that holds the address gives
+// The way there (src/prof_dump.c): the mapping that holds the address gives
 // the file and the file offset (address - start + offset); the PT_LOAD
 // segment that holds that offset gives the ELF virtual address (offset -
 // p_offset + p_vaddr); the STT_FUNC symbol whose [st_value, st_value +
