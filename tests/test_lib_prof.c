@@ -11,6 +11,7 @@
 // tsan: yes
 #include "test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -88,6 +89,31 @@ typedef struct profile {
     int ok;                    // the file was read and every line parsed
 } profile_t;
 
+// Where this program's file starts in a /proc/PID/maps text (0: not found).
+static uintptr_t exe_base(FILE *maps)
+{
+    static char exe[256];
+    if (exe[0] == 0 && readlink("/proc/self/exe", exe, sizeof exe - 1) <= 0)
+        return 0;
+    char line[4096];
+    unsigned long start, offset;
+    while (fgets(line, sizeof line, maps))
+        if (strstr(line, exe) && sscanf(line, "%lx-%*x %*s %lx", &start, &offset) == 2 && offset == 0)
+            return start;
+    return 0;
+}
+
+static uintptr_t my_base(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    uintptr_t base = f ? exe_base(f) : 0;
+    if (f)
+        fclose(f);
+    return base;
+}
+
+// Read a profile; its frames are moved to this process's addresses (the
+// profile may come from another run of this program, loaded elsewhere).
 static profile_t read_profile(const char *path)
 {
     profile_t pr;
@@ -96,6 +122,11 @@ static profile_t read_profile(const char *path)
     if (f == NULL)
         return pr;
     char line[4096];
+    // The map first: it is at the end.
+    while (fgets(line, sizeof line, f) && strcmp(line, "MAPPED_LIBRARIES:\n") != 0)
+        ;
+    uintptr_t shift = my_base() - exe_base(f);
+    rewind(f);
     pr.ok = fgets(line, sizeof line, f) != NULL &&
             sscanf(line, "heap profile: %lu: %lu [ %lu: %lu] @ heap_v2/%ld", &pr.n1, &pr.b1, &pr.n2, &pr.b2,
                    &pr.rate) == 5;
@@ -107,7 +138,7 @@ static profile_t read_profile(const char *path)
             break;
         }
         pr.sum_n1 += n1, pr.sum_b1 += b1;
-        int s = site_of(strtoull(line + at, NULL, 16));
+        int s = site_of(strtoull(line + at, NULL, 16) + shift);
         if (s < 0)
             continue;
         pr.site[s].live += n1;
@@ -122,11 +153,34 @@ static profile_t read_profile(const char *path)
 }
 
 static char dir[64];
+static pid_t dir_owner;
 
-static void profile_on(void)
+// The test's folder, removed at the end of the test (not by a child it forked).
+static void remove_dir(void)
+{
+    if (getpid() != dir_owner)
+        return;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static void make_dir(void)
 {
     strcpy(dir, "/tmp/mallet-prof-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
+    dir_owner = getpid();
+}
+
+static void profile_on(void)
+{
+    make_dir();
     CHECK(mallet_option_set_text("prof_dir", dir));
     CHECK(mallet_option_set("prof_sample_kb", 0));
     CHECK(mallet_option_set("prof_at_exit", 0));
@@ -179,6 +233,7 @@ TEST(every_allocation_counted_by_site_at_rate_zero)
     pr = dump_and_read();
     CHECK(pr.site[SITE_SMALL].live == 0 && pr.site[SITE_MID].live == 0 && pr.site[SITE_LARGE].live == 0);
     CHECK(pr.site[SITE_SMALL].allocs == 10);
+    remove_dir();
 }
 
 // A double free of a sampled block is still caught.
@@ -223,6 +278,7 @@ TEST(frees_from_another_thread_drop_the_samples)
     mallet_stats_get(&b);
     CHECK(b.remote_frees == a.remote_frees + 50);
     CHECK(b.allocated < a.allocated);
+    remove_dir();
 }
 
 TEST(a_large_realloc_moves_its_sample)
@@ -237,6 +293,7 @@ TEST(a_large_realloc_moves_its_sample)
     mallet_free(p);
     pr = dump_and_read();
     CHECK(pr.site[SITE_REALLOC].live == 0);
+    remove_dir();
 }
 
 TEST(statistics_stay_exact_with_every_allocation_sampled)
@@ -256,6 +313,7 @@ TEST(statistics_stay_exact_with_every_allocation_sampled)
     mallet_stats_get(&b);
     CHECK(b.free_calls == a.free_calls + 100);
     CHECK(b.allocated == a.allocated);
+    remove_dir();
 }
 
 static bool exists(const char *path)
@@ -278,13 +336,16 @@ TEST(dump_without_a_path_numbers_its_files)
     errno = 0;
     CHECK(mallet_prof_dump(path) == -1 && errno == ENOENT);
     mallet_free(p);
+    remove_dir();
 }
 
 TEST(dump_with_profiling_never_on_says_einval)
 {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mallet-never-%d.heap", (int)getpid());
     errno = 0;
-    CHECK(mallet_prof_dump("/tmp/never.heap") == -1 && errno == EINVAL);
-    CHECK(!exists("/tmp/never.heap"));
+    CHECK(mallet_prof_dump(path) == -1 && errno == EINVAL);
+    CHECK(!exists(path));
 }
 
 TEST(text_options_read_back_and_refuse_what_does_not_fit)
@@ -321,6 +382,7 @@ TEST(the_peak_file_follows_new_peaks_only)
     CHECK(read_profile(path).b1 == pr.b1);
     for (int i = 0; i < 32; i++)
         mallet_free(p[i]);
+    remove_dir();
 }
 
 TEST(a_fork_child_writes_its_own_exit_profile)
@@ -348,6 +410,44 @@ TEST(a_fork_child_writes_its_own_exit_profile)
     profile_t mine = dump_and_read();
     CHECK(mine.site[SITE_SMALL].live == 3 && mine.site[SITE_MID].live == 0);
     mallet_option_set("prof_at_exit", 0);
+    remove_dir();
+}
+
+// Before main: libmallet starts up, samples and unwinds from a constructor.
+// The test runs this program again with profiling on from the environment
+// and a test name that matches nothing, so the run is start-up and exit.
+static void *early[5];
+
+__attribute__((constructor)) static void allocate_before_main(void)
+{
+    if (getenv("TEST_PROF_EARLY"))
+        for (int i = 0; i < 5; i++)
+            early[i] = site_mid();
+}
+
+TEST(samples_taken_before_main_reach_the_exit_profile)
+{
+    char exe[256], path[128];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(n > 0);
+    exe[n > 0 ? n : 0] = 0;
+    make_dir();
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TEST_PROF_EARLY", "1", 1);
+        setenv("MALLET_PROF", "1", 1);
+        setenv("MALLET_PROF_SAMPLE_KB", "0", 1);
+        setenv("MALLET_PROF_DIR", dir, 1);
+        execl(exe, exe, "no test has this name", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    snprintf(path, sizeof path, "%s/mallet.%d.exit.heap", dir, (int)pid);
+    profile_t pr = read_profile(path);
+    CHECK(pr.ok && pr.site[SITE_MID].live == 5);
+    remove_dir();
 }
 
 // Threads sample without a pause while the main thread forks: whatever a
@@ -399,4 +499,5 @@ TEST(fork_beside_sampling_threads_leaves_the_child_able_to_profile)
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     CHECK(bad == 0);
+    remove_dir();
 }
