@@ -21,18 +21,9 @@
 int mallet__init_state;
 static uint64_t random_state;        // advanced by a constant per call
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 uint64_t mallet__random_next(void)
 {
-    return mix64(__atomic_add_fetch(&random_state, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED));
+    return mallet__mix64(__atomic_add_fetch(&random_state, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED));
 }
 
 static void random_seed(void)
@@ -45,7 +36,7 @@ static void random_seed(void)
         clock_gettime(CLOCK_MONOTONIC, &ts);
         seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed;
     }
-    random_state = mix64(seed);
+    random_state = mallet__mix64(seed);
 }
 
 void mallet__random_fork_child(void)

@@ -44,6 +44,17 @@ static inline void mallet__init(void)
 
 // 64 random-looking bits, different on every call (thread-safe).
 uint64_t mallet__random_next(void);
+
+// A 64-bit mixer (splitmix64's finaliser): every input bit moves every
+// output bit; for seeds and hash tables.
+static inline uint64_t mallet__mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
 // In a fork child: a fresh seed, so that its new keys, canaries and block
 // order are its own.
 void mallet__random_fork_child(void);

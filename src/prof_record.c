@@ -25,6 +25,7 @@
 // the record has that size.
 #include <unwind.h>
 
+#include "init.h"
 #include "lock.h"
 #include "os/os.h"
 #include "prof.h"
@@ -111,20 +112,11 @@ void mallet__prof_capture(mallet_prof_stack_t *out)
 
 // --- tables -----------------------------------------------------------------------
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
 static uint64_t stack_hash(const mallet_prof_stack_t *st, size_t size)
 {
-    uint64_t h = mix(size + 1);
+    uint64_t h = mallet__mix64(size + 1);
     for (uint32_t i = 0; i < st->depth; i++)
-        h = mix(h ^ st->pc[i]);
+        h = mallet__mix64(h ^ st->pc[i]);
     return h;
 }
 
@@ -206,7 +198,7 @@ static mallet_prof_bucket_t *bucket_find(const mallet_prof_stack_t *st, size_t s
 
 static size_t sample_home(uintptr_t addr, size_t cap)
 {
-    return mix(addr) & (cap - 1);
+    return mallet__mix64(addr) & (cap - 1);
 }
 
 // Write s into slot (empty, or being overwritten): the address last.
