@@ -14,7 +14,7 @@
 #     checked to name the top function.
 #   * google-pprof reads the profiles: --text (and --inuse_space) lists
 #     keep_forty first at the peak, --alloc_space churn_four_hundred,
-#     leak_eight first at exit; --callgrind runs.
+#     leak_eight first at exit; --callgrind runs; --svg draws keep_forty.
 #   * `mallet profile --rate 64`: the header says 65536, the figures hold
 #     within 4%; `mallet profile --show` renders a profile.
 #   * without the verb, under LD_PRELOAD: no MALLET_PROF, no file;
@@ -114,6 +114,9 @@ pprof_checks() {   # pprof_checks NAME DIR
     same "$name: pprof --text exit" "$(top_function --text "$EXE" "$d/p.exit.heap")" leak_eight
     ok "$name: pprof --callgrind" pprof --callgrind "$EXE" "$d/p.peak.heap"
     grep -q 'fn=.*keep_forty' "$TMP/out"; check "$name: callgrind names keep_forty" $? ""
+    # --svg draws with graphviz's dot (.ci/packages has it).
+    ok "$name: pprof --svg" pprof --svg "$EXE" "$d/p.peak.heap"
+    grep -q '<svg' "$TMP/out" && grep -q 'keep_forty' "$TMP/out"; check "$name: the svg names keep_forty" $? ""
 }
 
 # --- under the verb ----------------------------------------------------------
