@@ -413,6 +413,55 @@ TEST(a_fork_child_writes_its_own_exit_profile)
     remove_dir();
 }
 
+// The unwinder runs inside malloc, so it must not call malloc itself. This
+// program's own malloc (glibc's underneath) counts the calls made while
+// libmallet samples every allocation: libmallet calls none, so any would be
+// the unwinder's. Sanitizers and memcheck bring a malloc of their own.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static int counting, calls;
+
+__attribute__((visibility("default"))) void *malloc(size_t n)
+{
+    calls += __atomic_load_n(&counting, __ATOMIC_RELAXED);
+    return __libc_malloc(n);
+}
+
+__attribute__((visibility("default"))) void *calloc(size_t n, size_t m)
+{
+    calls += __atomic_load_n(&counting, __ATOMIC_RELAXED);
+    return __libc_calloc(n, m);
+}
+
+__attribute__((visibility("default"))) void *realloc(void *p, size_t n)
+{
+    calls += __atomic_load_n(&counting, __ATOMIC_RELAXED);
+    return __libc_realloc(p, n);
+}
+
+TEST(the_unwinder_calls_no_malloc)
+{
+    if (test_under_valgrind())
+        TEST_SKIP("memcheck replaces malloc");
+    // The purger thread's start would count: pthread_create allocates.
+    CHECK(mallet_option_set("purger", 0));
+    profile_on();
+    __atomic_store_n(&counting, 1, __ATOMIC_RELAXED);
+    void *p[300];
+    for (int i = 0; i < 300; i++)
+        p[i] = i % 3 == 0 ? site_small() : i % 3 == 1 ? site_mid() : site_large();
+    for (int i = 0; i < 300; i++)
+        mallet_free(p[i]);
+    __atomic_store_n(&counting, 0, __ATOMIC_RELAXED);
+    CHECK(calls == 0);
+    profile_t pr = dump_and_read();
+    CHECK(pr.site[SITE_SMALL].allocs == 100 && pr.site[SITE_LARGE].allocs == 100);
+    remove_dir();
+}
+#endif
+
 // Before main: libmallet starts up, samples and unwinds from a constructor.
 // The test runs this program again with profiling on from the environment
 // and a test name that matches nothing, so the run is start-up and exit.
