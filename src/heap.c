@@ -403,14 +403,14 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int
     void *b = NULL;
     bool sampled = false;
     if (page != NULL) {
-        bool prof = mallet__prof_enabled() && mallet__prof_heap_samples(heap);
-        sampled = prof && mallet__prof_take(heap, c);
+        bool prof = mallet__prof_heap_samples(heap->internal, heap->shared);
+        sampled = prof && mallet__prof_take(heap, &heap->prof.wait[c], c);
         if (!sampled) {
             b = mallet__page_pop_checked(page);
             on_list--;
         }
         if (prof)
-            mallet__prof_plan(heap, page, c, on_list);
+            mallet__prof_plan(heap, &heap->prof.wait[c], page, c, on_list);
     }
     bool tick = --heap->clock_countdown == 0;
     if (tick) {

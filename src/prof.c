@@ -19,9 +19,7 @@ mallet_heap_t *mallet__prof_heap_gone;
 mallet_lock_t mallet__prof_heap_lock;
 int64_t mallet__prof_rate = -1;          // < 0: not read yet
 
-// Set while this thread is inside the profiler: a malloc the unwinder or
-// the record makes is not sampled.
-static __thread uint8_t prof_busy __attribute__((tls_model("initial-exec")));
+__thread uint8_t mallet__prof_busy __attribute__((tls_model("initial-exec")));
 // Large blocks: bytes left before the next sampled byte, and the generator.
 static __thread double large_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t large_rng __attribute__((tls_model("initial-exec")));
@@ -114,11 +112,6 @@ static uint32_t draw_wait(mallet_heap_t *heap, unsigned c)
 
 // --- the malloc slow path ------------------------------------------------------
 
-bool mallet__prof_heap_samples(const mallet_heap_t *heap)
-{
-    return !heap->internal && !heap->shared && !prof_busy;
-}
-
 uint32_t mallet__prof_heal(mallet_heap_t *heap, mallet_page_t *page, unsigned c)
 {
     uintptr_t cut = heap->prof.cut[c];
@@ -134,30 +127,21 @@ uint32_t mallet__prof_heal(mallet_heap_t *heap, mallet_page_t *page, unsigned c)
     return n;
 }
 
-bool mallet__prof_take(mallet_heap_t *heap, unsigned c)
+bool mallet__prof_take_slow(mallet_heap_t *heap, unsigned c)
 {
     uint32_t *w = &heap->prof.wait[c];
-    if (*w == 0)
+    if (*w == 0) {
+        // Not drawn yet: the first draw starts the class's stream.
         *w = draw_wait(heap, c);
-    if (*w == 1) {
-        *w = draw_wait(heap, c);
-        return true;
+        return mallet__prof_take(heap, w, c);
     }
-    (*w)--;
-    return false;
+    *w = draw_wait(heap, c);
+    return true;
 }
 
-void mallet__prof_plan(mallet_heap_t *heap, mallet_page_t *page, unsigned c, uint32_t n)
+void mallet__prof_cut(mallet_heap_t *heap, mallet_page_t *page, unsigned c, uint32_t n)
 {
     uint32_t w = heap->prof.wait[c];
-    if (n == 0)
-        return;
-    // The fast path pops all but the last block; the slow path takes that
-    // one (its link ends the list) and counts it then.
-    if (w >= n) {
-        heap->prof.wait[c] = w - (n - 1);
-        return;
-    }
     uintptr_t b = page->free;
     for (uint32_t i = 1; i < w; i++)
         b = mallet__link_read(page, b);
@@ -179,7 +163,7 @@ static void note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const ma
 
 MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
 {
-    prof_busy = 1;
+    mallet__prof_busy = 1;
     mallet_prof_stack_t st;
     mallet__prof_capture(&st);
     mallet__lock(&mallet__prof_heap_lock);
@@ -204,7 +188,7 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
     // record has it.
     if (b)
         note((uintptr_t)b, mallet__class_size(c), 0, (uintptr_t)mine, &st);
-    prof_busy = 0;
+    mallet__prof_busy = 0;
     if (b == NULL)
         errno = ENOMEM;
     return b;
@@ -233,7 +217,7 @@ void mallet__prof_free(mallet_page_t *page, uintptr_t p)
 
 uint32_t mallet__prof_large_draw(size_t size)
 {
-    if (prof_busy)
+    if (mallet__prof_busy)
         return 0;
     if (large_left <= 0 && large_rng == 0)
         large_left = draw_bytes(&large_rng);
@@ -251,11 +235,11 @@ uint32_t mallet__prof_large_draw(size_t size)
 
 MALLET_PROF_FRAME void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id)
 {
-    prof_busy = 1;
+    mallet__prof_busy = 1;
     mallet_prof_stack_t st;
     mallet__prof_capture(&st);
     note(p, size, id, 0, &st);
-    prof_busy = 0;
+    mallet__prof_busy = 0;
 }
 
 void mallet__prof_large_forget(uintptr_t p, uint32_t id)
