@@ -569,12 +569,9 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     mallet__os_protect_none((char *)q + len - guard, guard);
     mallet__secure_fill_bytes((uintptr_t)q + size, len - guard - size);
 #endif
-    // For the profiler the block is allocated anew at its new size: the
-    // old sample (if any) is dropped, and the new size takes its chance.
-    uint32_t prof = mallet__prof_enabled() ? mallet__prof_large_draw(len) : 0, old_prof;
     mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
-    old_prof = s->prof;
+    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(old, len, old_prof);
     if (q == p) {
         total_add(&large.live_bytes, len - old);
         peak_note(mallet__clock_ms());
@@ -591,9 +588,11 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
         }
     }
     mallet__unlock(&mallet__large_lock);
-    if (old_prof)
+    if (old_prof && prof)
+        mallet__prof_large_move((uintptr_t)p, prof, (uintptr_t)q, len);
+    else if (old_prof)
         mallet__prof_large_forget((uintptr_t)p, old_prof);
-    if (prof)
+    else if (prof)
         mallet__prof_large_record((uintptr_t)q, len, prof);
     return q;
 #endif

@@ -247,6 +247,25 @@ void mallet__prof_large_forget(uintptr_t p, uint32_t id)
     mallet__prof_drop(p, id);
 }
 
+uint32_t mallet__prof_large_resize(size_t old, size_t len, uint32_t id)
+{
+    if (id == 0)
+        return len > old && mallet__prof_enabled() ? mallet__prof_large_draw(len - old) : 0;
+    if (len >= old)
+        return id;
+    // Kept with chance p(len) / p(old), p(s) = 1 - exp(-s / rate).
+    double r = rate(), keep = 1;
+    if (r > 0)
+        keep = (1 - exp_neg((double)len / r)) / (1 - exp_neg((double)old / r));
+    double u = (double)(rng_next(&large_rng) >> 11) * (1.0 / 9007199254740992.0);
+    return u < keep ? id : 0;
+}
+
+void mallet__prof_large_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size)
+{
+    mallet__prof_move(p, id, q, size);
+}
+
 void mallet__prof_free_gone(uintptr_t p)
 {
     mallet__prof_drop(p, 0);

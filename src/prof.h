@@ -137,6 +137,16 @@ uint32_t mallet__prof_large_draw(size_t size);
 void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id);
 // Drop the record of sampled large block p.
 void mallet__prof_large_forget(uintptr_t p, uint32_t id);
+// A large block (sample id `id`, 0: not sampled) is resized from `old` to
+// `len` bytes (under large_lock): its sample id after. The block stays one
+// block for the profiler: one not sampled takes the chance of its new bytes
+// only, one sampled stays sampled as it grows, and as it shrinks keeps its
+// sample with the ratio of the two sizes' chances -- so at every size it is
+// sampled with exactly the chance of a block of that size.
+uint32_t mallet__prof_large_resize(size_t old, size_t len, uint32_t id);
+// Sampled large block p (id) is now q, of size bytes: its sample moves,
+// with its call stack, to the bucket of that size.
+void mallet__prof_large_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size);
 
 // --- fork ---------------------------------------------------------------------------
 
@@ -193,6 +203,10 @@ bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, co
 // Drop the sample of p (id: the large block's sample id, 0 for a small
 // block); the heap noted with it (0 when it was not found). Takes prof_lock.
 uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id);
+// Move the sample of p (id) to q, a block of size bytes, keeping its stack.
+// Takes prof_lock.
+void mallet__prof_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size);
+
 // A bucket's counts at one moment (its frames and size never change).
 typedef struct mallet_prof_row {
     const mallet_prof_bucket_t *bucket;   // the bucket

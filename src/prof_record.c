@@ -246,48 +246,56 @@ static bool samples_grow(void)
     return true;
 }
 
+// Count a sampled block; its bucket, or NULL when out of memory. Lock held.
+static mallet_prof_bucket_t *note_locked(uintptr_t p, size_t size, uint32_t id, uintptr_t heap,
+                                         const mallet_prof_stack_t *st)
+{
+    mallet_prof_bucket_t *b = NULL;
+    if (((rec.used + 1) * 2 <= (rec.samples ? rec.samples->cap : 0) || samples_grow()))
+        b = bucket_find(st, size);
+    if (b == NULL)
+        return NULL;
+    // A large block's address may be listed twice for a moment: freed by
+    // one thread, mapped again for another before the first drops its
+    // sample. The ids tell the two apart.
+    samples_insert(rec.samples, &(prof_sample_t){ .addr = p, .bucket = b, .heap = heap, .id = id });
+    rec.used++;
+    b->live++;
+    b->allocs++;
+    mallet__prof_live_est += mallet__prof_weight(size);
+    return b;
+}
+
 bool mallet__prof_note(uintptr_t p, size_t size, uint32_t id, uintptr_t heap, const mallet_prof_stack_t *st,
                        bool *peak)
 {
     *peak = false;
     mallet__lock(&mallet__prof_lock);
-    mallet_prof_bucket_t *b = NULL;
-    if (((rec.used + 1) * 2 <= (rec.samples ? rec.samples->cap : 0) || samples_grow()))
-        b = bucket_find(st, size);
-    if (b != NULL) {
-        // A large block's address may be listed twice for a moment: freed by
-        // one thread, mapped again for another before the first drops its
-        // sample. The ids tell the two apart.
-        samples_insert(rec.samples, &(prof_sample_t){ .addr = p, .bucket = b, .heap = heap, .id = id });
-        rec.used++;
-        b->live++;
-        b->allocs++;
-        mallet__prof_live_est += mallet__prof_weight(size);
-        int64_t pct = mallet__option(prof_peak);
-        if (pct > 0 && mallet__prof_live_est >= PEAK_FLOOR &&
-            mallet__prof_live_est > rec.peak_written * (1 + (double)pct / 100)) {
-            rec.peak_written = mallet__prof_live_est;
-            *peak = true;
-        }
+    bool ok = note_locked(p, size, id, heap, st) != NULL;
+    int64_t pct = mallet__option(prof_peak);
+    if (ok && pct > 0 && mallet__prof_live_est >= PEAK_FLOOR &&
+        mallet__prof_live_est > rec.peak_written * (1 + (double)pct / 100)) {
+        rec.peak_written = mallet__prof_live_est;
+        *peak = true;
     }
     mallet__unlock(&mallet__prof_lock);
-    return b != NULL;
+    return ok;
 }
 
-uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id)
+// Drop the sample of p (id); its bucket (NULL when not found) and the heap
+// noted with it. Lock held.
+static mallet_prof_bucket_t *drop_locked(uintptr_t p, uint32_t id, uintptr_t *heap)
 {
-    mallet__lock(&mallet__prof_lock);
     prof_samples_t *t = rec.samples;
-    uintptr_t heap = 0;
     if (t == NULL)
-        goto out;
+        return NULL;
     size_t mask = t->cap - 1, j = sample_home(p, t->cap);
     for (; t->slot[j].addr != 0; j = (j + 1) & mask)
         if (t->slot[j].addr == p && t->slot[j].id == id)
             break;
     if (t->slot[j].addr == 0)
-        goto out;          // sampled before a fork child's repair, or never
-    heap = t->slot[j].heap;
+        return NULL;       // sampled before a fork child's repair, or never
+    *heap = t->slot[j].heap;
     mallet_prof_bucket_t *b = t->slot[j].bucket;
     b->live--;
     mallet__prof_live_est -= mallet__prof_weight(b->size);
@@ -301,9 +309,30 @@ uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id)
         }
     }
     __atomic_store_n(&t->slot[j].addr, 0, __ATOMIC_RELAXED);
-out:
+    return b;
+}
+
+uintptr_t mallet__prof_drop(uintptr_t p, uint32_t id)
+{
+    uintptr_t heap = 0;
+    mallet__lock(&mallet__prof_lock);
+    drop_locked(p, id, &heap);
     mallet__unlock(&mallet__prof_lock);
     return heap;
+}
+
+void mallet__prof_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size)
+{
+    uintptr_t heap = 0;
+    mallet__lock(&mallet__prof_lock);
+    mallet_prof_bucket_t *b = drop_locked(p, id, &heap);
+    if (b != NULL) {
+        mallet_prof_stack_t st = { .depth = b->depth };
+        for (uint32_t i = 0; i < b->depth; i++)
+            st.pc[i] = b->pc[i];
+        note_locked(q, size, id, heap, &st);
+    }
+    mallet__unlock(&mallet__prof_lock);
 }
 
 size_t mallet__prof_snapshot(mallet_prof_row_t *to, size_t cap)
