@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// prof.c -- sampling: the countdowns, the cut in a free list, the
-// profiler's heap that serves and takes back the sampled blocks, and the
-// profiler's part of fork. prof.h explains the design; prof_record.c keeps
+// prof.c -- sampling: the countdowns, the cut in a free list, the stack of
+// a sample (libgcc's unwinder), the profiler's heap that serves and takes
+// back the sampled blocks, and the profiler's part of fork. prof.h explains the design; prof_record.c keeps
 // the record, prof_dump.c writes it.
 //
 // Like options and stats, the profiler is used from several layers: the
@@ -10,6 +10,7 @@
 #include "prof.h"
 
 #include <errno.h>
+#include <unwind.h>
 
 #include "heap.h"
 #include "init.h"
@@ -110,6 +111,54 @@ static uint32_t draw_wait(mallet_heap_t *heap, unsigned c)
     return w >= 1e9 ? 1000000000u : (uint32_t)w + 1;
 }
 
+// --- the unwinder ----------------------------------------------------------------
+
+extern const char __start_mallet_text[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_mallet_text[] __attribute__((weak, visibility("hidden")));
+
+// Frames searched for libmallet's own: the deepest call chain from the
+// program's call to the unwinder is well within this.
+#define OWN_FRAMES_MAX 24
+
+typedef struct unwind_state {
+    uintptr_t pc[OWN_FRAMES_MAX + MALLET_PROF_DEPTH];   // frames, innermost first
+    uint32_t n;                                         // frames taken
+} unwind_state_t;
+
+static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
+{
+    unwind_state_t *st = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (ip == 0)
+        return _URC_END_OF_STACK;
+    st->pc[st->n++] = ip;
+    return st->n == sizeof st->pc / sizeof st->pc[0] ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+static bool own_frame(uintptr_t ip)
+{
+    return ip >= (uintptr_t)__start_mallet_text && ip < (uintptr_t)__stop_mallet_text;
+}
+
+// Inlined into its callers: one frame less for the unwinder to walk, on
+// every sample.
+static inline __attribute__((always_inline)) void capture(mallet_prof_stack_t *out)
+{
+    unwind_state_t st;
+    st.n = 0;
+    _Unwind_Backtrace(unwind_step, &st);
+    // The stack starts after the outermost frame of libmallet's (the entry
+    // the program called): unmarked helpers between marked frames are
+    // skipped with them, whatever the compiler inlined or tail-called.
+    uint32_t from = 0;
+    for (uint32_t i = 0; i < st.n && i < OWN_FRAMES_MAX; i++)
+        if (own_frame(st.pc[i]))
+            from = i + 1;
+    out->depth = 0;
+    for (uint32_t i = from; i < st.n && out->depth < MALLET_PROF_DEPTH; i++)
+        out->pc[out->depth++] = st.pc[i];
+}
+
 // --- the malloc slow path ------------------------------------------------------
 
 uint32_t mallet__prof_heal(mallet_heap_t *heap, mallet_page_t *page, unsigned c)
@@ -165,7 +214,7 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
 {
     mallet__prof_busy = 1;
     mallet_prof_stack_t st;
-    mallet__prof_capture(&st);
+    capture(&st);
     mallet__lock(&mallet__prof_heap_lock);
     mallet_heap_t *mine = mallet__tls_heap;
     if (mallet__prof_heap == NULL) {
@@ -237,7 +286,7 @@ MALLET_PROF_FRAME void mallet__prof_large_record(uintptr_t p, size_t size, uint3
 {
     mallet__prof_busy = 1;
     mallet_prof_stack_t st;
-    mallet__prof_capture(&st);
+    capture(&st);
     note(p, size, id, 0, &st);
     mallet__prof_busy = 0;
 }

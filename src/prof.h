@@ -193,8 +193,6 @@ typedef struct mallet_prof_bucket {
 
 // The estimated bytes a sampled block of `size` bytes stands for.
 double mallet__prof_weight(size_t size);
-// The calling thread's stack from the program's call on (no lock held).
-void mallet__prof_capture(mallet_prof_stack_t *st);
 // Count a sampled block (a small one: heap is its allocating thread's);
 // false when the record is out of memory. Takes prof_lock; true in *peak
 // when the live estimate passed the last peak written by prof_peak percent.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // prof_record.c -- the profiler's record: call stacks with their counts,
-// the live samples by address, and the unwinder that takes the stacks.
+// the live samples by address.
 //
 //   arena     buckets, one per (stack, block size), appended, never freed:
 //             a bucket's address is its name for good;
@@ -23,8 +23,6 @@
 // One bucket per block size, not per stack alone: a profile reader scales a
 // record by its average block size, which is exact only when every block of
 // the record has that size.
-#include <unwind.h>
-
 #include "init.h"
 #include "lock.h"
 #include "os/os.h"
@@ -63,52 +61,6 @@ static struct {
 #define ARENA_CHUNK ((size_t)256 << 10)
 // Estimates below this are not worth a peak profile.
 #define PEAK_FLOOR ((double)(1 << 20))
-
-// --- the unwinder ----------------------------------------------------------------
-
-extern const char __start_mallet_text[] __attribute__((weak, visibility("hidden")));
-extern const char __stop_mallet_text[] __attribute__((weak, visibility("hidden")));
-
-// Frames searched for libmallet's own: the deepest call chain from the
-// program's call to the unwinder is well within this.
-#define OWN_FRAMES_MAX 24
-
-typedef struct unwind_state {
-    uintptr_t pc[OWN_FRAMES_MAX + MALLET_PROF_DEPTH];   // frames, innermost first
-    uint32_t n;                                         // frames taken
-} unwind_state_t;
-
-static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
-{
-    unwind_state_t *st = arg;
-    uintptr_t ip = _Unwind_GetIP(ctx);
-    if (ip == 0)
-        return _URC_END_OF_STACK;
-    st->pc[st->n++] = ip;
-    return st->n == sizeof st->pc / sizeof st->pc[0] ? _URC_END_OF_STACK : _URC_NO_REASON;
-}
-
-static bool own_frame(uintptr_t ip)
-{
-    return ip >= (uintptr_t)__start_mallet_text && ip < (uintptr_t)__stop_mallet_text;
-}
-
-void mallet__prof_capture(mallet_prof_stack_t *out)
-{
-    unwind_state_t st;
-    st.n = 0;
-    _Unwind_Backtrace(unwind_step, &st);
-    // The stack starts after the outermost frame of libmallet's (the entry
-    // the program called): unmarked helpers between marked frames are
-    // skipped with them, whatever the compiler inlined or tail-called.
-    uint32_t from = 0;
-    for (uint32_t i = 0; i < st.n && i < OWN_FRAMES_MAX; i++)
-        if (own_frame(st.pc[i]))
-            from = i + 1;
-    out->depth = 0;
-    for (uint32_t i = from; i < st.n && out->depth < MALLET_PROF_DEPTH; i++)
-        out->pc[out->depth++] = st.pc[i];
-}
 
 // --- tables -----------------------------------------------------------------------
 
