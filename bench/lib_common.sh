@@ -230,6 +230,27 @@ lib_synthetic_workloads() {
     )
 }
 
+# lib_cost_workloads SCALE FP ROWS DOCS WORK -- set WORKLOADS to what the
+# sections that price a build or an option (50, 55) run: the synthetic
+# workloads at SCALE, the fast-path loops of section 21 (FP pairs, FP / 1000
+# batches of 1000), and sqlite3 and python3 on the script and program of
+# section 23 (ROWS rows, DOCS documents), which it writes into folder WORK.
+# Needs B, as lib_synthetic_workloads does.
+lib_cost_workloads() {
+    local scale=$1 fp=$2 rows=$3 docs=$4 work=$5
+    lib_make_sql "$work/script.sql" "$rows"
+    lib_make_py "$work/work.py" "$docs"
+    lib_synthetic_workloads "$scale" || return 1
+    WORKLOADS+=(
+        "fastpath-pair|$B/lib_fastpath pair $fp"
+        "fastpath-batch|$B/lib_fastpath batch $((fp / 1000))"
+    )
+    if command -v sqlite3 >/dev/null; then
+        WORKLOADS+=("sqlite3|rm -f $work/db; sqlite3 $work/db < $work/script.sql")
+    fi
+    WORKLOADS+=("python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
+}
+
 # lib_fastpath_row NAME LIB PAIRS BATCHES -- print the Markdown row "| NAME |
 # pair | batch |": instructions per malloc(32)+free that callgrind counts
 # inside bench/lib_fastpath.c's loop functions with LIB preloaded (- for

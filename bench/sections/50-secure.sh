@@ -33,16 +33,7 @@ else
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-lib_make_sql "$work/script.sql" "$rows"
-lib_make_py "$work/work.py" "$docs"
-lib_synthetic_workloads "$scale"
-WORKLOADS+=(
-    "fastpath-pair|$B/lib_fastpath pair $fp"
-    "fastpath-batch|$B/lib_fastpath batch $((fp / 1000))"
-)
-command -v sqlite3 >/dev/null &&
-    WORKLOADS+=("sqlite3|rm -f $work/db; sqlite3 $work/db < $work/script.sql")
-WORKLOADS+=("python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
+lib_cost_workloads "$scale" "$fp" "$rows" "$docs" "$work"
 ALLOCATORS=("default $BUILD/libmallet.so" "secure $BUILD/libmallet-secure.so")
 scudo=$(bench/scudo.sh) && ALLOCATORS+=("scudo $scudo")
 

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# 55-prof.sh -- what the sampling heap profiler (src/prof.h, MALLET_PROF=1)
+# costs. First the fast-path instruction counts of section 21 for libmallet
+# as built (prof=0), for libmallet built from the last commit before the
+# profiler, and with prof=1: the profiler's promise is that prof=0 leaves the
+# fast paths within one instruction per pair of the build before it. Then
+# every workload of section 50 (section 20's, the fast-path loops, sqlite3
+# and python3 of section 23) with prof=0 and prof=1 in turn -- the same
+# library, only the environment differs -- medians of wall time, CPU time and
+# peak RSS, and the samples each run took. The machine's noise is larger than
+# the 5% to be seen, so each workload runs once more under perf, which gives
+# the profiler's share of its CPU directly; the one where that share is
+# highest is shown symbol by symbol.
+set -eu
+cd "$(dirname "$0")/../.."
+export BUILD=${BUILD:-build}
+. bench/lib_common.sh
+B=$BUILD/bench
+LIB=$BUILD/libmallet.so
+PRE=c2cc90c   # the last commit before the profiler
+[ -f "$LIB" ] || { echo "55-prof: $LIB not built (make)" >&2; exit 1; }
+[ -x "$B/lib_fastpath" ] || { echo "55-prof: $B/lib_fastpath not built (make)" >&2; exit 1; }
+# The profiler at its defaults: nothing from the caller's environment.
+unset MALLET_PROF MALLET_PROF_SAMPLE_KB MALLET_PROF_DIR MALLET_PROF_AT_EXIT MALLET_PROF_PEAK
+if [ "$BENCH_QUICK" = 1 ]; then
+    reps=5 fp=2000000 rows=50000 docs=20000 scale=1 pairs=20000 batches=20
+else
+    reps=9 fp=80000000 rows=200000 docs=60000 scale=4 pairs=200000 batches=200
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+quick=
+[ "$BENCH_QUICK" = 1 ] && quick='BENCH_QUICK=1 '
+
+echo "## The heap profiler's cost"
+echo
+echo "Regenerate: \`${quick}bench/sections/55-prof.sh\`. The profiler (\`MALLET_PROF=1\`, src/prof.h) samples"
+echo "about one allocation per 512 KiB allocated (\`MALLET_PROF_SAMPLE_KB\`, left at its default here),"
+echo "records its call stack with libgcc's unwinder and writes a profile at exit; the peak profile"
+echo "(\`MALLET_PROF_PEAK\`) is off, as it is by default. Its promise: with prof=0 the malloc and free"
+echo "fast paths keep their instruction counts (within 1 per pair), and with prof=1 the workloads"
+echo "below run at most 5% slower."
+echo
+
+# --- fast-path instruction counts -------------------------------------------------
+if command -v valgrind >/dev/null; then
+    pre_lib=
+    if git rev-parse -q --verify "$PRE^{commit}" >/dev/null 2>&1; then
+        echo "  building libmallet at $PRE" >&2
+        mkdir "$work/pre"
+        git archive "$PRE" | tar -x -C "$work/pre"
+        make -s -C "$work/pre" -j2 lib >/dev/null 2>&1 && pre_lib=$work/pre/build/libmallet.so
+    fi
+    mkdir "$work/fp-prof"
+    fp_rows=()
+    echo "  callgrind: before, prof=0, prof=1" >&2
+    [ -n "$pre_lib" ] && fp_rows+=("$(lib_fastpath_row "before the profiler ($PRE)" "$pre_lib" "$pairs" "$batches")")
+    fp_rows+=("$(lib_fastpath_row "prof=0 (as built)" "$LIB" "$pairs" "$batches")")
+    fp_rows+=("$(MALLET_PROF=1 MALLET_PROF_DIR=$work/fp-prof lib_fastpath_row "prof=1" "$LIB" "$pairs" "$batches")")
+    echo "### Fast-path instruction counts"
+    echo
+    echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind inside"
+    echo "\`$B/lib_fastpath\`'s loop functions, \`(Ir(N) - Ir(0)) / N\`, the loop's overhead included;"
+    echo "pair: $pairs back-to-back pairs, batch: $batches batches of 1000 mallocs then 1000 frees)."
+    if [ -n "$pre_lib" ]; then
+        echo "The first row is libmallet built from $PRE, the commit before the profiler (\`git archive $PRE\`"
+        echo "into a temporary folder, \`make lib\` there); the others are \`$LIB\`, the last with"
+        echo "\`MALLET_PROF=1\`. The prof=1 figures include the samples' own work (their stacks, their"
+        echo "records), spread over the pairs."
+    else
+        echo "The build before the profiler ($PRE) could not be made here (no git history), so"
+        echo "its row is missing; the rows are \`$LIB\` with prof=0 and with \`MALLET_PROF=1\`."
+    fi
+    echo
+    echo "| build | pair loop | batch of 1000 |"
+    echo "|---|---|---|"
+    printf '%s\n' "${fp_rows[@]}"
+    echo
+    if [ -n "$pre_lib" ]; then
+        printf '%s\n' "${fp_rows[@]}" | awk -F'|' '
+            { p[NR] = $3 + 0; b[NR] = $4 + 0 }
+            END {
+                printf "prof=0 minus the build before the profiler: %+.1f instructions per pair, %+.1f per batch pair", p[2] - p[1], b[2] - b[1]
+                printf " (%s); prof=1 minus prof=0: %+.1f and %+.1f.\n", (p[2] - p[1] <= 1 && b[2] - b[1] <= 1) ? "within the bar of 1" : "over the bar of 1", p[3] - p[2], b[3] - b[2]
+            }'
+        echo
+    fi
+fi
+
+# --- time, CPU and peak RSS, prof=0 against prof=1 -----------------------------
+lib_cost_workloads "$scale" "$fp" "$rows" "$docs" "$work"
+shown=("${WORKLOADS[@]}")
+# Each workload twice, off then on, so lib_run_matrix interleaves them (off,
+# on, off, on, ...); the profiles of the runs with prof=1 go to one folder
+# per workload, counted afterwards.
+paired=()
+for w in "${shown[@]}"; do
+    name=${w%%|*} cmd=${w#*|}
+    mkdir -p "$work/prof/$name"
+    paired+=("$name:off|export MALLET_PROF=0; $cmd"
+        "$name:on|export MALLET_PROF=1 MALLET_PROF_DIR=$work/prof/$name; $cmd")
+done
+WORKLOADS=("${paired[@]}")
+ALLOCATORS=("mallet $LIB")
+raw=$work/raw
+lib_run_matrix "$raw" "$reps"
+
+# prof_share PERF.DATA -- "samples profiler% allocation% unwinder% write%":
+# of perf's samples, the share with a function of the profiler on the stack,
+# then those in a sampled allocation, in libgcc's unwinder (called from
+# there) and in writing the profile at exit.
+prof_share() {
+    perf script -i "$1" -F comm,ip,sym --no-inline 2>/dev/null | "$PY" -c '
+import sys
+blocks = [[l.split(None, 1)[-1] for l in b.strip().splitlines()[1:]]
+          for b in sys.stdin.read().split("\n\n") if b.strip()]
+def share(*names):
+    return 100.0 * sum(1 for b in blocks if any(s.startswith(names) for s in b)) / max(len(blocks), 1)
+print(len(blocks), " ".join("%.1f" % share(*n) for n in (
+    ("mallet__prof", "mallet_prof_dump", "prof_at_exit", "unwind_step", "_Unwind_"),
+    ("mallet__prof_alloc", "mallet__prof_large_record"), ("_Unwind_",), ("mallet__prof_write",))))'
+}
+# Each workload once more with prof=1 under perf, with DWARF call graphs:
+# libmallet and libgcc_s keep no frame pointers, so -g's frame-pointer chains
+# would break inside them. The recording of the workload where the
+# profiler's share is highest is kept for the excerpt below.
+shares=$work/shares top=-1 top_name= top_cmd=
+: >"$shares"
+if command -v perf >/dev/null; then
+    mkdir "$work/perf-prof"
+    for w in "${shown[@]}"; do
+        name=${w%%|*} cmd=${w#*|}
+        echo "  perf: $name" >&2
+        MALLET_PROF=1 MALLET_PROF_DIR=$work/perf-prof perf record -q -e cpu-clock -F 2000 --call-graph dwarf \
+            -o "$work/perf.data" -- env LD_PRELOAD="$LIB" bash -c "$cmd" >/dev/null 2>&1 || continue
+        share=$(prof_share "$work/perf.data")
+        echo "$name $share" >>"$shares"
+        if "$PY" -c 'import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))' "$(echo "$share" | cut -d' ' -f2)" "$top"; then
+            top=$(echo "$share" | cut -d' ' -f2) top_name=$name top_cmd=$cmd
+            mv "$work/perf.data" "$work/top.data"
+        fi
+    done
+fi
+
+echo "### Time and memory, prof=0 against prof=1"
+echo
+echo "Each workload with \`MALLET_PROF=0\` and with \`MALLET_PROF=1 MALLET_PROF_DIR=TMP\`, the same library"
+echo "(\`$LIB\`), in turn (off, on, off, on, ...), $reps repetitions of each, medians. A command"
+echo "runs as \`/usr/bin/time -f '%e %M %U %S' env LD_PRELOAD=$LIB bash -c 'export MALLET_PROF=...; COMMAND'\`,"
+echo "its wall time read from bash's \`\$EPOCHREALTIME\` around it. The workloads are section 50's:"
+if [ "$scale" != 1 ]; then
+    echo "section 20's with the short ones (churn, prodcons, larson) at $scale times their iterations,"
+else
+    echo "section 20's,"
+fi
+echo "the fast-path loops of section 21 ($fp pairs; $((fp / 1000)) batches of 1000), and the sqlite3 script"
+echo "and python3 program of section 23 (\`lib_make_sql\` with $rows rows, \`lib_make_py\` with $docs"
+echo "documents, in a temporary folder)."
+echo
+echo "| workload | command |"
+echo "|---|---|"
+for w in "${shown[@]}"; do echo "| ${w%%|*} | \`${w#*|}\` |"; done
+echo
+"$PY" - "$raw" "$work/prof" "$shares" <<'PYEOF'
+import math, os, re, statistics, sys
+raw, profdir, shares = sys.argv[1:]
+runs, works = {}, []
+for line in open(raw):
+    if not line.strip():
+        continue
+    w, a, rep, _, kib, status, user, sys_, wall = line.split()
+    name, state = w.rsplit(":", 1)
+    works.count(name) or works.append(name)
+    runs.setdefault((name, state), []).append((float(wall), float(user) + float(sys_), int(kib), int(status)))
+def med(name, state, i):
+    r = runs[(name, state)]
+    return None if any(x[3] != 0 for x in r) else statistics.median(x[i] for x in r)
+
+# The spread of the prof=0 runs alone: their interquartile range over their
+# median, what the machine's noise does to one workload.
+def spread(name, i):
+    v = [x[i] for x in runs[(name, "off")]]
+    if len(v) < 2 or statistics.median(v) <= 0:
+        return "-"
+    q = statistics.quantiles(v, n=4)
+    return "%.0f%%" % (100 * (q[2] - q[0]) / statistics.median(v))
+
+def table(i, title, unit, scale, fmt, bar):
+    print(title + ":")
+    print()
+    print("| workload | prof=0 %s | prof=1 %s | prof=1 / prof=0 |%s" % (unit, unit, " prof=0 spread |" if bar else ""))
+    print("|---|---|---|---|" + ("---|" if bar else ""))
+    logs = []
+    for w in works:
+        off, on = med(w, "off", i), med(w, "on", i)
+        if off is None or on is None or off <= 0 or on <= 0:
+            cells = ["failed" if x is None else fmt % (x * scale) for x in (off, on)] + ["-"]
+        else:
+            r = on / off
+            logs.append(math.log(r))
+            cell = "%.3fx" % r
+            cells = [fmt % (off * scale), fmt % (on * scale), "**%s**" % cell if bar and r > 1.05 else cell]
+        if bar:
+            cells.append(spread(w, i))
+        print("| %s | %s |" % (w, " | ".join(cells)))
+    if logs:
+        print("| **geometric mean** | | | **%.3fx** |%s" % (math.exp(sum(logs) / len(logs)), " |" if bar else ""))
+    print()
+table(0, "Median wall time", "s", 1, "%.3f", True)
+table(1, "Median CPU time (user + system)", "s", 1, "%.2f", True)
+table(2, "Median peak RSS", "MiB", 1 / 1024, "%.1f", False)
+reps = max(len(v) for v in runs.values())
+print("Ratios above the 5%% bar are in bold. A cell says failed when any run of it exited non-zero."
+      " The machine has %d cores and is shared with other work, so one workload's time moves between"
+      " runs of the same library and settings: the spread column is the interquartile range of the"
+      " %d prof=0 runs over their median. Where it is wider than a few percent the ratio cannot show"
+      " a cost of 5%%; the profiler's share of the CPU, measured with perf below, can." % (os.cpu_count(), reps))
+print()
+
+# The samples: every profile a prof=1 run wrote (each process of the command
+# writes mallet.PID.exit.heap); the header's N2 is the blocks sampled.
+perf = {l.split()[0]: l.split()[1:] for l in open(shares) if l.strip()}
+print("The samples the prof=1 runs took, from the exit profiles they wrote: sampled allocations per run"
+      " (the header's sampled-ever count, summed over the command's processes, averaged over the runs),"
+      " the records (call stack, size) of the largest exit profile, and samples per CPU second.%s" %
+      (" The last columns come from one more run of each workload with prof=1 under perf (DWARF call"
+       " graphs, cpu-clock at 2000 Hz): the share of perf's samples with a function of the profiler"
+       " on the stack (`mallet__prof_*`, libgcc's unwinder `_Unwind_*`), and the share in the unwinder"
+       " alone; then the profiler's CPU per sample, the first share of the median CPU time with prof=1"
+       " over the samples per run (rough where the share is under 1%: a few perf samples). Those shares do not move with the machine's load as wall times do; they leave out"
+       " what the profiler costs indirectly (one more trip to the malloc slow path per sample, the"
+       " caches its records take)." if perf else ""))
+print()
+print("| workload | sampled allocations per run | records in the exit profile | samples per CPU second |"
+      + (" CPU in the profiler (perf) | of which the unwinder | profiler CPU per sample |" if perf else ""))
+print("|---|---|---|---|" + ("---|---|---|" if perf else ""))
+pooled = [0.0, 0]   # profiler CPU seconds, samples: over every workload
+for w in works:
+    d = os.path.join(profdir, w)
+    total, recs = 0, 0
+    for f in sorted(os.listdir(d)):
+        with open(os.path.join(d, f)) as fh:
+            total += int(re.search(r"\[\s*(\d+):", fh.readline()).group(1))
+            n = 0
+            for l in fh:
+                if not l.strip():
+                    break
+                n += 1
+            recs = max(recs, n)
+    per_run = total / reps
+    cpu = med(w, "on", 1)
+    cells = ["%.0f" % per_run, "%d" % recs, "%.0f" % (per_run / cpu) if cpu else "-"]
+    if perf:
+        p = perf.get(w)
+        cells += ["%s%%" % p[1], "%s%%" % p[3]] if p else ["failed", "failed"]
+        if p and cpu and per_run:
+            pooled[0] += float(p[1]) / 100 * cpu
+            pooled[1] += per_run
+            cells.append("%.1f µs" % (1e6 * float(p[1]) / 100 * cpu / per_run))
+        else:
+            cells.append("-")
+    print("| %s | %s |" % (w, " | ".join(cells)))
+print()
+if perf:
+    over = ["%s (%s%%)" % (w, perf[w][1]) for w in works if w in perf and float(perf[w][1]) > 5]
+    per = max(pooled[0], 1e-9) / max(pooled[1], 1)
+    print("Workloads where the profiler takes more than 5%% of the CPU: %s. Over all the workloads,"
+          " the profiler's CPU over the samples taken is %.1f µs per sample, so the cost follows the"
+          " samples per CPU second: at that mean, 5%% is about %.0f samples per CPU second, a program"
+          " allocating about %.0f GiB per CPU second at the default rate." % (", ".join(over) or "none", 1e6 * per, 0.05 / per, 0.05 / per * 512 / 1024 / 1024))
+    print()
+PYEOF
+
+# --- where the cost goes --------------------------------------------------------
+if [ -n "$top_name" ]; then
+    echo "### Where the cost goes"
+    echo
+    echo "The workload where the profiler's share is highest, $top_name, under perf with prof=1:"
+    echo
+    echo '```'
+    echo "MALLET_PROF=1 MALLET_PROF_DIR=TMP perf record -e cpu-clock -F 2000 --call-graph dwarf -- env LD_PRELOAD=$LIB bash -c '$top_cmd'"
+    echo "perf report --stdio --children --sort symbol -g none   # the allocator's and the profiler's lines"
+    echo
+    perf report -i "$work/top.data" --stdio --children --sort symbol -g none 2>/dev/null |
+        grep -E '^# +Children|\] (malloc|free|realloc|mallet__malloc_slow|mallet__free_slow|mallet__prof_[a-z_]+|_Unwind_[A-Za-z_]+|_dl_find_object)( |$)' |
+        grep -v '(inlined)' | sed -E 's/^# +/  /; s/ +IPC .*//; s/[ -]*$//'
+    echo '```'
+    echo
+    read -r n prof alloc unwind write < <(prof_share "$work/top.data")
+    echo "Of $n perf samples, $prof% have a function of the profiler on their stack: $alloc% are in a"
+    echo "sampled allocation (\`mallet__prof_alloc\`, \`mallet__prof_large_record\`: its stack and its"
+    echo "record), $unwind% in libgcc's unwinder (\`_Unwind_*\`, called from there), $write% in writing the"
+    echo "profile at exit (\`mallet__prof_write\`); the rest is the countdown in the malloc slow path"
+    echo "(\`mallet__prof_take\`, \`_plan\`, \`_heal\`) and the sampled blocks' frees."
+    echo
+fi
