@@ -84,8 +84,10 @@ static bool write_top(const prof_t *p, FILE *f)
         fprintf(f, "%14.0f %6.2f%% %6.2f%% %14.0f %6.2f%%  %s\n", top[i].flat, share(top[i].flat, p->est_bytes),
                 share(sum, p->est_bytes), top[i].cum, share(top[i].cum, p->est_bytes), p->names[top[i].func]);
     }
+    // The rest, by difference: rounding may leave a hair below zero.
     if (n > TOP_FUNCS)
-        fprintf(f, "(%zu more functions, %.0f bytes)\n", n - TOP_FUNCS, p->est_bytes - sum);
+        fprintf(f, "(%zu more functions, %.0f bytes)\n", n - TOP_FUNCS,
+                p->est_bytes > sum ? p->est_bytes - sum : 0.0);
     free(top);
     return true;
 }
