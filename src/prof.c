@@ -140,13 +140,26 @@ static bool own_frame(uintptr_t ip)
     return ip >= (uintptr_t)__start_mallet_text && ip < (uintptr_t)__stop_mallet_text;
 }
 
-// Inlined into its callers: one frame less for the unwinder to walk, on
-// every sample.
+// The frames of the calling function and its callers, innermost first:
+// prof_unwind.c's walk where it knows every frame's rule, else libgcc's.
+static inline __attribute__((always_inline)) void frames(unwind_state_t *st)
+{
+    st->n = 0;
+#if defined(__x86_64__)
+    uintptr_t pc, sp, fp;
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(fp));
+    st->n = mallet__prof_unwind(pc, sp, fp, st->pc, sizeof st->pc / sizeof st->pc[0]);
+    if (st->n != 0)
+        return;
+#endif
+    _Unwind_Backtrace(unwind_step, st);
+}
+
+// Inlined into its callers: one frame less to walk, on every sample.
 static inline __attribute__((always_inline)) void capture(mallet_prof_stack_t *out)
 {
     unwind_state_t st;
-    st.n = 0;
-    _Unwind_Backtrace(unwind_step, &st);
+    frames(&st);
     // The stack starts after the outermost frame of libmallet's (the entry
     // the program called): unmarked helpers between marked frames are
     // skipped with them, whatever the compiler inlined or tail-called.
@@ -157,6 +170,23 @@ static inline __attribute__((always_inline)) void capture(mallet_prof_stack_t *o
     out->depth = 0;
     for (uint32_t i = from; i < st.n && out->depth < MALLET_PROF_DEPTH; i++)
         out->pc[out->depth++] = st.pc[i];
+}
+
+__attribute__((noinline)) void mallet__prof_unwind_both(uintptr_t *fast, uint32_t *nfast, uintptr_t *slow,
+                                                       uint32_t *nslow, uint32_t max)
+{
+    unwind_state_t st;
+    *nfast = 0;
+#if defined(__x86_64__)
+    uintptr_t pc, sp, fp;
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(fp));
+    *nfast = mallet__prof_unwind(pc, sp, fp, fast, max);
+#endif
+    st.n = 0;
+    _Unwind_Backtrace(unwind_step, &st);
+    *nslow = st.n < max ? st.n : max;
+    for (uint32_t i = 0; i < *nslow; i++)
+        slow[i] = st.pc[i];
 }
 
 // --- the malloc slow path ------------------------------------------------------

@@ -157,6 +157,16 @@ void mallet__prof_large_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size)
 // profiler's heap is given up when a vanished thread was using it.
 void mallet__prof_after_fork(void);
 
+// --- the stack (prof_unwind.c) ------------------------------------------------------
+
+// The frames from code address pc, with rsp = sp and rbp = fp there, into
+// out[0 .. max) (pc first, then return addresses); 0 when some frame's rule
+// is not one this walk knows (then libgcc's unwinder is used).
+uint32_t mallet__prof_unwind(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t *out, uint32_t max);
+// For tests: the caller's stack by both walks (each with its own first
+// frame, in this function).
+void mallet__prof_unwind_both(uintptr_t *fast, uint32_t *nfast, uintptr_t *slow, uint32_t *nslow, uint32_t max);
+
 // --- the record (prof_record.c) ---------------------------------------------------
 
 #define MALLET_PROF_DEPTH 64
