@@ -70,6 +70,21 @@ static entry_t *table;      // mapped at the first use
 
 // --- reading the .eh_frame records -----------------------------------------------
 
+// The records hold their numbers unaligned.
+static uint16_t load16(const uint8_t *p)
+{
+    uint16_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint32_t load32(const uint8_t *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static uint64_t uleb(const uint8_t **p)
 {
     uint64_t v = 0;
@@ -123,7 +138,7 @@ typedef struct cie_info {
 
 static bool read_cie(const uint8_t *cie, cie_info_t *ci)
 {
-    uint32_t len = *(const uint32_t *)cie;
+    uint32_t len = load32(cie);
     if (len == 0 || len == 0xffffffff)
         return false;
     const uint8_t *p = cie + 8, *end = cie + 4 + len;   // after length and id
@@ -214,13 +229,13 @@ static bool run_cfa(const uint8_t *p, const uint8_t *end, const cie_info_t *ci, 
                 return true;
             break;
         case 0x03:          // advance_loc2
-            loc += *(const uint16_t *)p * ci->code_align;
+            loc += load16(p) * ci->code_align;
             p += 2;
             if (loc > target)
                 return true;
             break;
         case 0x04:          // advance_loc4
-            loc += *(const uint32_t *)p * ci->code_align;
+            loc += load32(p) * ci->code_align;
             p += 4;
             if (loc > target)
                 return true;
@@ -342,10 +357,10 @@ static rule_t rule_of(uintptr_t pc)
     const uint8_t *fde = _Unwind_Find_FDE((void *)pc, &bases);
     if (fde == NULL)
         return (rule_t){ .r = { .flags = RULE_KNOWN | RULE_END } };   // as libgcc: the stack ends
-    uint32_t len = *(const uint32_t *)fde;
+    uint32_t len = load32(fde);
     if (len == 0xffffffff)
         return none;
-    const uint8_t *cie = fde + 4 - *(const int32_t *)(fde + 4);
+    const uint8_t *cie = fde + 4 - (int32_t)load32(fde + 4);
     cie_info_t ci;
     if (!read_cie(cie, &ci))
         return none;
