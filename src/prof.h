@@ -30,10 +30,11 @@
 // where the record is dropped. Large blocks carry a sample id in their
 // record (large.c). Everything the profiler keeps -- call stacks, counts,
 // the table of live samples -- is in memory it maps itself, never in the
-// heap, and nothing here calls malloc: the stacks come from libgcc's
-// unwinder, which walks the unwind tables in place (tests/test_lib_prof.c
-// counts the mallocs made while every allocation is sampled: none). The
-// unwinder is most of a sample's cost, about 10 k instructions.
+// heap, and nothing here calls malloc (tests/test_lib_prof.c counts the
+// mallocs made while every allocation is sampled: none). A stack is walked
+// with the unwind rule of each return address, read once from the
+// .eh_frame records and kept (prof_unwind.c); a frame whose rule that walk
+// cannot express sends the stack to libgcc's unwinder.
 //
 // Output (prof_dump.c): gperftools' text heap profile, with heap_v2
 // sampling, so google-pprof reads it; written at exit, at each new peak,

@@ -38,7 +38,8 @@ echo "## The heap profiler's cost"
 echo
 echo "Regenerate: \`${quick}bench/sections/55-prof.sh\`. The profiler (\`MALLET_PROF=1\`, src/prof.h) samples"
 echo "about one allocation per 512 KiB allocated (\`MALLET_PROF_SAMPLE_KB\`, left at its default here),"
-echo "records its call stack with libgcc's unwinder and writes a profile at exit; the peak profile"
+echo "records its call stack (src/prof_unwind.c: each return address's unwind rule read once and kept,"
+echo "libgcc's unwinder where a rule does not fit) and writes a profile at exit; the peak profile"
 echo "(\`MALLET_PROF_PEAK\`) is off, as it is by default. Its promise: with prof=0 the malloc and free"
 echo "fast paths keep their instruction counts (within 1 per pair), and with prof=1 the workloads"
 echo "below run at most 5% slower."
@@ -109,8 +110,9 @@ lib_run_matrix "$raw" "$reps"
 
 # prof_share PERF.DATA -- "samples profiler% allocation% unwinder% write%":
 # of perf's samples, the share with a function of the profiler on the stack,
-# then those in a sampled allocation, in libgcc's unwinder (called from
-# there) and in writing the profile at exit.
+# then those in a sampled allocation, in the stack walk (prof_unwind.c, and
+# libgcc's unwinder it may fall back to or find an FDE with) and in writing
+# the profile at exit.
 prof_share() {
     perf script -i "$1" -F comm,ip,sym --no-inline 2>/dev/null | "$PY" -c '
 import sys
@@ -120,7 +122,8 @@ def share(*names):
     return 100.0 * sum(1 for b in blocks if any(s.startswith(names) for s in b)) / max(len(blocks), 1)
 print(len(blocks), " ".join("%.1f" % share(*n) for n in (
     ("mallet__prof", "mallet_prof_dump", "prof_at_exit", "unwind_step", "_Unwind_"),
-    ("mallet__prof_alloc", "mallet__prof_large_record"), ("_Unwind_",), ("mallet__prof_write",))))'
+    ("mallet__prof_alloc", "mallet__prof_large_record"), ("mallet__prof_unwind", "_Unwind_"),
+    ("mallet__prof_write",))))'
 }
 # Each workload once more with prof=1 under perf, with DWARF call graphs:
 # libmallet and libgcc_s keep no frame pointers, so -g's frame-pointer chains
@@ -227,14 +230,14 @@ print("The samples the prof=1 runs took, from the exit profiles they wrote: samp
       " the records (call stack, size) of the largest exit profile, and samples per CPU second.%s" %
       (" The last columns come from one more run of each workload with prof=1 under perf (DWARF call"
        " graphs, cpu-clock at 2000 Hz): the share of perf's samples with a function of the profiler"
-       " on the stack (`mallet__prof_*`, libgcc's unwinder `_Unwind_*`), and the share in the unwinder"
-       " alone; then the profiler's CPU per sample, the first share of the median CPU time with prof=1"
+       " on the stack (`mallet__prof_*`, libgcc's `_Unwind_*`), and the share in the stack walk alone"
+       " (`mallet__prof_unwind`, `_Unwind_*`); then the profiler's CPU per sample, the first share of the median CPU time with prof=1"
        " over the samples per run (rough where the share is under 1%: a few perf samples). Those shares do not move with the machine's load as wall times do; they leave out"
        " what the profiler costs indirectly (one more trip to the malloc slow path per sample, the"
        " caches its records take)." if perf else ""))
 print()
 print("| workload | sampled allocations per run | records in the exit profile | samples per CPU second |"
-      + (" CPU in the profiler (perf) | of which the unwinder | profiler CPU per sample |" if perf else ""))
+      + (" CPU in the profiler (perf) | of which the stack walk | profiler CPU per sample |" if perf else ""))
 print("|---|---|---|---|" + ("---|---|---|" if perf else ""))
 pooled = [0.0, 0]   # profiler CPU seconds, samples: over every workload
 for w in works:
@@ -291,7 +294,7 @@ if [ -n "$top_name" ]; then
     read -r n prof alloc unwind write < <(prof_share "$work/top.data")
     echo "Of $n perf samples, $prof% have a function of the profiler on their stack: $alloc% are in a"
     echo "sampled allocation (\`mallet__prof_alloc\`, \`mallet__prof_large_record\`: its stack and its"
-    echo "record), $unwind% in libgcc's unwinder (\`_Unwind_*\`, called from there), $write% in writing the"
+    echo "record), $unwind% in the stack walk (\`mallet__prof_unwind\`, libgcc's \`_Unwind_*\`), $write% in writing the"
     echo "profile at exit (\`mallet__prof_write\`); the rest is the countdown in the malloc slow path"
     echo "(\`mallet__prof_take\`, \`_plan\`, \`_heal\`) and the sampled blocks' frees."
     echo
