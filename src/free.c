@@ -61,7 +61,7 @@ void mallet__free_slow(void *ptr, const char *func)
         mallet__prof_free(page, p);          // a sampled block
     } else {
         if (owner != 0 && owner == (uintptr_t)mallet__prof_heap_gone)
-            mallet__prof_free_gone(p);
+            mallet__prof_drop(p, 0);
         MALLET_TRACK_FREE(ptr, page->block_size);
         mallet__remote_free(heap, page, p);
     }

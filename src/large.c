@@ -488,7 +488,7 @@ bool mallet__large_free(void *p, const char *func)
     mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
     if (prof)
-        mallet__prof_large_forget(addr, prof);
+        mallet__prof_drop(addr, prof);
     return true;
 }
 
@@ -589,9 +589,9 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     }
     mallet__unlock(&mallet__large_lock);
     if (old_prof && prof)
-        mallet__prof_large_move((uintptr_t)p, prof, (uintptr_t)q, len);
+        mallet__prof_move((uintptr_t)p, prof, (uintptr_t)q, len);
     else if (old_prof)
-        mallet__prof_large_forget((uintptr_t)p, old_prof);
+        mallet__prof_drop((uintptr_t)p, old_prof);
     else if (prof)
         mallet__prof_large_record((uintptr_t)q, len, prof);
     return q;

@@ -321,11 +321,6 @@ MALLET_PROF_FRAME void mallet__prof_large_record(uintptr_t p, size_t size, uint3
     mallet__prof_busy = 0;
 }
 
-void mallet__prof_large_forget(uintptr_t p, uint32_t id)
-{
-    mallet__prof_drop(p, id);
-}
-
 uint32_t mallet__prof_large_resize(size_t old, size_t len, uint32_t id)
 {
     if (id == 0)
@@ -340,15 +335,6 @@ uint32_t mallet__prof_large_resize(size_t old, size_t len, uint32_t id)
     return u < keep ? id : 0;
 }
 
-void mallet__prof_large_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size)
-{
-    mallet__prof_move(p, id, q, size);
-}
-
-void mallet__prof_free_gone(uintptr_t p)
-{
-    mallet__prof_drop(p, 0);
-}
 
 // --- fork ---------------------------------------------------------------------
 

@@ -124,11 +124,10 @@ void *mallet__prof_alloc(size_t req, unsigned c);
 
 // The profiler's heap (NULL before the first sample).
 extern struct mallet_heap *mallet__prof_heap;
-// Free p, a live block of the profiler's heap, and drop its record.
+// Free p, a live block of the profiler's heap, and drop its record. (A
+// block of the heap a fork child gave up only has its sample dropped,
+// mallet__prof_drop, and goes where any forgotten heap's blocks go.)
 void mallet__prof_free(struct mallet_page *page, uintptr_t p);
-// Drop the sample of p, a block of the profiler's heap that a fork child
-// gave up.
-void mallet__prof_free_gone(uintptr_t p);
 
 // --- large blocks (large.c) -----------------------------------------------------
 
@@ -138,18 +137,15 @@ uint32_t mallet__prof_large_draw(size_t size);
 // Record large block p (sample id) with its call stack; the caller holds
 // no lock.
 void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id);
-// Drop the record of sampled large block p.
-void mallet__prof_large_forget(uintptr_t p, uint32_t id);
 // A large block (sample id `id`, 0: not sampled) is resized from `old` to
 // `len` bytes (under large_lock): its sample id after. The block stays one
 // block for the profiler: one not sampled takes the chance of its new bytes
 // only, one sampled stays sampled as it grows, and as it shrinks keeps its
 // sample with the ratio of the two sizes' chances -- so at every size it is
-// sampled with exactly the chance of a block of that size.
+// sampled with exactly the chance of a block of that size. The caller then
+// moves the sample (mallet__prof_move), drops it (mallet__prof_drop) or
+// records a new one (mallet__prof_large_record).
 uint32_t mallet__prof_large_resize(size_t old, size_t len, uint32_t id);
-// Sampled large block p (id) is now q, of size bytes: its sample moves,
-// with its call stack, to the bucket of that size.
-void mallet__prof_large_move(uintptr_t p, uint32_t id, uintptr_t q, size_t size);
 
 // --- fork ---------------------------------------------------------------------------
 
@@ -200,6 +196,7 @@ typedef struct mallet_prof_bucket {
     size_t size;           // block size of every block counted here
     uint64_t live;         // sampled blocks live now
     uint64_t allocs;       // sampled blocks ever
+    double weight;         // estimated bytes one sample stands for (mallet__prof_weight)
     uint32_t depth;        // frames
     uintptr_t pc[];        // the frames
 } mallet_prof_bucket_t;

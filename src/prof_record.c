@@ -87,6 +87,8 @@ static mallet_prof_bucket_t *bucket_new(const mallet_prof_stack_t *st, size_t si
     rec.arena_left -= bytes;
     b->hash = hash;
     b->size = size;
+    // The rate is fixed by the time a bucket is made (a sample was drawn).
+    b->weight = mallet__prof_weight(size);
     b->depth = st->depth;
     for (uint32_t i = 0; i < st->depth; i++)
         b->pc[i] = st->pc[i];
@@ -214,7 +216,7 @@ static mallet_prof_bucket_t *note_locked(uintptr_t p, size_t size, uint32_t id, 
     rec.used++;
     b->live++;
     b->allocs++;
-    mallet__prof_live_est += mallet__prof_weight(size);
+    mallet__prof_live_est += b->weight;
     return b;
 }
 
@@ -250,7 +252,7 @@ static mallet_prof_bucket_t *drop_locked(uintptr_t p, uint32_t id, uintptr_t *he
     *heap = t->slot[j].heap;
     mallet_prof_bucket_t *b = t->slot[j].bucket;
     b->live--;
-    mallet__prof_live_est -= mallet__prof_weight(b->size);
+    mallet__prof_live_est -= b->weight;
     rec.used--;
     // Shift back the entries after j that would no longer be found.
     for (size_t k = (j + 1) & mask; t->slot[k].addr != 0; k = (k + 1) & mask) {
@@ -341,6 +343,6 @@ void mallet__prof_record_repair(void)
         sample_put(&t->slot[j], s);
         rec.used++;
         s->bucket->live++;
-        mallet__prof_live_est += mallet__prof_weight(s->bucket->size);
+        mallet__prof_live_est += s->bucket->weight;
     }
 }
