@@ -332,7 +332,7 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
     return true;
 }
 
-bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t *r)
+bool engine_time_passes(const trace_t *t, const backend_t *b, int reps, replay_result_t *r, engine_pass_fn *pass)
 {
     double rates[64], spent = 0;
     int rep;
@@ -341,35 +341,49 @@ bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t
     for (rep = 0; rep < reps && spent < TIME_BUDGET; rep++) {
         if (b->reset)
             b->reset();
-        void **ptr = eng.ptr;
-        double t0 = tool_now();
-        for (uint64_t i = 0; i < t->n_ops; i++) {
-            const trace_op_t *op = &t->ops[i];
-            if (op->id == TRACE_NULL_ID) {
-                b->free(NULL);
-                continue;
-            }
-            switch (op->kind) {
-            case OP_ALLOC:
-                ptr[op->id] = b->malloc(op->size);
-                break;
-            case OP_FREE:
-                b->free(ptr[op->id]);
-                ptr[op->id] = NULL;
-                break;
-            case OP_REALLOC: {
-                void *q = b->realloc(ptr[op->id], op->size);
-                if (q || op->size == 0)
-                    ptr[op->id] = q;
-                break;
-            }
-            }
-        }
-        double dt = tool_now() - t0;
-        free_live(t, b);
+        double dt;
+        if (!pass(t, b, &dt))
+            return false;
         rates[rep] = dt > 0 ? (double)t->n_ops / dt : 0;
         spent += dt;
     }
     r->ops_per_sec = tool_median(rates, rep);
     return true;
+}
+
+// One pass without checks, on the calling thread.
+static bool time_pass(const trace_t *t, const backend_t *b, double *seconds)
+{
+    void **ptr = eng.ptr;
+    double t0 = tool_now();
+    for (uint64_t i = 0; i < t->n_ops; i++) {
+        const trace_op_t *op = &t->ops[i];
+        if (op->id == TRACE_NULL_ID) {
+            b->free(NULL);
+            continue;
+        }
+        switch (op->kind) {
+        case OP_ALLOC:
+            ptr[op->id] = b->malloc(op->size);
+            break;
+        case OP_FREE:
+            b->free(ptr[op->id]);
+            ptr[op->id] = NULL;
+            break;
+        case OP_REALLOC: {
+            void *q = b->realloc(ptr[op->id], op->size);
+            if (q || op->size == 0)
+                ptr[op->id] = q;
+            break;
+        }
+        }
+    }
+    *seconds = tool_now() - t0;
+    free_live(t, b);
+    return true;
+}
+
+bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t *r)
+{
+    return engine_time_passes(t, b, reps, r, time_pass);
 }

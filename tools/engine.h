@@ -49,6 +49,11 @@ bool engine_check(const trace_t *t, const backend_t *b, replay_result_t *r,
 // The median ops/second into r.
 #define TIME_BUDGET 3.0
 bool engine_time(const trace_t *t, const backend_t *b, int reps, replay_result_t *r);
+// The repetitions behind engine_time and engine_time_threads: the backend
+// reset before each pass, pass(t, b, &seconds) timing one and freeing what
+// it left (false: it failed), the median ops/second into r.
+typedef bool engine_pass_fn(const trace_t *t, const backend_t *b, double *seconds);
+bool engine_time_passes(const trace_t *t, const backend_t *b, int reps, replay_result_t *r, engine_pass_fn *pass);
 // Release the engine's tables.
 void engine_release(void);
 

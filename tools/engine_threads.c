@@ -371,23 +371,17 @@ bool engine_check_threads(const trace_t *t, const backend_t *b, replay_result_t 
     return true;
 }
 
+// One unchecked pass on every thread.
+static bool time_pass(const trace_t *t, const backend_t *b, double *seconds)
+{
+    pass_t ps = { .t = t, .b = b };
+    if (!run_pass(&ps, seconds))
+        return false;
+    free_live(t, b);
+    return true;
+}
+
 bool engine_time_threads(const trace_t *t, const backend_t *b, int reps, replay_result_t *r)
 {
-    double rates[64], spent = 0;
-    int rep;
-    if (reps > 64)
-        reps = 64;
-    for (rep = 0; rep < reps && spent < TIME_BUDGET; rep++) {
-        if (b->reset)
-            b->reset();
-        pass_t ps = { .t = t, .b = b };
-        double dt;
-        if (!run_pass(&ps, &dt))
-            return false;
-        free_live(t, b);
-        rates[rep] = dt > 0 ? (double)t->n_ops / dt : 0;
-        spent += dt;
-    }
-    r->ops_per_sec = tool_median(rates, rep);
-    return true;
+    return engine_time_passes(t, b, reps, r, time_pass);
 }
