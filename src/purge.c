@@ -11,13 +11,21 @@
 //
 // It starts lazily, from a slow path, once the process has mapped
 // purger_start_mb: never from a constructor (pthread_create may allocate,
-// and a small process does not need it). It blocks every signal, so
-// signals still go to the program's threads. Its ticks stretch from
-// purge_delay_ms/2 to 1 s while there is nothing to do.
+// and a small process does not need it), and never in a program that has
+// not started a thread of its own. glibc keys behaviour on being
+// single-threaded (__libc_single_threaded: fork skips its atfork lock,
+// stdio and shared_ptr skip atomics), so a thread of ours would change the
+// program: a fork from a signal handler that lands in fork waits forever on
+// the atfork lock its own thread holds. A single-threaded program's memory
+// goes back from its own calls instead (heap.c, the parked heap). The
+// purger blocks every signal, so signals still go to the program's
+// threads. Its ticks stretch from purge_delay_ms/2 to 1 s while there is
+// nothing to do.
 #include "purge.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/single_threaded.h>
 #include <time.h>
 
 #include "heap.h"
@@ -79,6 +87,9 @@ static void *purger_main(void *arg)
 void mallet__purge_maybe_start(void)
 {
     if (__atomic_load_n(&purger_state, __ATOMIC_RELAXED) != 0 || !mallet__option(purger))
+        return;
+    // glibc clears it for good in the first pthread_create.
+    if (__libc_single_threaded)
         return;
     if (mallet__span_mapped() + mallet__large_mapped() < (uint64_t)mallet__option(purger_start_mb) << 20)
         return;
