@@ -70,7 +70,7 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
         *block = n;
         return n;
     }
-    if (!mallet__page_is_block(page, p) || !mallet__bit_get(p))
+    if (!mallet__page_is_block(page, p) || mallet__mark_peek(page, p))
         mallet__fatal("mallet", func, "invalid pointer", ptr);
     *block = page->block_size;
 #if MALLET_SECURE

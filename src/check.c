@@ -12,9 +12,10 @@
 // (secure build: "write after free of 0x..."; default build: "heap
 // corruption") and aborts.
 //
-// The cost is a read of every free block's checked bytes (its first and
-// last 64 bytes, secure.h), in address order, page by page: proportional to the free memory the heap holds, with no system
-// call and no page fault (purged memory belongs to no page).
+// The cost is a read of every free block's checked bytes (its link and
+// mark; secure build, its first and last 64 bytes, secure.h), list by
+// list, page by page: proportional to the free memory the heap holds, with
+// no system call and no page fault (purged memory belongs to no page).
 //
 // Calls: heap.h, thread.h (abandoned pages), page.h, init.h.
 #include "heap.h"
@@ -30,10 +31,15 @@ uint64_t mallet__check_heap(const char *func)
     if (heap != &mallet__heap_empty) {
         mallet__lock(&heap->lock);
         for (unsigned c = 0; c < MALLET_CLASSES; c++) {
-            for (mallet_page_t *page = heap->queue[c].first; page; page = page->next)
-                n += mallet__page_check(page, func);
-            for (mallet_page_t *page = heap->full[c].first; page; page = page->next)
-                n += mallet__page_check(page, func);
+            mallet_page_list_t *lists[2] = { &heap->queue[c], &heap->full[c] };
+            for (int l = 0; l < 2; l++) {
+                for (mallet_page_t *page = lists[l]->first; page; page = page->next) {
+                    mallet__page_collect(page);
+                    bool cut = page == heap->current[c] && heap->prof.cut[c];
+                    n += mallet__page_check(page, func, cut ? heap->prof.cut[c] : 0,
+                                            cut ? heap->prof.cut_next[c] : 0);
+                }
+            }
         }
         mallet__unlock(&heap->lock);
     }

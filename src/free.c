@@ -5,10 +5,12 @@
 //
 // Errors are reported in one line and abort, never allocate:
 //   not one of our addresses, not a block start  -> "invalid pointer"
-//   a block whose bit is clear                    -> "double free"
-// The bitmap makes a double free of a small block always visible (until
-// its block is handed out again, when freeing it is legitimate again); for
-// a large block the record's tombstone plays that part.
+//   a block that carries its page's mark          -> "double free"
+// The mark (page.h) makes a double free of a small block visible until its
+// block is handed out again, when freeing it is legitimate again; it is
+// laid with an atomic exchange here, so of two threads freeing one block
+// at once, one sees the other's mark. For a large block the record's
+// tombstone plays that part.
 //
 // A block the profiler sampled belongs to the profiler's heap, which is no
 // thread's own: its free always comes here and goes back to prof.c.
@@ -42,16 +44,17 @@ void mallet__free_slow(void *ptr, const char *func)
         errno = saved;
         return;
     }
-    // A set bit marks the start of a live block (for a pointer on a granule
-    // boundary), so only a clear one needs the division that tells an
-    // interior pointer from a double free.
-    if ((p & (MALLET_GRAIN - 1)) != 0 || !mallet__bit_get(p)) {
-        if (!mallet__page_is_block(page, p))
-            mallet__fatal("mallet", func, "invalid pointer", ptr);
-        mallet__fatal("mallet", func, "double free of", ptr);
-    }
+    if (!mallet__page_is_block(page, p))
+        mallet__fatal("mallet", func, "invalid pointer", ptr);
 #if MALLET_SECURE
-    mallet__secure_on_free(page, p, func);
+    // The tag first: an overflow that reached the next block is named as
+    // what it is before that block's free can be.
+    mallet__secure_check(page, p, func);
+#endif
+    if (!mallet__mark_set_atomic(page, p))
+        mallet__fatal("mallet", func, "double free of", ptr);
+#if MALLET_SECURE
+    mallet__secure_fill(page, p);
 #endif
     mallet_heap_t *heap = mallet__tls_heap;
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE) & ~MALLET_PAGE_TAGS;
@@ -75,8 +78,6 @@ void mallet__free_owned(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
     mallet__heap_unfull(heap, page);
     MALLET_TRACK_FREE((void *)p, page->block_size);
     mallet__page_push_local(page, p, p, 1);
-    uint64_t *w = mallet__bit_word(p);
-    __atomic_store_n(w, *w & ~mallet__bit_mask(p), __ATOMIC_RELEASE);
     mallet__unlock(&heap->lock);
 }
 

@@ -451,6 +451,18 @@ MALLET_PROF_FRAME void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
 
 // --- sweeping and abandoning --------------------------------------------------
 
+uint32_t mallet__heap_listed(mallet_heap_t *heap, unsigned c)
+{
+    mallet_page_t *page = heap->current[c];
+    if (page == &mallet__page_empty)
+        return 0;
+    uint32_t n = mallet__page_free_count(page);
+    // A list cut for the profiler: the walk stopped at the cut block.
+    if (heap->prof.cut[c])
+        n += heap->prof.rest[c] - 1;
+    return n;
+}
+
 void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign)
 {
     for (unsigned c = 0; c < MALLET_CLASSES; c++) {
@@ -462,16 +474,13 @@ void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign)
                 page = next;
                 continue;
             }
-            // The owner knows a page that is not current is empty when every
-            // carved block is on its local list; the purger reads the bits.
-            bool empty;
-            if (!foreign) {
+            // A page that is not current is empty when every carved block
+            // is on its local list or in thread_free; the current one's
+            // free list is walked, by the owner only (the purger skips it).
+            if (!foreign)
                 mallet__page_collect(page);
-                empty = current ? mallet__page_is_empty(page) : page->local_count == page->capacity;
-                mallet_assert_expensive(empty == mallet__page_is_empty(page));
-            } else {
-                empty = mallet__page_is_empty(page);
-            }
+            uint32_t used = mallet__page_used(page);
+            bool empty = used == 0 || (current && used == mallet__heap_listed(heap, c));
             if (empty) {
                 if (!all && !spare_kept && !page->spare_seen) {
                     page->spare_seen = 1;

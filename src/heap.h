@@ -9,13 +9,12 @@
 //
 // Fast paths (leaves: no calls, no stats, no atomics, no locks):
 //   malloc  direct[(size+15)/16] -> page; pop page->free; check the decoded
-//           link stays in the segment; set the block's bit.
-//   free    segment map bit -> unit map -> page; owner test; the block's bit
-//           must be set (else double free or interior pointer); push on
-//           local_free; clear the bit.
-// Anything else tail-calls the slow path. The block's bit is cleared after
-// the push (the asm orders it), so a sweeping thread that sees a page's
-// bits all clear also sees the page's lists settled.
+//           link stays in the segment; clear the block's mark.
+//   free    segment map bit -> unit map -> page; owner test; block-start
+//           test (a multiply); the block must not carry the page's mark
+//           (else a double free); push on local_free; lay the mark.
+// Each touches the block and one line of its page's descriptor (page.h).
+// Anything else tail-calls the slow path.
 //
 // The heap lock is taken by the owner in its slow paths only, and by the
 // purger thread (a try-lock) to retire the owner's empty pages. Other
@@ -94,6 +93,7 @@ static inline void *mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t
     if (page->req)
         page->req[mallet__page_index(page, b)] = (uint32_t)req;
 #endif
+    mallet__mark_clear(b);
     MALLET_TRACK_MALLOC((void *)b, req, page->block_size, 0);
 #if MALLET_SECURE
     return mallet__secure_lay(page, b, req);
@@ -122,8 +122,6 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
     __builtin_prefetch((const void *)next);
     __builtin_prefetch((const void *)(next + page->block_size - 8));
 #endif
-    if (__builtin_expect(mallet__bits_test_set(page->bitbase, b >> MALLET_GRAIN_SHIFT), 0))
-        mallet__page_corrupt(page);   // a live block on the free list
     return mallet__track_alloc(page, b, req);
 }
 
@@ -150,16 +148,15 @@ static inline MALLET_PROF_FRAME void *mallet__malloc_fast(size_t size)
 static inline void mallet__free_fast(void *ptr, const char *func)
 {
     uintptr_t p = (uintptr_t)ptr;
-    // Rotating the low bits to the top makes a misaligned pointer (and NULL,
-    // whose segment is never mapped) fail the segment test below; for an
-    // aligned pointer g is its granule number.
-    uintptr_t g = (p >> MALLET_GRAIN_SHIFT) | (p << (64 - MALLET_GRAIN_SHIFT));
-    if (__builtin_expect(mallet__segmap_test(g >> (MALLET_SEG_SHIFT - MALLET_GRAIN_SHIFT)), 1)) {
+    // NULL and any address outside libmallet's segments fail the segment
+    // map; a misaligned one fails the block-start test.
+    if (__builtin_expect(mallet__segmap_test(p >> MALLET_SEG_SHIFT), 1)) {
         mallet_segment_t *seg = mallet__segment_of(p);
         mallet_page_t *page = seg->unit_page[(p >> MALLET_UNIT_SHIFT) & (MALLET_SEG_UNITS - 1)];
         uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_RELAXED);
         if (__builtin_expect(owner == (uintptr_t)mallet__tls_heap, 1) &&
-            __builtin_expect(mallet__bits_test(page->bitbase, g), 1)) {
+            __builtin_expect(mallet__page_block_start(page, p), 1) &&
+            __builtin_expect(mallet__mark_get(p) != page->mark, 1)) {
 #if MALLET_SECURE
             // A damaged tag or gap sends the call to the slow path, which
             // checks again and reports.
@@ -168,8 +165,8 @@ static inline void mallet__free_fast(void *ptr, const char *func)
             mallet__secure_fill(page, p);
 #endif
             MALLET_TRACK_FREE(ptr, page->block_size);
+            mallet__mark_set(page, p);
             mallet__page_push_local(page, p, p, 1);
-            mallet__bits_clear(page->bitbase, g);
             return;
         }
     }
@@ -197,6 +194,9 @@ void mallet__heap_release_locked(mallet_heap_t *heap);
 // A thread other than the owner passes foreign = true: then only pages that
 // are not current and whose bits are all clear are touched.
 void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign);
+// Blocks on the free list of class c's current page (the owner, or the
+// holder of prof_heap_lock for the profiler's heap; heap->lock held).
+uint32_t mallet__heap_listed(mallet_heap_t *heap, unsigned c);
 // Collect other threads' frees into every page of heap (lock held).
 void mallet__heap_collect_all(mallet_heap_t *heap);
 // Retire or abandon every page; the heap is then unused (thread exit, fork).

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // page.c -- one page and its lists: carving blocks, collecting other
-// threads' frees, the checked pop, emptiness from the bitmap.
+// threads' frees, the checked pop, the heap check's walk.
 //
 // Everything here runs on slow paths, by the page's owner or by the sole
 // holder of an ownerless page (abandoned list, fork child). The fast paths
@@ -33,10 +33,16 @@ void mallet__page_init(mallet_page_t *page, char *start, unsigned cls, struct ma
     page->local_count = 0;
     __atomic_store_n(&page->thread_free, 0, __ATOMIC_RELAXED);
     page->key = mallet__random_next() | 1;
+    page->mark = mallet__random_next();
     page->start = start;
-    page->bitbase = mallet__bitbase_of((uintptr_t)start);
     page->block_size = k->size;
+    // Rounded up past 2^64 / size even when size divides 2^64: then
+    // magic * size wraps to a small e > 0, and block q's offset times magic
+    // is q * e, below capacity * e, while any offset that is not a multiple
+    // of the size lands at magic or above (page.h).
+    page->magic = (uint64_t)(((unsigned __int128)1 << 64) / k->size) + 1;
     page->capacity = 0;
+    page->limit = 0;
     page->reserved = k->blocks;
     page->cls = (uint8_t)cls;
     page->units = k->units;
@@ -72,15 +78,27 @@ uint32_t mallet__page_extend(mallet_page_t *page)
     mallet__secure_carve(page, first, n);
 #else
     uintptr_t b = first;
-    for (uint32_t i = 1; i < n; i++, b += page->block_size)
+    for (uint32_t i = 1; i < n; i++, b += page->block_size) {
         mallet__link_write(page, b, b + page->block_size);
+        mallet__mark_set(page, b);
+    }
     mallet__link_write(page, b, page->free);
+    mallet__mark_set(page, b);
     page->free = first;
 #endif
     // Relaxed atomic: other threads read it (mallet__page_is_block) for
     // blocks they hold, which the old value already covers.
     __atomic_store_n(&page->capacity, page->capacity + n, __ATOMIC_RELAXED);
+    mallet__page_set_limit(page);
     return n;
+}
+
+void mallet__page_set_limit(mallet_page_t *page)
+{
+    uint64_t e = page->magic * page->block_size;     // mod 2^64: 1..block_size
+    // Relaxed: another thread's free tests blocks it holds, which the old
+    // limit covers already.
+    __atomic_store_n(&page->limit, (uint32_t)(e * page->capacity), __ATOMIC_RELAXED);
 }
 
 bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p)
@@ -105,27 +123,38 @@ void mallet__page_corrupt(const mallet_page_t *page)
     abort();
 }
 
-uint32_t mallet__page_check(const mallet_page_t *page, const char *func)
+// A free block's link and mark (and, secure build, fill) are whole.
+static void page_check_block(const mallet_page_t *page, uintptr_t b, uintptr_t next, const char *func)
 {
-    // A carved block whose bit is clear is on free or local_free (one on
-    // thread_free keeps its bit until collected): it holds a link, and in
-    // the secure build the fill. Walking the blocks in address order, not
-    // the lists, reads the page once, front to back.
-    uint32_t n = 0, bs = page->block_size;
-    uintptr_t b = (uintptr_t)page->start;
-    for (uint32_t i = 0; i < page->capacity; i++, b += bs) {
-        if (mallet__bit_get(b))
-            continue;
-        uintptr_t next = mallet__link_read(page, b);
+    uint64_t mark = mallet__mark_get(b);
+    MALLET_TRACK_MEM_NOACCESS((void *)(b + 8), sizeof(uint64_t));
 #if MALLET_SECURE
-        if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(page, b))
-            mallet__secure_written(b, func);
+    (void)mark;
+    if ((next != 0 && !mallet__page_is_block(page, next)) || !mallet__secure_fill_intact(page, b))
+        mallet__secure_written(b, func);
 #else
-        (void)func;
-        if (next != 0 && !mallet__page_is_block(page, next))
-            mallet__page_corrupt(page);
+    (void)func;
+    if ((next != 0 && !mallet__page_is_block(page, next)) || mark != page->mark)
+        mallet__page_corrupt(page);
 #endif
-        n++;
+}
+
+uint32_t mallet__page_check(const mallet_page_t *page, const char *func, uintptr_t cut, uintptr_t cut_next)
+{
+    // Both lists, link by link; more blocks than the page has means a
+    // cycle, which only a rewritten link makes.
+    uint32_t n = 0;
+    uintptr_t lists[2] = { page->free, page->local_free };
+    for (int l = 0; l < 2; l++) {
+        for (uintptr_t b = lists[l]; b != 0;) {
+            if (!mallet__page_is_block(page, b) || ++n > page->capacity)
+                mallet__page_corrupt(page);
+            uintptr_t next = mallet__link_read(page, b);
+            if (b == cut && next == 0)
+                next = cut_next;
+            page_check_block(page, b, next, func);
+            b = next;
+        }
     }
     return n;
 }
@@ -139,28 +168,17 @@ static inline void page_check_link(const mallet_page_t *page, uintptr_t next)
 
 void mallet__page_collect_chain(mallet_page_t *page)
 {
-    uintptr_t head = __atomic_exchange_n(&page->thread_free, 0, __ATOMIC_ACQUIRE);
-    if (head != 0) {
-        page_check_link(page, head);
-        uintptr_t b = head;
-        uint32_t n = 1;
-        for (;; n++) {
-            uintptr_t next = mallet__link_read(page, b);
-            page_check_link(page, next);
-            uint64_t *w = mallet__bit_word(b);
-            uint64_t bit = mallet__bit_mask(b);
-            // A block freed twice by other threads reaches here twice; the
-            // second visit finds its bit already clear (this also ends a
-            // cycle the second push made).
-            if (!(*w & bit))
-                mallet__fatal("mallet", "free", "double free of", (void *)b);
-            __atomic_store_n(w, *w & ~bit, __ATOMIC_RELAXED);
-            if (next == 0)
-                break;
-            b = next;
-        }
-        mallet__page_push_local(page, head, b, n);
-    }
+    uint64_t tf = __atomic_exchange_n(&page->thread_free, 0, __ATOMIC_ACQUIRE);
+    if (tf == 0)
+        return;
+    uintptr_t head = mallet__tf_head(page, tf), tail = mallet__tf_tail(page, tf);
+    uint32_t n = mallet__tf_count(tf);
+    // The word was written by the freers' compare-and-swap only; its ends
+    // are checked anyway (the chain's inner links are when they are popped).
+    if (!mallet__page_is_block(page, head) || !mallet__page_is_block(page, tail) || n == 0 ||
+        n > page->capacity - page->local_count)
+        mallet__page_corrupt(page);
+    mallet__page_push_local(page, head, tail, n);
 }
 
 uint32_t mallet__page_swap_in(mallet_page_t *page)
@@ -197,68 +215,6 @@ uint32_t mallet__page_unload(mallet_page_t *page)
     return n;
 }
 
-// The bitmap words of the page's carved blocks (no block beyond them has
-// ever been handed out, so their bits are clear).
-static inline const uint64_t *page_bits(const mallet_page_t *page, size_t *words)
-{
-    uintptr_t s = (uintptr_t)page->start;
-    size_t carved = (size_t)page->capacity * page->block_size;
-    *words = (carved + (64 << MALLET_GRAIN_SHIFT) - 1) >> (MALLET_GRAIN_SHIFT + 6);
-    return mallet__bit_word(s);
-}
-
-bool mallet__page_is_empty(const mallet_page_t *page)
-{
-    size_t n;
-    const uint64_t *w = page_bits(page, &n);
-    for (size_t i = 0; i < n; i++)
-        if (__atomic_load_n(&w[i], __ATOMIC_ACQUIRE) != 0)
-            return false;
-    return __atomic_load_n(&page->thread_free, __ATOMIC_RELAXED) == 0;
-}
-
-// Popcount: the instruction when the CPU has it (nearly all x86-64 CPUs
-// since 2008; cpuid says), the portable builtin otherwise.
-#if defined(__x86_64__)
-#include <cpuid.h>
-
-__attribute__((target("popcnt"))) static uint32_t count_bits_popcnt(const uint64_t *w, size_t n)
-{
-    uint32_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
-    return c;
-}
-
-static int has_popcnt = -1;   // -1 not asked yet, else 0 / 1
-#endif
-
-static uint32_t count_bits(const uint64_t *w, size_t n)
-{
-#if defined(__x86_64__)
-    // Threads may ask at once; they all store the same answer.
-    int popcnt = __atomic_load_n(&has_popcnt, __ATOMIC_RELAXED);
-    if (__builtin_expect(popcnt < 0, 0)) {
-        unsigned a, b, c, d;
-        popcnt = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_POPCNT);
-        __atomic_store_n(&has_popcnt, popcnt, __ATOMIC_RELAXED);
-    }
-    if (popcnt)
-        return count_bits_popcnt(w, n);
-#endif
-    uint32_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += (uint32_t)__builtin_popcountll(__atomic_load_n(&w[i], __ATOMIC_RELAXED));
-    return c;
-}
-
-uint32_t mallet__page_used(const mallet_page_t *page)
-{
-    size_t n;
-    const uint64_t *w = page_bits(page, &n);
-    return count_bits(w, n);
-}
-
 uint32_t mallet__page_free_count(const mallet_page_t *page)
 {
     uint32_t n = 0;
@@ -282,8 +238,6 @@ void *mallet__page_pop_checked(mallet_page_t *page)
 #else
     page_check_link(page, next);
 #endif
-    if (mallet__bits_test_set(page->bitbase, b >> MALLET_GRAIN_SHIFT))
-        mallet__page_corrupt(page);   // a live block on the free list
     page->free = next;
     return (void *)b;
 }

@@ -1,37 +1,50 @@
 // SPDX-License-Identifier: MIT
 //
-// page.h -- one page: blocks of one class and their three free lists; the
-// segment that holds the page's descriptor and block bitmap.
+// page.h -- one page: blocks of one class, their three free lists, and the
+// marks that tell a free block from a live one; the segment that holds the
+// page's descriptor.
 //
 //   free         blocks to hand out; only the owner pops, in the fast path.
 //   local_free   the owner's frees; swapped in when `free` runs dry, which
 //                brings the owner into the slow path at a steady cadence.
-//   thread_free  frees from other threads, pushed with one atomic operation
-//                (a whole batch at a time) and collected by the owner.
+//   thread_free  frees from other threads, pushed a batch at a time with
+//                one compare-and-swap and taken by the owner whole.
 //
 // local_count counts the blocks on local_free (the push adds to it, the
 // collection adds the chain it moved), so a page's free blocks are known
-// without walking a list or counting bits. Only the current page of its
-// class has blocks on `free`: a page stops being current when `free` is
-// empty (or its list is moved back to local_free, mallet__page_unload), so
-// for every other page, blocks in use = capacity - local_count once
-// thread_free is collected.
+// without walking a list. Only the current page of its class has blocks on
+// `free`: a page stops being current when `free` is empty (or its list is
+// moved back to local_free, mallet__page_unload), so for every other page,
+// blocks in use = capacity - local_count - the count in thread_free.
+//
+// thread_free is one word: the chain's first and last block (as granules
+// in the segment, 18 bits each) and its length. A freer links its batch's
+// last block to the chain's first and swaps in a word with the sums, so
+// the owner takes every batch with one exchange and splices the chain onto
+// local_free without walking it: O(1) per collection, whatever the frees.
 //
 // Links are encoded: the word in a free block at address `at` holds
 // next ^ key ^ at, where key is random per page. A decoded link that leaves
 // the segment or is not 16-byte aligned means an overflow rewrote it: the
 // program stops with "heap corruption" instead of following it.
 //
-// The block bitmap of a segment has one bit per 16-byte granule; the bit of
-// a block's first granule is set while the block is handed out. free(p)
-// therefore tells a live block (bit set) from a double free or an interior
-// pointer (bit clear) with one load, and the owner is the only writer of the
-// bits of its pages (other threads' frees clear theirs when collected).
+// Marks: the second word of every free block (on any list, or carved and
+// never handed out) holds the page's mark, a random word drawn with the
+// page; a block handed out has it cleared. A free that finds the mark is a
+// double free: a live block carries the mark only if the program copied it
+// there out of freed memory. The free writes the block anyway (its link),
+// so the test costs no cache line, and it is made by whichever thread
+// frees: another thread's free exchanges the mark in atomically, so two
+// threads that free one block at once cannot both pass. A pointer that is
+// not a block start fails the block-start test: (p - start) * magic <
+// limit holds exactly for the first byte of a carved block (magic is
+// 2^64 / block_size rounded up, mallet__page_set_limit): a multiply, no
+// division.
 //
-// Segment layout: unit 0 holds mallet_segment_t (descriptors, unit map,
-// bitmap); units 1..63 hold pages. A page's descriptor is pages[u] of its
-// first unit u; unit_page[] maps every unit to its page, or to
-// mallet__page_none when the unit is free.
+// Segment layout: unit 0 holds mallet_segment_t (descriptors, unit map);
+// units 1..63 hold pages. A page's descriptor is pages[u] of its first
+// unit u; unit_page[] maps every unit to its page, or to mallet__page_none
+// when the unit is free.
 #ifndef MALLET_PAGE_H
 #define MALLET_PAGE_H
 
@@ -61,31 +74,34 @@ enum {
     MALLET_PAGE_ABANDONED,    // global abandoned list of its class
 };
 
-// Aligned to a cache line, with the fields the fast paths touch first: a
-// malloc or free reads one line of its page's descriptor.
+// Aligned to a cache line. The first line holds every field a malloc or a
+// free fast path reads or writes.
 typedef struct mallet_page {
     uintptr_t free;                 // first block to hand out, 0 when none
-    uintptr_t key;                  // link-encoding key, random per page
+    uintptr_t key;                  // link-encoding key, random per page (odd)
     uintptr_t local_free;           // owner's frees since the last refill
     uintptr_t heap;                 // owner | MALLET_PAGE_TAGS, 0 when abandoned
-    uint64_t *bitbase;              // segment bitmap, biased: bit (address >> 4) is the block's
+    uint64_t mark;                  // second word of every free block, random per page
+    char *start;                    // first block
+    uint64_t magic;                 // 2^64 / block_size, rounded up: the block-start test
+    uint32_t limit;                 // capacity * (magic * block_size mod 2^64)
+    uint32_t local_count;           // blocks on local_free
+    // -- the slow paths' fields
     uint32_t block_size;            // class size in bytes (0: not a page)
     uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
-    uint32_t local_count;           // blocks on local_free
+    uint32_t reserved;              // blocks that fit
 #if MALLET_SECURE
     uint32_t canary;                // laid after every request (secure.h)
 #endif
-    uint32_t reserved;              // blocks that fit
     uint8_t cls;                    // size class
     uint8_t units;                  // length in units
     uint8_t where;                  // MALLET_PAGE_FREE / _QUEUE / _FULLQ / _ABANDONED
     uint8_t spare_seen;             // found empty by one sweep already
     uint8_t internal;               // owned by libmallet's own heap: not in the statistics
-    uintptr_t thread_free;          // other threads' frees (atomic)
+    uint64_t thread_free;           // other threads' frees: packed chain (atomic)
 #if MALLET_SECURE
     uintptr_t local_tail;           // oldest block of local_free (secure.c's quarantine)
 #endif
-    char *start;                    // first block
     struct mallet_page *next;       // in its list
     struct mallet_page *prev;       // in its list
     struct mallet_page *unfull_next; // on its owner's unfull stack
@@ -93,6 +109,8 @@ typedef struct mallet_page {
     uint32_t *req;                  // requested size per block (checker builds)
 #endif
 } __attribute__((aligned(64))) mallet_page_t;
+
+_Static_assert(__builtin_offsetof(mallet_page_t, local_count) < 64, "the fast paths read one line");
 
 typedef struct mallet_page_list {
     mallet_page_t *first;           // head
@@ -109,7 +127,6 @@ typedef struct mallet_segment {
     uint64_t dirty_ms[MALLET_SEG_UNITS];          // when each free unit was last used
     mallet_page_t *unit_page[MALLET_SEG_UNITS];   // page covering each unit
     mallet_page_t pages[MALLET_SEG_UNITS];        // descriptors, at a page's first unit
-    uint64_t bits[MALLET_SEG_GRAINS / 64];        // 1 = a live block starts at this granule
 } mallet_segment_t;
 
 _Static_assert(sizeof(mallet_segment_t) <= MALLET_UNIT_SIZE, "segment metadata fits unit 0");
@@ -143,6 +160,16 @@ static inline void mallet__link_write(const mallet_page_t *page, uintptr_t at, u
     MALLET_TRACK_MEM_NOACCESS((void *)at, sizeof(uintptr_t));
 }
 
+// Racy counters: the owner writes them without atomics on its fast path,
+// the purger reads them (a relaxed load) to find empty pages; the value it
+// acts on, every block free, cannot change under it. ThreadSanitizer is
+// told with atomic stores, which the default build does without.
+#if defined(__SANITIZE_THREAD__)
+#define MALLET_RACY_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+#else
+#define MALLET_RACY_ADD(field, n) ((field) += (n))
+#endif
+
 // Push the chain first..last of n blocks (linked already; a single block:
 // first == last, n == 1) on page->local_free. Owner only.
 static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first, uintptr_t last, uint32_t n)
@@ -153,69 +180,86 @@ static inline void mallet__page_push_local(mallet_page_t *page, uintptr_t first,
 #endif
     mallet__link_write(page, last, page->local_free);
     page->local_free = first;
-    page->local_count += n;
+    MALLET_RACY_ADD(page->local_count, n);
 }
 
-// Bit n of a bitmap whose base may be biased (n can be far from base): on
-// x86-64 the memory forms of bt/bts/btr address the word themselves, which
-// keeps the fast paths short.
-#if defined(__x86_64__)
-static inline bool mallet__bits_test(const uint64_t *base, uintptr_t n)
+// --- marks, the block-start test, thread_free's word -------------------------
+
+// Is p the first byte of a block carved in page (p in the page's units)?
+static inline bool mallet__page_block_start(const mallet_page_t *page, uintptr_t p)
 {
-    bool set;
-    __asm__("btq %2, (%1)" : "=@ccc"(set) : "r"(base), "r"(n));
-    return set;
+    return (uint64_t)(p - (uintptr_t)page->start) * page->magic < page->limit;
 }
-static inline bool mallet__bits_test_set(uint64_t *base, uintptr_t n)
+
+// The mark word of block b, read by a free (b live, or freed twice).
+static inline uint64_t mallet__mark_get(uintptr_t b)
 {
-    bool was;
-    __asm__ volatile("btsq %2, (%1)" : "=@ccc"(was) : "r"(base), "r"(n) : "memory");
-    return was;
+    MALLET_TRACK_MEM_DEFINED((void *)(b + 8), sizeof(uint64_t));
+    return *(const uint64_t *)(b + 8);
 }
-static inline void mallet__bits_clear(uint64_t *base, uintptr_t n)
+
+// Does block b carry its page's mark? A look that changes nothing for the
+// checkers (b may be live, its word unwritten).
+static inline MALLET_TRACK_UNCHECKED bool mallet__mark_peek(const mallet_page_t *page, uintptr_t b)
 {
-    __asm__ volatile("btrq %1, (%0)" : : "r"(base), "r"(n) : "memory", "cc");
-}
-#else
-static inline bool mallet__bits_test(const uint64_t *base, uintptr_t n)
-{
-    return (base[n >> 6] >> (n & 63)) & 1;
-}
-static inline bool mallet__bits_test_set(uint64_t *base, uintptr_t n)
-{
-    bool was = (base[n >> 6] >> (n & 63)) & 1;
-    base[n >> 6] |= (uint64_t)1 << (n & 63);
-    return was;
-}
-static inline void mallet__bits_clear(uint64_t *base, uintptr_t n)
-{
-    base[n >> 6] &= ~((uint64_t)1 << (n & 63));
-}
+#if defined(MALLET_TRACK_VALGRIND) && MALLET_TRACK_VALGRIND
+    MALLET_TRACK_MEM_DEFINED((void *)(b + 8), sizeof(uint64_t));
 #endif
-
-// The biased bitmap base of the segment holding p: bit (p >> 4) of it is
-// p's bit. Segments are 4 MiB aligned, so the bias is whole words. The
-// bias is applied to the address, not as an index into bits[] (an index
-// that far out of the array is undefined, and clang's bounds check stops).
-static inline uint64_t *mallet__bitbase_of(uintptr_t p)
-{
-    mallet_segment_t *seg = mallet__segment_of(p);
-    uintptr_t bias = (((uintptr_t)seg >> MALLET_GRAIN_SHIFT) >> 6) * sizeof(uint64_t);
-    return (uint64_t *)((uintptr_t)seg->bits - bias);
+    return *(const volatile uint64_t *)(b + 8) == page->mark;
 }
 
-// The bitmap word and bit of the block at p.
-static inline uint64_t *mallet__bit_word(uintptr_t p)
+// Mark block b free (owner or sole holder; b not live for the checkers).
+static inline void mallet__mark_set(const mallet_page_t *page, uintptr_t b)
 {
-    return &mallet__segment_of(p)->bits[(p & MALLET_SEG_MASK) >> (MALLET_GRAIN_SHIFT + 6)];
+    MALLET_TRACK_MEM_UNDEFINED((void *)(b + 8), sizeof(uint64_t));
+    *(uint64_t *)(b + 8) = page->mark;
+    MALLET_TRACK_MEM_NOACCESS((void *)(b + 8), sizeof(uint64_t));
 }
-static inline uint64_t mallet__bit_mask(uintptr_t p)
+
+// Mark block b free from any thread: false when it carried the mark
+// already (a double free, maybe racing with another thread's).
+static inline bool mallet__mark_set_atomic(const mallet_page_t *page, uintptr_t b)
 {
-    return (uint64_t)1 << ((p >> MALLET_GRAIN_SHIFT) & 63);
+    MALLET_TRACK_MEM_DEFINED((void *)(b + 8), sizeof(uint64_t));
+    return __atomic_exchange_n((uint64_t *)(b + 8), page->mark, __ATOMIC_RELAXED) != page->mark;
 }
-static inline bool mallet__bit_get(uintptr_t p)
+
+// Block b is handed out: its mark goes (the secure build lays the fill
+// there instead, which the gap check expects under a short request).
+static inline void mallet__mark_clear(uintptr_t b)
 {
-    return (__atomic_load_n(mallet__bit_word(p), __ATOMIC_RELAXED) & mallet__bit_mask(p)) != 0;
+    MALLET_TRACK_MEM_UNDEFINED((void *)(b + 8), sizeof(uint64_t));
+#if MALLET_SECURE
+    *(uint64_t *)(b + 8) = 0xdfdfdfdfdfdfdfdfull;
+#else
+    *(uint64_t *)(b + 8) = 0;
+#endif
+}
+
+// thread_free's word: first and last block as granules of the segment, and
+// the chain's length above them. 0 is the empty chain (unit 0 holds no
+// block, so no chain starts at granule 0).
+#define MALLET_TF_SHIFT (MALLET_SEG_SHIFT - MALLET_GRAIN_SHIFT)
+#define MALLET_TF_MASK  (((uint64_t)1 << MALLET_TF_SHIFT) - 1)
+
+static inline uint64_t mallet__tf_pack(uintptr_t head, uintptr_t tail, uint64_t n)
+{
+    return ((head & MALLET_SEG_MASK) >> MALLET_GRAIN_SHIFT) |
+           (((tail & MALLET_SEG_MASK) >> MALLET_GRAIN_SHIFT) << MALLET_TF_SHIFT) |
+           (n << (2 * MALLET_TF_SHIFT));
+}
+static inline uintptr_t mallet__tf_head(const mallet_page_t *page, uint64_t tf)
+{
+    return ((uintptr_t)page & ~(uintptr_t)MALLET_SEG_MASK) + ((tf & MALLET_TF_MASK) << MALLET_GRAIN_SHIFT);
+}
+static inline uintptr_t mallet__tf_tail(const mallet_page_t *page, uint64_t tf)
+{
+    return ((uintptr_t)page & ~(uintptr_t)MALLET_SEG_MASK) +
+           (((tf >> MALLET_TF_SHIFT) & MALLET_TF_MASK) << MALLET_GRAIN_SHIFT);
+}
+static inline uint32_t mallet__tf_count(uint64_t tf)
+{
+    return (uint32_t)(tf >> (2 * MALLET_TF_SHIFT));
 }
 
 // --- page.c -----------------------------------------------------------------
@@ -230,10 +274,23 @@ uint32_t mallet__page_swap_in(mallet_page_t *page);
 // Move the free list back onto local_free (the page stops being current):
 // how many blocks.
 uint32_t mallet__page_unload(mallet_page_t *page);
-// True when no block of the page is handed out (all bits clear).
-bool mallet__page_is_empty(const mallet_page_t *page);
-// Blocks handed out (bits set).
-uint32_t mallet__page_used(const mallet_page_t *page);
+// Set the block-start test's limit for the page's capacity.
+void mallet__page_set_limit(mallet_page_t *page);
+// Blocks not on local_free or thread_free: handed out, or on `free` (of
+// the current page only), or in another thread's batch not handed over
+// yet. Any thread may ask (a racy read of the owner's counters).
+static inline uint32_t mallet__page_used(const mallet_page_t *page)
+{
+    uint64_t tf = __atomic_load_n(&page->thread_free, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&page->capacity, __ATOMIC_RELAXED) -
+           __atomic_load_n(&page->local_count, __ATOMIC_RELAXED) - mallet__tf_count(tf);
+}
+// True when no block of a page that is not current is handed out (and none
+// is on its way back in another thread's batch).
+static inline bool mallet__page_is_empty(const mallet_page_t *page)
+{
+    return mallet__page_used(page) == 0;
+}
 // Blocks on the free list (walks it; slow paths only).
 uint32_t mallet__page_free_count(const mallet_page_t *page);
 // Pop with every check (slow path): NULL when the free list is empty.
@@ -242,11 +299,13 @@ void *mallet__page_pop_checked(mallet_page_t *page);
 bool mallet__page_is_block(const mallet_page_t *page, uintptr_t p);
 // Report a damaged free list and abort.
 MALLET_NORETURN MALLET_COLD void mallet__page_corrupt(const mallet_page_t *page);
-// Check every free block of the page (owner or sole holder): its link
-// leads to a block of the page or ends the list, and in the secure build
-// its fill is whole. A damaged block is reported in func's name, and the
-// process aborts. Returns the blocks checked.
-uint32_t mallet__page_check(const mallet_page_t *page, const char *func);
+// Check every free block of the page (owner or sole holder; thread_free
+// collected): its link leads to a block of the page or ends the list, its
+// mark is in place, and in the secure build its fill is whole. A damaged
+// block is reported in func's name, and the process aborts. `cut` is a
+// block whose link the profiler made the end of `free` (0: none), and
+// cut_next its real next. Returns the blocks checked.
+uint32_t mallet__page_check(const mallet_page_t *page, const char *func, uintptr_t cut, uintptr_t cut_next);
 
 // Page lists (doubly linked, owner or lock holder only): push at the
 // front, insert before `at` (at the back when at is NULL), remove from
@@ -255,8 +314,8 @@ void mallet__page_list_push(mallet_page_list_t *l, mallet_page_t *page);
 void mallet__page_list_insert_before(mallet_page_list_t *l, mallet_page_t *at, mallet_page_t *page);
 void mallet__page_list_remove(mallet_page_list_t *l, mallet_page_t *page);
 
-// Move thread_free onto local_free, clearing the blocks' bits. Owner (or
-// sole holder) only. A relaxed look comes first: most pages have nothing
+// Move thread_free onto local_free, in one piece. Owner (or sole holder)
+// only. A relaxed look comes first: most pages have nothing
 // there, and the exchange is a locked instruction.
 void mallet__page_collect_chain(mallet_page_t *page);
 static inline void mallet__page_collect(mallet_page_t *page)

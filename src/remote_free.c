@@ -5,12 +5,15 @@
 //
 // Such frees are batched per page: the freeing heap chains up to
 // REMOTE_BATCH blocks of one page (links already encoded with that page's
-// key) and hands the whole chain over with one compare-and-swap on the
-// page's thread_free. A producer/consumer pair thus pays one atomic
-// operation per batch, not per block. A batch is handed over when the next
-// remote free is for another page, when it is full, and on the freeing
-// thread's next slow path, trim or exit. Its blocks keep their bits set
-// until the owner collects them, so their page cannot be retired meanwhile.
+// key, marks laid by the free) and hands the whole chain over with one
+// compare-and-swap on the page's thread_free, whose word carries the
+// chain's two ends and length (page.h): the owner takes every batch with
+// one exchange and never touches their blocks to collect them. A
+// producer/consumer pair thus pays one atomic operation per batch, not per
+// block, on either side. A batch is handed over when the next remote free
+// is for another page, when it is full, and on the freeing thread's next
+// slow path, trim or exit. Until then its blocks count as in use (page.h),
+// so their page cannot be retired meanwhile.
 //
 // A thread with no heap (its first call was free) pushes single blocks
 // and builds nothing for its first REMOTE_HEAPLESS frees; past them it is
@@ -31,13 +34,16 @@
 
 static __thread uint32_t heapless_frees __attribute__((tls_model("initial-exec")));
 
-static void page_push_chain(mallet_page_t *page, uintptr_t head, uintptr_t tail)
+static void page_push_chain(mallet_page_t *page, uintptr_t head, uintptr_t tail, uint32_t n)
 {
-    uintptr_t old = __atomic_load_n(&page->thread_free, __ATOMIC_RELAXED);
+    uint64_t old = __atomic_load_n(&page->thread_free, __ATOMIC_RELAXED), tf;
     do {
-        mallet__link_write(page, tail, old);
-    } while (!__atomic_compare_exchange_n(&page->thread_free, &old, head, true,
-                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+        // The chain grows at its head: its last block stays the first
+        // batch's.
+        mallet__link_write(page, tail, old ? mallet__tf_head(page, old) : 0);
+        tf = mallet__tf_pack(head, old ? mallet__tf_tail(page, old) : tail, mallet__tf_count(old) + n);
+    } while (!__atomic_compare_exchange_n(&page->thread_free, &old, tf, true, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_RELAXED));
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_SEQ_CST);
     if ((owner & MALLET_PAGE_TAGS) == MALLET_PAGE_FULL &&
         __atomic_compare_exchange_n(&page->heap, &owner, owner | MALLET_PAGE_QUEUED, false,
@@ -55,7 +61,7 @@ void mallet__remote_flush(mallet_heap_t *heap)
 {
     if (heap->rf_count == 0)
         return;
-    page_push_chain(heap->rf_page, heap->rf_head, heap->rf_tail);
+    page_push_chain(heap->rf_page, heap->rf_head, heap->rf_tail, heap->rf_count);
     mallet__stat_add(heap, remote_batches, 1);
     heap->rf_page = NULL;
     heap->rf_head = heap->rf_tail = 0;
@@ -68,7 +74,7 @@ void mallet__remote_free(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
         if (++heapless_frees <= REMOTE_HEAPLESS || (heap = mallet__heap_create()) == NULL) {
             mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);
             mallet__stat_orphan_add(MALLET_STAT_remote_batches, 1);
-            page_push_chain(page, p, p);
+            page_push_chain(page, p, p, 1);
             return;
         }
     }

@@ -12,7 +12,8 @@
 //                past 0x...". An overflow by any number of bytes up to the
 //                block's end is seen, whatever the request.
 //   fill/check   a free block holds the fill (0xdf) in its first and last
-//                64 bytes but its link: every byte of a block of up to 128.
+//                64 bytes but its link and its mark (page.h): every byte of
+//                a block of up to 128.
 //                When it is handed out again the fill must be whole:
 //                "write after free of 0x...". A read after free sees the
 //                fill there, not the data.
@@ -42,7 +43,7 @@
 // Layout of a small block (block size bs >= req + 8, bs >= 32):
 //
 //   live:  [ user data: req | gap: fill ...         | check: 4 | req: 4 ]
-//   free:  [ link: 8 | fill ......................................... ]
+//   free:  [ link: 8 | mark: 8 | fill ............................... ]
 //
 // (A write after free over the link is found when the link is followed:
 // when the list is cut for the quarantine, when the block is popped, or
@@ -285,12 +286,12 @@ static inline void mallet__secure_resize(const mallet_page_t *page, uintptr_t b,
     mallet__secure_lay(page, b, n);
 }
 
-// Is the fill of free block b whole: bytes 8..63 and the last 64 (all of
-// bytes 8..bs-1 of a block of up to 64 bytes)?
+// Is the fill of free block b whole: its mark, bytes 16..63 and the last
+// 64 (all of bytes 16..bs-1 of a block of up to 64 bytes)?
 static inline bool mallet__secure_fill_intact(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
-    mallet_vec_t d = { mallet__secure_load64(b + 8) ^ MALLET_FILL_WORD, 0 };
+    mallet_vec_t d = { mallet__secure_load64(b + 8) ^ page->mark, 0 };
     if (!MALLET_FILL_WHOLE && bs > MALLET_FILL_EDGE) {
         d |= mallet__secure_diff_slots(b + 16, 3) | mallet__secure_diff_slots(b + bs - 64, 4);
     } else {
@@ -304,7 +305,7 @@ static inline bool mallet__secure_fill_intact(const mallet_page_t *page, uintptr
 static inline void mallet__secure_fill(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
-    mallet__secure_store64(b + 8, MALLET_FILL_WORD);
+    mallet__secure_store64(b + 8, page->mark);
     if (!MALLET_FILL_WHOLE && bs > MALLET_FILL_EDGE) {
         mallet__secure_fill_slots(b + 16, 3);
         mallet__secure_fill_slots(b + bs - 64, 4);

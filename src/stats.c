@@ -8,7 +8,8 @@
 // minus what is left when the list is put away; the lists current right
 // now are walked for the calling thread and counted whole for the others
 // (so other running threads can be ahead by at most one page per class).
-// Frees are allocations minus live blocks, which the bitmaps give exactly.
+// Frees are allocations minus live blocks, which every page's counters
+// give (page.h), the same current lists counted the same way.
 #include "stats.h"
 
 #include "heap.h"
@@ -20,25 +21,26 @@
 
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 
-// Blocks on the free lists of heap's current pages (the owner, or the
-// holder of prof_heap_lock for the profiler's heap).
-static uint64_t current_free_blocks(mallet_heap_t *heap)
+// Blocks on the free lists of heap's current pages, and their bytes (the
+// owner, or the holder of prof_heap_lock for the profiler's heap).
+static uint64_t current_free_blocks(mallet_heap_t *heap, uint64_t *bytes)
 {
     uint64_t n = 0;
     mallet__lock(&heap->lock);
     for (unsigned c = 0; c < MALLET_CLASSES; c++) {
-        if (heap->current[c] == &mallet__page_empty)
-            continue;
-        n += mallet__page_free_count(heap->current[c]);
-        // A list cut for the profiler: the walk stopped at the cut block.
-        if (heap->prof.cut[c])
-            n += heap->prof.rest[c] - 1;
+        uint32_t k = mallet__heap_listed(heap, c);
+        n += k;
+        *bytes += (uint64_t)k * mallet__classes[c].size;
     }
     mallet__unlock(&heap->lock);
     return n;
 }
 
-static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
+// The counters of every heap; *listed and *listed_bytes get the blocks on
+// the calling thread's (and the profiler's) current free lists, which the
+// pages count as in use (page.h).
+static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint64_t *listed,
+                        uint64_t *listed_bytes)
 {
     for (int i = 0; i < MALLET_STAT_COUNT; i++)
         out[i] = __atomic_load_n(&mallet__stats_orphan[i], __ATOMIC_RELAXED);
@@ -57,16 +59,18 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads)
             out[i] += __atomic_load_n(&h->stat[i], __ATOMIC_RELAXED);
     }
     mallet__unlock(&mallet__heaps_lock);
+    *listed = *listed_bytes = 0;
     if (prof)
-        out[MALLET_STAT_blocks_returned] += current_free_blocks(prof);
+        *listed += current_free_blocks(prof, listed_bytes);
     mallet__unlock(&mallet__prof_heap_lock);
     if (self != &mallet__heap_empty)
-        out[MALLET_STAT_blocks_returned] += current_free_blocks(self);
+        *listed += current_free_blocks(self, listed_bytes);
+    out[MALLET_STAT_blocks_returned] += *listed;
 }
 
-// Blocks other threads freed stay marked live until their page's owner
-// collects them. Before counting, collect what this thread may: its own
-// pages, and the abandoned ones.
+// Blocks in a batch another thread has not handed over yet count as in
+// use. Before counting, hand over this thread's own batch, and collect what
+// it may: its own pages, and the abandoned ones.
 static void stats_collect(void)
 {
     mallet_heap_t *self = mallet__tls_heap;
@@ -84,12 +88,14 @@ MALLET_API void mallet_stats_get(mallet_stats_t *s)
 {
     mallet__init();
     stats_collect();
-    uint64_t c[MALLET_STAT_COUNT], threads;
-    stats_merge(c, &threads);
+    uint64_t c[MALLET_STAT_COUNT], threads, listed, listed_bytes;
+    stats_merge(c, &threads, &listed, &listed_bytes);
     mallet_span_totals_t st;
     mallet_large_totals_t lt;
     mallet__span_totals(&st);
     mallet__large_totals(&lt);
+    st.allocated -= listed_bytes < st.allocated ? listed_bytes : st.allocated;
+    st.live_blocks -= listed < st.live_blocks ? listed : st.live_blocks;
     s->allocated = st.allocated + lt.allocated;
     s->active = st.active + lt.allocated;
     s->mapped = st.mapped + lt.mapped;
@@ -120,8 +126,8 @@ MALLET_API void mallet_stats_print(int fd)
 {
     mallet_stats_t s;
     mallet_stats_get(&s);
-    uint64_t c[MALLET_STAT_COUNT], threads;
-    stats_merge(c, &threads);
+    uint64_t c[MALLET_STAT_COUNT], threads, listed, listed_bytes;
+    stats_merge(c, &threads, &listed, &listed_bytes);
     char store[4096];
     mallet_buf_t b = { store, sizeof store, 0 };
     mallet__buf_str(&b, "mallet: statistics\n");

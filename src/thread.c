@@ -119,8 +119,10 @@ uint64_t mallet__thread_check_abandoned(const char *func)
     uint64_t n = 0;
     mallet__lock(&mallet__abandoned_lock);
     for (unsigned c = 0; c < MALLET_CLASSES; c++)
-        for (mallet_page_t *page = abandoned[c].first; page; page = page->next)
-            n += mallet__page_check(page, func);
+        for (mallet_page_t *page = abandoned[c].first; page; page = page->next) {
+            mallet__page_collect(page);
+            n += mallet__page_check(page, func, 0, 0);
+        }
     mallet__unlock(&mallet__abandoned_lock);
     return n;
 }
