@@ -166,7 +166,7 @@ MALLET_PROF_FRAME static void *aligned_block(size_t align, size_t size)
         while (c < MALLET_CLASSES && mallet__class_size(c) % align != 0)
             c++;
         if (c < MALLET_CLASSES) {
-            mallet_heap_t *heap = mallet__tls_heap;
+            mallet_heap_t *heap = mallet__tls_heap;     // (parked: the empty heap's page)
             void *b = mallet__page_pop(heap->current[c], size);
             return b ? b : mallet__malloc_slow(heap, size, (int)c);
         }

@@ -27,7 +27,7 @@
 uint64_t mallet__check_heap(const char *func)
 {
     uint64_t n = 0;
-    mallet_heap_t *heap = mallet__tls_heap;
+    mallet_heap_t *heap = mallet__heap_mine();
     if (heap != &mallet__heap_empty) {
         mallet__lock(&heap->lock);
         for (unsigned c = 0; c < MALLET_CLASSES; c++) {

@@ -30,6 +30,7 @@ void mallet__free_slow(void *ptr, const char *func)
     if (ptr == NULL)
         return;
     int saved = errno;
+    mallet_heap_t *heap = mallet__heap_self();
     uintptr_t p = (uintptr_t)ptr;
     mallet_page_t *page = mallet__span_page_of(p);
     if (page == NULL) {
@@ -56,7 +57,6 @@ void mallet__free_slow(void *ptr, const char *func)
 #if MALLET_SECURE
     mallet__secure_fill(page, p);
 #endif
-    mallet_heap_t *heap = mallet__tls_heap;
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE) & ~MALLET_PAGE_TAGS;
     if (owner == (uintptr_t)heap) {
         mallet__free_owned(heap, page, p);
@@ -68,6 +68,8 @@ void mallet__free_slow(void *ptr, const char *func)
         MALLET_TRACK_FREE(ptr, page->block_size);
         mallet__remote_free(heap, page, p);
     }
+    if (heap != &mallet__heap_empty)
+        mallet__heap_tick(heap);
     errno = saved;
 }
 

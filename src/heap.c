@@ -24,6 +24,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 
 #include "init.h"
 #include "large.h"
@@ -228,7 +229,7 @@ static void heap_own_after_fork(mallet_heap_t *heap)
 
 void mallet__heap_after_fork(void)
 {
-    mallet_heap_t *self = mallet__tls_heap;
+    mallet_heap_t *self = mallet__heap_self();
     if (self != &mallet__heap_empty) {
         mallet_lock_found_t found = mallet__lock_after_fork(&self->lock);
         if (found == MALLET_LOCK_WAS_FREE) {
@@ -376,11 +377,55 @@ static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
 // Slow paths between two looks at the clock: housekeeping is due every
 // purge_delay_ms / 2, and a clock read on every refill would cost more than
 // the refill. A slow path that takes a new page looks at once. The purger
-// thread's start (the process has grown) is checked on the same beat.
+// thread's start (the process has grown) and the parking of a
+// single-threaded program's heap are decided on the same beat.
 #define CLOCK_EVERY 64
+
+__thread mallet_heap_t *mallet__tls_parked __attribute__((tls_model("initial-exec")));
+
+void mallet__heap_tick(mallet_heap_t *heap)
+{
+    if (--heap->clock_countdown != 0)
+        return;
+    heap->clock_countdown = CLOCK_EVERY;
+    uint64_t now = mallet__clock_ms();
+    if (now >= heap->next_sweep_ms) {
+        mallet__lock(&heap->lock);
+        mallet__heap_housekeeping(heap, now);
+        mallet__unlock(&heap->lock);
+    }
+    mallet__thread_after_slow();
+    // A program with one thread has no purger (purge.c): the calls it makes
+    // are the only moments memory can go back. Parking the heap sends the
+    // next call, whatever it is, down a slow path that looks at the clock,
+    // so a process that freed much and now calls malloc seldom still
+    // shrinks on the decay clock. Not twice in one millisecond: a busy
+    // program reaches its slow paths often enough, and pays one extra slow
+    // path per tick.
+    if (__libc_single_threaded && !heap->internal && !heap->shared && mallet__option(purger)) {
+        if (now == heap->parked_ms) {
+            heap->clock_countdown = 1;      // busy: the next slow path parks
+            return;
+        }
+        heap->parked_ms = now;
+        mallet__tls_parked = heap;
+        mallet__tls_heap = &mallet__heap_empty;
+    }
+}
+
+mallet_heap_t *mallet__heap_unpark(void)
+{
+    mallet_heap_t *heap = mallet__tls_parked;
+    mallet__tls_parked = NULL;
+    mallet__tls_heap = heap;
+    heap->clock_countdown = 1;      // this call's slow path reads the clock
+    return heap;
+}
 
 MALLET_PROF_FRAME void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
 {
+    if (heap == &mallet__heap_empty && mallet__tls_parked)
+        heap = mallet__heap_unpark();
     if (heap == &mallet__heap_empty) {
         heap = mallet__heap_create();
         if (heap == NULL)
@@ -412,30 +457,23 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int
         if (prof)
             mallet__prof_plan(heap, &heap->prof.wait[c], page, c, on_list);
     }
-    bool tick = --heap->clock_countdown == 0;
-    if (tick) {
-        heap->clock_countdown = CLOCK_EVERY;
-        uint64_t now = mallet__clock_ms();
-        if (now >= heap->next_sweep_ms)
-            mallet__heap_housekeeping(heap, now);
-    }
     mallet__unlock(&heap->lock);
-    if (tick)
-        mallet__thread_after_slow();
-    if (sampled)
-        return mallet__prof_alloc(req, c);
-    if (b == NULL) {
-        errno = ENOMEM;
-        return NULL;
+    if (sampled) {
+        b = mallet__prof_alloc(req, c);
+    } else if (b != NULL) {
+        b = mallet__track_alloc(page, (uintptr_t)b, req);
     }
-    return mallet__track_alloc(page, (uintptr_t)b, req);
+    mallet__heap_tick(heap);
+    if (b == NULL)
+        errno = ENOMEM;
+    return b;
 }
 
 #if MALLET_SECURE
 void *mallet__malloc_zero(void)
 {
     void *p = mallet__zero_alloc();
-    return p ? p : mallet__malloc_slow(mallet__tls_heap, 0, -1);
+    return p ? p : mallet__malloc_slow(mallet__heap_self(), 0, -1);
 }
 #endif
 

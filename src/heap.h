@@ -51,6 +51,7 @@ typedef struct mallet_heap {
     uint32_t rf_count;                             // batch: blocks
     uint64_t next_sweep_ms;                        // clock time of the next housekeeping
     uint32_t clock_countdown;                      // slow paths until the clock is read again
+    uint64_t parked_ms;                            // clock time the heap was last parked
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
     mallet_prof_heap_t prof;                       // sampling state, see prof.h
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
@@ -64,6 +65,29 @@ _Static_assert(_Alignof(mallet_heap_t) > MALLET_PAGE_TAGS, "a heap's address lea
 
 extern mallet_heap_t mallet__heap_empty;
 extern __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec")));
+// The thread's heap while it is parked (mallet__tls_heap is then the empty
+// heap, so every fast path misses); NULL otherwise. Single-threaded
+// programs only (heap.c, mallet__heap_tick).
+extern __thread mallet_heap_t *mallet__tls_parked __attribute__((tls_model("initial-exec")));
+
+// Make the parked heap the thread's heap again; it.
+mallet_heap_t *mallet__heap_unpark(void);
+
+// The calling thread's heap (the empty heap when it has none), unparked:
+// where a call of the program takes a slow path.
+static inline mallet_heap_t *mallet__heap_self(void)
+{
+    if (__builtin_expect(mallet__tls_parked != NULL, 0))
+        return mallet__heap_unpark();
+    return mallet__tls_heap;
+}
+
+// The same, left parked: for a look that is not an allocation or a free
+// (statistics, a check, a trim), which must not spend the parked call.
+static inline mallet_heap_t *mallet__heap_mine(void)
+{
+    return mallet__tls_parked ? mallet__tls_parked : mallet__tls_heap;
+}
 
 // --- slow paths (heap.c, free.c) ----------------------------------------------
 
@@ -210,6 +234,9 @@ void mallet__heap_after_fork(void);
 // Check every free block of the calling thread's heap and of the abandoned
 // pages (check.c); the blocks checked.
 uint64_t mallet__check_heap(const char *func);
+// At the end of a slow path, no lock held: every CLOCK_EVERY calls, read
+// the clock, do the housekeeping due, start the purger or park the heap.
+void mallet__heap_tick(mallet_heap_t *heap);
 // Housekeeping on the clock: sweep the heap, purge idle units.
 void mallet__heap_housekeeping(mallet_heap_t *heap, uint64_t now);
 

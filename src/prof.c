@@ -246,7 +246,7 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
     mallet_prof_stack_t st;
     capture(&st);
     mallet__lock(&mallet__prof_heap_lock);
-    mallet_heap_t *mine = mallet__tls_heap;
+    mallet_heap_t *mine = mallet__heap_self();
     if (mallet__prof_heap == NULL) {
         mallet_heap_t *h = mallet__heap_create_shared();
         __atomic_store_n(&mallet__prof_heap, h, __ATOMIC_RELEASE);
@@ -283,7 +283,7 @@ void mallet__prof_free(mallet_page_t *page, uintptr_t p)
     mallet__free_owned(mallet__prof_heap, page, p);
     mallet__unlock(&mallet__prof_heap_lock);
     // Counted as the free of the block would have been without the profiler.
-    mallet_heap_t *heap = mallet__tls_heap;
+    mallet_heap_t *heap = mallet__heap_mine();
     if (from != 0 && from != (uintptr_t)heap) {
         if (heap == &mallet__heap_empty)
             mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);

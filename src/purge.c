@@ -40,7 +40,7 @@ static uint8_t purger_state;     // 0 not started, 1 running (or starting)
 static size_t sweep_heaps(bool all, bool block)
 {
     uint64_t before = mallet__span_retired();
-    mallet_heap_t *self = mallet__tls_heap;
+    mallet_heap_t *self = mallet__heap_mine();
     mallet__lock(&mallet__heaps_lock);
     for (mallet_heap_t *h = mallet__heaps; h; h = h->next) {
         if (h == self || !h->alive)
@@ -105,7 +105,7 @@ void mallet__purge_maybe_start(void)
     pthread_attr_setstacksize(&attr, 64 * 1024);
     // What pthread_create allocates (the thread's TLS vector) comes from a
     // heap of libmallet's own, so the program's statistics do not show it.
-    mallet_heap_t *mine = mallet__tls_heap, *internal = mallet__heap_create_internal();
+    mallet_heap_t *mine = mallet__heap_self(), *internal = mallet__heap_create_internal();
     if (internal)
         mallet__tls_heap = internal;
     if (pthread_create(&tid, &attr, purger_main, NULL) != 0)
@@ -127,7 +127,7 @@ size_t mallet__purge_all(void)
     // the secure build checks the free blocks first.
     mallet__check_heap("malloc_trim");
 #endif
-    mallet_heap_t *heap = mallet__tls_heap;
+    mallet_heap_t *heap = mallet__heap_mine();
     if (heap != &mallet__heap_empty) {
         if (heap->rf_count)
             mallet__remote_flush(heap);

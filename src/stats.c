@@ -44,7 +44,7 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint
 {
     for (int i = 0; i < MALLET_STAT_COUNT; i++)
         out[i] = __atomic_load_n(&mallet__stats_orphan[i], __ATOMIC_RELAXED);
-    mallet_heap_t *self = mallet__tls_heap;
+    mallet_heap_t *self = mallet__heap_mine();
     *threads = 0;
     // The profiler's heap is idle while prof_heap_lock is held: its lists
     // are walked like the calling thread's own.
@@ -73,7 +73,7 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint
 // it may: its own pages, and the abandoned ones.
 static void stats_collect(void)
 {
-    mallet_heap_t *self = mallet__tls_heap;
+    mallet_heap_t *self = mallet__heap_mine();
     if (self != &mallet__heap_empty) {
         if (self->rf_count)
             mallet__remote_flush(self);

@@ -49,6 +49,7 @@ static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec"
 static void thread_exit(void *value)
 {
     mallet_heap_t *heap = value;
+    mallet__heap_self();
     // A heap this thread no longer uses (a fork child gave it up) is left.
     if (heap == NULL || heap == &mallet__heap_empty || heap != mallet__tls_heap)
         return;

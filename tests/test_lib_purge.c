@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
 // test_lib_purge.c -- memory goes back to the OS: after purge_delay_ms on
-// the slow path's clock, from the purger thread when the process idles,
-// and at once on mallet_trim.
+// the slow path's clock, from the purger thread when a multithreaded
+// process idles, on the next calls of a single-threaded one (which gets no
+// thread of ours), and at once on mallet_trim.
 #include "test.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 #include <time.h>
 
 #include "mallet.h"
@@ -79,12 +83,33 @@ TEST(nothing_is_purged_before_the_delay)
     CHECK(s.purged == 0);
 }
 
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+// Entries of /proc/self/task: the process's threads.
+static int threads_now(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 TEST(the_purger_thread_shrinks_an_idle_process)
 {
     if (test_under_valgrind())
         TEST_SKIP("timing of a background thread under memcheck");
     mallet_option_set("purge_delay_ms", 50);
     mallet_option_set("purger_start_mb", 8);
+    // The program starts a thread of its own: only then may the purger run.
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, nothing, NULL) == 0);
+    pthread_join(t, NULL);
     size_t bytes = 64u << 20;
     void **p = fill(bytes, 48);
     uint64_t peak = resident();
@@ -96,6 +121,33 @@ TEST(the_purger_thread_shrinks_an_idle_process)
         now = resident();
     }
     CHECK(now < peak / 10);
+}
+
+TEST(a_single_threaded_process_shrinks_on_its_next_calls_with_no_thread)
+{
+    if (test_under_valgrind())
+        TEST_SKIP("timing under memcheck");
+    // A delay longer than the drain: what the drain's own slow paths can
+    // give back is little, the rest waits for calls after it.
+    mallet_option_set("purge_delay_ms", 400);
+    mallet_option_set("purger_start_mb", 8);
+    CHECK(__libc_single_threaded);
+    size_t bytes = 64u << 20;
+    void **p = fill(bytes, 48);
+    uint64_t peak = resident();
+    drain(p, bytes, 48);
+    uint64_t now = resident();
+    CHECK(now > peak / 2);
+    // One small malloc and free every 20 ms, each a fast-path pair on its
+    // own: the parked heap makes each the clock's look.
+    for (int i = 0; i < 150 && now >= peak / 10; i++) {
+        sleep_ms(20);
+        mallet_free(mallet_malloc(100));
+        now = resident();
+    }
+    CHECK(now < peak / 10);
+    CHECK(__libc_single_threaded);
+    CHECK(threads_now() == 1);
 }
 
 TEST(trim_gives_everything_back_now)
