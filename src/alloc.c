@@ -168,7 +168,7 @@ MALLET_PROF_FRAME static void *aligned_block(size_t align, size_t size)
         if (c < MALLET_CLASSES) {
             mallet_heap_t *heap = mallet__tls_heap;     // (parked: the empty heap's page)
             void *b = mallet__page_pop(heap->current[c], size);
-            return b ? b : mallet__malloc_slow(heap, size, (int)c);
+            return b ? b : mallet__malloc_slow(size, heap, (int)c);
         }
     }
     return mallet__large_alloc(size, align, NULL);

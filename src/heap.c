@@ -422,7 +422,7 @@ mallet_heap_t *mallet__heap_unpark(void)
     return heap;
 }
 
-MALLET_PROF_FRAME void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls)
+MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int cls)
 {
     if (heap == &mallet__heap_empty && mallet__tls_parked)
         heap = mallet__heap_unpark();
@@ -473,7 +473,7 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int
 void *mallet__malloc_zero(void)
 {
     void *p = mallet__zero_alloc();
-    return p ? p : mallet__malloc_slow(mallet__heap_self(), 0, -1);
+    return p ? p : mallet__malloc_slow(0, mallet__heap_self(), -1);
 }
 #endif
 
@@ -482,7 +482,7 @@ MALLET_PROF_FRAME void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
     if (MALLET_SECURE_PAD(size) <= MALLET_SMALL_MAX) {
         unsigned c = mallet__size_class(MALLET_SECURE_PAD(size));
         void *b = mallet__page_pop(heap->current[c], size);
-        return b ? b : mallet__malloc_slow(heap, size, (int)c);
+        return b ? b : mallet__malloc_slow(size, heap, (int)c);
     }
     return mallet__large_alloc(size, 0, NULL);
 }

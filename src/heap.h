@@ -9,7 +9,7 @@
 //
 // Fast paths (leaves: no calls, no stats, no atomics, no locks):
 //   malloc  direct[(size+15)/16] -> page; pop page->free; check the decoded
-//           link stays in the segment; clear the block's mark.
+//           link stays in the segment; clear the block's link and mark.
 //   free    segment map bit -> unit map -> page; owner test; block-start
 //           test (a multiply); the block must not carry the page's mark
 //           (else a double free); push on local_free; lay the mark.
@@ -91,8 +91,9 @@ static inline mallet_heap_t *mallet__heap_mine(void)
 
 // --- slow paths (heap.c, free.c) ----------------------------------------------
 
-// Allocate `req` bytes of class cls (cls < 0: the class of req) for heap.
-void *mallet__malloc_slow(mallet_heap_t *heap, size_t req, int cls);
+// Allocate `req` bytes of class cls (cls < 0: the class of req) for heap
+// (the size first: it arrives in the register malloc received it in).
+void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int cls);
 // Any request the direct slots do not cover: larger small classes, large.
 void *mallet__malloc_generic(mallet_heap_t *heap, size_t size);
 #if MALLET_SECURE
@@ -117,7 +118,7 @@ static inline void *mallet__track_alloc(mallet_page_t *page, uintptr_t b, size_t
     if (page->req)
         page->req[mallet__page_index(page, b)] = (uint32_t)req;
 #endif
-    mallet__mark_clear(b);
+    mallet__block_handout(b);
     MALLET_TRACK_MALLOC((void *)b, req, page->block_size, 0);
 #if MALLET_SECURE
     return mallet__secure_lay(page, b, req);
@@ -132,9 +133,14 @@ static inline void *mallet__page_pop(mallet_page_t *page, size_t req)
     uintptr_t b = page->free;
     if (__builtin_expect(b == 0, 0))
         return NULL;
-    uintptr_t next = mallet__link_read(page, b);
-    if (__builtin_expect(((next ^ b) & MALLET_LINK_CHECK) != 0, 0))
+    // Tested as next ^ b, which is the stored word ^ key; the empty asm
+    // keeps next itself from being computed before the test (one register
+    // copy fewer).
+    uintptr_t x = mallet__link_read(page, b) ^ b;
+    __asm__("" : "+r"(x));
+    if (__builtin_expect((x & MALLET_LINK_CHECK) != 0, 0))
         return NULL;          // end of list or damage: the slow path decides
+    uintptr_t next = x ^ b;
 #if MALLET_SECURE
     if (__builtin_expect(!mallet__secure_fill_intact(page, b), 0))
         return NULL;          // written after free: the slow path reports it
@@ -164,7 +170,7 @@ static inline MALLET_PROF_FRAME void *mallet__malloc_fast(size_t size)
         void *b = mallet__page_pop(page, size);
         if (__builtin_expect(b != NULL, 1))
             return b;
-        return mallet__malloc_slow(heap, size, -1);
+        return mallet__malloc_slow(size, heap, -1);
     }
     return mallet__malloc_generic(heap, size);
 }

@@ -237,6 +237,8 @@ void *mallet__page_pop_checked(mallet_page_t *page)
         mallet__secure_written(b, "malloc");
 #else
     page_check_link(page, next);
+    if (!mallet__mark_whole(page, b))
+        mallet__page_corrupt(page);
 #endif
     page->free = next;
     return (void *)b;

@@ -32,7 +32,11 @@
 // never handed out) holds the page's mark, a random word drawn with the
 // page; a block handed out has it cleared. A free that finds the mark is a
 // double free: a live block carries the mark only if the program copied it
-// there out of freed memory. The free writes the block anyway (its link),
+// there out of freed memory. A malloc clears a block's link as well as its
+// mark, so a list that reaches a block handed out already (on the list
+// twice: a double free the free could not see, because a write after free
+// had rewritten the mark, or a free racing the owner's) stops with "heap
+// corruption" at the link check the pop makes anyway. The free writes the block anyway (its link),
 // so the test costs no cache line, and it is made by whichever thread
 // frees: another thread's free exchanges the mark in atomically, so two
 // threads that free one block at once cannot both pass. A pointer that is
@@ -208,6 +212,18 @@ static inline MALLET_TRACK_UNCHECKED bool mallet__mark_peek(const mallet_page_t 
     return *(const volatile uint64_t *)(b + 8) == page->mark;
 }
 
+// Does free block b carry its page's mark? A block on a free list without
+// it was handed out already: it is on the list twice (a double free the
+// free could not see, its mark rewritten after the first) or its word was
+// written after its free.
+static inline bool mallet__mark_whole(const mallet_page_t *page, uintptr_t b)
+{
+    MALLET_TRACK_MEM_DEFINED((void *)(b + 8), sizeof(uint64_t));
+    bool whole = *(const uint64_t *)(b + 8) == page->mark;
+    MALLET_TRACK_MEM_NOACCESS((void *)(b + 8), sizeof(uint64_t));
+    return whole;
+}
+
 // Mark block b free (owner or sole holder; b not live for the checkers).
 static inline void mallet__mark_set(const mallet_page_t *page, uintptr_t b)
 {
@@ -224,11 +240,16 @@ static inline bool mallet__mark_set_atomic(const mallet_page_t *page, uintptr_t 
     return __atomic_exchange_n((uint64_t *)(b + 8), page->mark, __ATOMIC_RELAXED) != page->mark;
 }
 
-// Block b is handed out: its mark goes (the secure build lays the fill
-// there instead, which the gap check expects under a short request).
-static inline void mallet__mark_clear(uintptr_t b)
+// Block b is handed out: its link and its mark go. With the mark gone a
+// free of b is no double free; with the link gone (0 never decodes to a
+// plausible link: keys are odd), a list that reaches b again, because b is
+// on it twice, stops with "heap corruption" instead of handing b out
+// twice. (The secure build lays the fill in the mark's place, which its
+// gap check expects under a short request.)
+static inline void mallet__block_handout(uintptr_t b)
 {
-    MALLET_TRACK_MEM_UNDEFINED((void *)(b + 8), sizeof(uint64_t));
+    MALLET_TRACK_MEM_UNDEFINED((void *)b, 2 * sizeof(uint64_t));
+    *(uint64_t *)b = 0;
 #if MALLET_SECURE
     *(uint64_t *)(b + 8) = 0xdfdfdfdfdfdfdfdfull;
 #else

@@ -259,7 +259,7 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
         mallet__tls_heap = heap;
         b = mallet__page_pop(heap->current[c], req);
         if (b == NULL)
-            b = mallet__malloc_slow(heap, req, (int)c);
+            b = mallet__malloc_slow(req, heap, (int)c);
         mallet__tls_heap = mine;
     }
     mallet__unlock(&mallet__prof_heap_lock);

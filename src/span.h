@@ -33,7 +33,9 @@ static inline bool mallet__segmap_test(uintptr_t s)
         return false;
 #if defined(__x86_64__)
     bool set;
-    __asm__("btq %1, %2" : "=@ccc"(set) : "r"(s), "m"(mallet__segmap));
+    // The map's symbol is hidden, so it is addressed from %rip directly,
+    // with no address load first.
+    __asm__ volatile("btq %1, mallet__segmap(%%rip)" : "=@ccc"(set) : "r"(s));
     return set;
 #else
     return (__atomic_load_n(&mallet__segmap[s >> 6], __ATOMIC_RELAXED) >> (s & 63)) & 1;
