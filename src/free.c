@@ -47,15 +47,10 @@ void mallet__free_slow(void *ptr, const char *func)
     }
     if (!mallet__page_is_block(page, p))
         mallet__fatal("mallet", func, "invalid pointer", ptr);
-#if MALLET_SECURE
-    // The tag first: an overflow that reached the next block is named as
-    // what it is before that block's free can be.
-    mallet__secure_check(page, p, func);
-#endif
     if (!mallet__mark_set_atomic(page, p))
         mallet__fatal("mallet", func, "double free of", ptr);
 #if MALLET_SECURE
-    mallet__secure_fill(page, p);
+    mallet__secure_on_free(page, p, func);
 #endif
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE) & ~MALLET_PAGE_TAGS;
     if (owner == (uintptr_t)heap) {
