@@ -47,10 +47,18 @@ void mallet__free_slow(void *ptr, const char *func)
     }
     if (!mallet__page_is_block(page, p))
         mallet__fatal("mallet", func, "invalid pointer", ptr);
+#if MALLET_SECURE
+    // The tag and gap are checked before the mark goes in (it lies in the
+    // gap of a request under 16 bytes), and a freed block's tag is fill: a
+    // look at the mark first names a double free as one.
+    if (mallet__mark_peek(page, p))
+        mallet__fatal("mallet", func, "double free of", ptr);
+    mallet__secure_check(page, p, func);
+#endif
     if (!mallet__mark_set_atomic(page, p))
         mallet__fatal("mallet", func, "double free of", ptr);
 #if MALLET_SECURE
-    mallet__secure_on_free(page, p, func);
+    mallet__secure_fill(page, p);
 #endif
     uintptr_t owner = __atomic_load_n(&page->heap, __ATOMIC_ACQUIRE) & ~MALLET_PAGE_TAGS;
     if (owner == (uintptr_t)heap) {
