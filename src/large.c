@@ -66,6 +66,9 @@ typedef struct large_cached {
 #define CACHE_MAX 256
 // Cached ranges one free may unmap to bring the cache within its limits.
 #define EVICT_MAX 8
+// A large block that grows is given this fraction of its old size beyond
+// the request (mallet__large_resize).
+#define GROW_ROOM 4
 // A peak window lasts this many decay delays (see peak_note).
 #define PEAK_DELAYS 4
 
@@ -337,6 +340,32 @@ static uintptr_t cache_take(size_t len, size_t *got, bool *short_by)
     return addr;
 }
 
+#if !MALLET_TRACK_ENABLED && !MALLET_SECURE
+// Take up to `want` bytes (at least `need`) of a cached range that starts
+// exactly at addr, where a block ends: the block grows over it with no
+// system call, and the range's resident pages come with it. Returns the
+// bytes taken (0: no such range, or too short); lock held.
+static size_t cache_take_after(uintptr_t addr, size_t need, size_t want)
+{
+    for (size_t i = 0; i < large.cached; i++) {
+        large_cached_t *c = &large.cache[i];
+        if (c->addr != addr || c->size < need)
+            continue;
+        size_t take = c->size < want ? c->size : want;
+        if (c->size - take < MALLET_UNIT_SIZE) {
+            take = c->size;
+            cache_remove(i);
+        } else {
+            c->addr += take;
+            c->size -= take;
+            total_add(&large.cached_bytes, -(uint64_t)take);
+        }
+        return take;
+    }
+    return 0;
+}
+#endif
+
 // Unmap ranges dropped from the cache; outside the lock.
 static void release_all(const large_cached_t *drop, size_t n)
 {
@@ -482,9 +511,20 @@ bool mallet__large_free(void *p, const char *func)
     large.live--;
     total_add(&large.live_bytes, -(uint64_t)size);
     MALLET_TRACK_FREE(p, size);
-    large_cached_t drop[EVICT_MAX];
+    large_cached_t drop[EVICT_MAX + 1];
+    size_t n = 0;
+#if !MALLET_TRACK_ENABLED && !MALLET_SECURE
+    // The room a grown block was given beyond its request was never
+    // written unless the program used its whole usable size: it goes back
+    // to the OS, so the cache keeps the pages that are resident.
+    size_t used = page_round(s->req);
+    if (size - used >= MALLET_UNIT_SIZE) {
+        drop[n++] = (large_cached_t){ addr + used, size - used, 0 };
+        size = used;
+    }
+#endif
     cache_put(addr, size, mallet__clock_ms());
-    size_t n = cache_trim(drop);
+    n += cache_trim(drop + n);
     mallet__unlock(&mallet__large_lock);
     release_all(drop, n);
     if (prof)
@@ -513,6 +553,39 @@ static void *resize_by_copy(void *p, size_t size, size_t held)
     return q;
 }
 
+#if !MALLET_TRACK_ENABLED && !MALLET_SECURE
+// The live block at addr (slot s, len bytes) becomes len2 bytes serving
+// size, where it is: the bytes it gains came from the cache, the bytes it
+// gives up go to it. Lock held on entry, released on return.
+static void resize_in_place(large_slot_t *s, uintptr_t addr, size_t len, size_t len2, size_t size)
+{
+    // The profiler sees the request, rounded to pages, not the room.
+    size_t was = page_round(s->req), now_req = page_round(size);
+    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(was, now_req, old_prof);
+    uint64_t now = mallet__clock_ms();
+    total_add(&large.live_bytes, len2 - len);
+    s->size = len2;
+    s->req = size;
+    s->prof = prof;
+    large_cached_t drop[EVICT_MAX];
+    size_t n = 0;
+    if (len2 > len) {
+        peak_note(now);
+    } else {
+        cache_put(addr + len2, len - len2, now);
+        n = cache_trim(drop);
+    }
+    mallet__unlock(&mallet__large_lock);
+    release_all(drop, n);
+    if (old_prof && prof)
+        mallet__prof_move(addr, prof, addr, now_req);
+    else if (old_prof)
+        mallet__prof_drop(addr, old_prof);
+    else if (prof)
+        mallet__prof_large_record(addr, now_req, prof);
+}
+#endif
+
 MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
 {
     if (size > PTRDIFF_MAX - (1u << 22)) {
@@ -530,6 +603,29 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
         mallet__unlock(&mallet__large_lock);
         mallet__secure_overflow((uintptr_t)p, "realloc");
     }
+#endif
+#if !MALLET_TRACK_ENABLED && !MALLET_SECURE
+    // A block that grows takes the cached range after it when there is one,
+    // and leaves room: 1/GROW_ROOM of its size again, address space only (a page is
+    // resident once written), so a buffer grown a few bytes at a time moves
+    // or calls mremap a logarithmic number of times, not once a page. A
+    // block that shrinks below half keeps its place and caches its tail,
+    // resident, for the next request. (The checker builds keep exact sizes,
+    // the secure build its guard page at the end: both take the paths
+    // below.)
+    size_t room = len + (len > old ? page_round(old / GROW_ROOM) : 0);
+    if (s && len > old) {
+        size_t got = cache_take_after((uintptr_t)p + old, len - old, room - old);
+        if (got) {
+            resize_in_place(s, (uintptr_t)p, old, old + got, size);
+            return p;
+        }
+    } else if (s && len < old / 2) {
+        resize_in_place(s, (uintptr_t)p, old, len, size);
+        return p;
+    }
+#else
+    size_t room = len;
 #endif
     if (s && len <= old && len >= old / 2) {
         s->req = size;
@@ -554,7 +650,11 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     if (!mallet__os_commit((char *)p + old - guard, guard))
         return resize_by_copy(p, size, old_req);
 #endif
-    void *q = mallet__os_remap(p, old, len);
+    void *q = room > len ? mallet__os_remap(p, old, room) : NULL;
+    if (q != NULL)
+        len = room;
+    else
+        q = mallet__os_remap(p, old, len);
     if (q == NULL) {
 #if MALLET_SECURE
         mallet__os_protect_none((char *)p + old - guard, guard);
@@ -571,7 +671,7 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
 #endif
     mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
-    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(old, len, old_prof);
+    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(page_round(old_req) + guard, page_round(size) + guard, old_prof);
     if (q == p) {
         total_add(&large.live_bytes, len - old);
         peak_note(mallet__clock_ms());
@@ -589,11 +689,11 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     }
     mallet__unlock(&mallet__large_lock);
     if (old_prof && prof)
-        mallet__prof_move((uintptr_t)p, prof, (uintptr_t)q, len);
+        mallet__prof_move((uintptr_t)p, prof, (uintptr_t)q, page_round(size) + guard);
     else if (old_prof)
         mallet__prof_drop((uintptr_t)p, old_prof);
     else if (prof)
-        mallet__prof_large_record((uintptr_t)q, len, prof);
+        mallet__prof_large_record((uintptr_t)q, page_round(size) + guard, prof);
     return q;
 #endif
 }
