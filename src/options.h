@@ -15,7 +15,7 @@
 
 #define MALLET_OPTION_LIST(X)                                                                      \
     X(purge_delay_ms, 250, "ms an empty page or a cached large span waits before its memory goes back to the OS") \
-    X(purger, 1, "1: a background thread purges once the process is large, so an idle process shrinks; 0: purge only in allocation slow paths") \
+    X(purger, 1, "1: an idle process shrinks: a background thread purges once a multithreaded process is large, a single-threaded one's next call looks at the clock; 0: purge only in allocation slow paths") \
     X(purger_start_mb, 32, "MiB mapped before the background purger thread is started")          \
     X(large_cache_mb, 64, "MiB of freed large blocks kept mapped for reuse beyond what the live large bytes fell short of their recent peak")                        \
     X(large_cache_count, 64, "freed large ranges kept mapped for reuse, at most")                   \
