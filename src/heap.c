@@ -427,6 +427,8 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int
     if (heap == &mallet__heap_empty && mallet__tls_parked)
         heap = mallet__heap_unpark();
     if (heap == &mallet__heap_empty) {
+        if (mallet__tls_exited)
+            return mallet__thread_exiting_alloc(req, cls);
         heap = mallet__heap_create();
         if (heap == NULL)
             return NULL;

@@ -15,7 +15,8 @@
 //
 // Global lock order (take left before right):
 //   heaps_lock -> heap->lock (one at a time) -> abandoned_lock -> seg_lock
-//   the profiler's locks (prof.h) come before all of these, one at a time
+//   the profiler's locks (prof.h) and the exiting threads' heap lock
+//   (thread.c) come before all of these, one at a time
 //   large_lock is a leaf: nothing is taken while it is held.
 //
 // The clock is CLOCK_MONOTONIC_COARSE in milliseconds: a vDSO read, cheap

@@ -28,6 +28,7 @@
 // the owner re-reads thread_free after tagging, so one of the two sides
 // always sees the other.
 #include "heap.h"
+#include "thread.h"
 
 #define REMOTE_BATCH 64
 #define REMOTE_HEAPLESS 32
@@ -71,7 +72,9 @@ void mallet__remote_flush(mallet_heap_t *heap)
 void mallet__remote_free(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
 {
     if (heap == &mallet__heap_empty) {
-        if (++heapless_frees <= REMOTE_HEAPLESS || (heap = mallet__heap_create()) == NULL) {
+        // (A thread past its exit builds none: nothing would abandon it.)
+        if (++heapless_frees <= REMOTE_HEAPLESS || mallet__tls_exited ||
+            (heap = mallet__heap_create()) == NULL) {
             mallet__stat_orphan_add(MALLET_STAT_remote_frees, 1);
             mallet__stat_orphan_add(MALLET_STAT_remote_batches, 1);
             page_push_chain(page, p, p, 1);

@@ -46,6 +46,41 @@ static bool exit_key_ok;                                // exit_key was created
 int mallet__fork_state;                                 // see init.h
 static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec")));
 
+// A thread's allocations after its heap was abandoned: destructors that
+// glibc runs after libmallet's (other pthread keys', in later rounds) may
+// allocate. A heap made for them would never be abandoned, since glibc
+// calls libmallet's key no more once its rounds are over: they come from
+// one heap that every exiting thread shares, owned by exiting_lock's
+// holder, whose blocks are freed like another thread's.
+static mallet_lock_t exiting_lock;
+static mallet_heap_t *exiting_heap;
+__thread uint8_t mallet__tls_exited __attribute__((tls_model("initial-exec")));
+
+void *mallet__thread_exiting_alloc(size_t req, int cls)
+{
+    void *b = NULL;
+    mallet__lock(&exiting_lock);
+    if (exiting_heap == NULL)
+        exiting_heap = mallet__heap_create_shared();
+    if (exiting_heap) {
+        mallet__tls_heap = exiting_heap;
+        b = mallet__malloc_slow(req, exiting_heap, cls);
+        mallet__tls_heap = &mallet__heap_empty;
+    }
+    mallet__unlock(&exiting_lock);
+    return b;
+}
+
+static void exiting_after_fork(void)
+{
+    mallet_lock_found_t found = mallet__lock_after_fork(&exiting_lock);
+    if (found == MALLET_LOCK_WAS_MINE)
+        return;
+    if (found == MALLET_LOCK_WAS_LOST)
+        exiting_heap = NULL;        // half updated: a new one is made
+    mallet__unlock(&exiting_lock);
+}
+
 static void thread_exit(void *value)
 {
     mallet_heap_t *heap = value;
@@ -54,6 +89,7 @@ static void thread_exit(void *value)
     if (heap == NULL || heap == &mallet__heap_empty || heap != mallet__tls_heap)
         return;
     mallet__tls_heap = &mallet__heap_empty;
+    mallet__tls_exited = 1;
     mallet__heap_abandon(heap);
     mallet__lock(&mallet__heaps_lock);
     mallet__heap_release_locked(heap);
@@ -163,6 +199,7 @@ static void fork_child(void)
     mallet__large_after_fork();
     mallet__span_after_fork();
     abandoned_after_fork();
+    exiting_after_fork();
     mallet__prof_after_fork();          // before the heaps: it may give its heap up
     mallet__heap_after_fork();
 #if MALLET_SECURE

@@ -24,6 +24,11 @@ mallet_page_t *mallet__thread_adopt(mallet_heap_t *heap, unsigned c);
 void mallet__thread_sweep_abandoned(void);
 // Check the free blocks of every abandoned page (mallet__page_check).
 uint64_t mallet__thread_check_abandoned(const char *func);
+// Set once the thread's heap is abandoned at its exit.
+extern __thread uint8_t mallet__tls_exited __attribute__((tls_model("initial-exec")));
+// An allocation of a thread whose heap is abandoned already (a destructor
+// that runs after libmallet's): from the heap exiting threads share.
+void *mallet__thread_exiting_alloc(size_t req, int cls);
 // After a slow path, no lock held: start the purger thread when the
 // process has grown.
 void mallet__thread_after_slow(void);
