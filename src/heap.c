@@ -380,6 +380,9 @@ static mallet_page_t *heap_find_page(mallet_heap_t *heap, unsigned c)
 // thread's start (the process has grown) and the parking of a
 // single-threaded program's heap are decided on the same beat.
 #define CLOCK_EVERY 64
+// Parked calls in one millisecond before the heap stays unparked until its
+// next slow path (mallet__heap_tick).
+#define PARK_BURST 16
 
 __thread mallet_heap_t *mallet__tls_parked __attribute__((tls_model("initial-exec")));
 
@@ -399,15 +402,18 @@ void mallet__heap_tick(mallet_heap_t *heap)
     // are the only moments memory can go back. Parking the heap sends the
     // next call, whatever it is, down a slow path that looks at the clock,
     // so a process that freed much and now calls malloc seldom still
-    // shrinks on the decay clock. Not twice in one millisecond: a busy
-    // program reaches its slow paths often enough, and pays one extra slow
-    // path per tick.
+    // shrinks on the decay clock. Not more than PARK_BURST times in one
+    // millisecond: a program that calls faster reaches its slow paths
+    // often enough, and pays that many extra slow paths per tick; one that
+    // makes a few calls at a time (a malloc and its free) stays parked.
     if (__libc_single_threaded && !heap->internal && !heap->shared && mallet__option(purger)) {
-        if (now == heap->parked_ms) {
+        if (now != heap->parked_ms) {
+            heap->parked_ms = now;
+            heap->parked_calls = 0;
+        } else if (++heap->parked_calls >= PARK_BURST) {
             heap->clock_countdown = 1;      // busy: the next slow path parks
             return;
         }
-        heap->parked_ms = now;
         mallet__tls_parked = heap;
         mallet__tls_heap = &mallet__heap_empty;
     }

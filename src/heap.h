@@ -52,6 +52,7 @@ typedef struct mallet_heap {
     uint64_t next_sweep_ms;                        // clock time of the next housekeeping
     uint32_t clock_countdown;                      // slow paths until the clock is read again
     uint64_t parked_ms;                            // clock time the heap was last parked
+    uint32_t parked_calls;                         // parked again within that millisecond
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
     mallet_prof_heap_t prof;                       // sampling state, see prof.h
     struct mallet_heap *next;                      // in the list of live heaps / the free pool

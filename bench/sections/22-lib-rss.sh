@@ -3,7 +3,8 @@
 #
 # 22-lib-rss.sh -- how fast each allocator gives memory back: bench/lib_rss.c
 # fills a large heap with small blocks, frees it all, then samples its RSS
-# every 100 ms for 3 s while idle. One run per allocator (the curve, not a
+# every 100 ms for 3 s while idle (calling malloc once per sample; libmallet
+# also with no call at all, single- and multithreaded). One run per allocator (the curve, not a
 # time, is the result); the table shows selected samples and the plot the
 # whole curve: bench/plots/rss_after_free.svg.
 set -eu
@@ -18,16 +19,29 @@ names=()
 for a in "${ALLOCATORS[@]}"; do
     name=${a%% *} lib=${a#* }
     echo "  rss: $name" >&2
-    if [ "$lib" = - ]; then "$RSS" "$mib" >"$work/$name" || true
-    else LD_PRELOAD=$lib "$RSS" "$mib" >"$work/$name" || true; fi
+    if [ "$lib" = - ]; then "$RSS" "$mib" calls >"$work/$name" || true
+    else LD_PRELOAD=$lib "$RSS" "$mib" calls >"$work/$name" || true; fi
     names+=("$name")
+    # libmallet again, idle with no call at all: with one thread (no thread
+    # of libmallet's may start) and after a thread of the program's own.
+    if [ "$name" = mallet ]; then
+        for m in silent threaded; do
+            LD_PRELOAD=$lib "$RSS" "$mib" $m >"$work/mallet-$m" || true
+            names+=("mallet-$m")
+        done
+    fi
 done
 
 echo "## libmallet and its peers: RSS after a big free"
 echo
 echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sections/22-lib-rss.sh\` (runs \`LD_PRELOAD=LIB $RSS $mib\`)."
-echo "The program allocates $mib MiB in blocks of 16..256 bytes, frees every one, and then does nothing:"
+echo "The program allocates $mib MiB in blocks of 16..256 bytes, frees every one, and then idles:"
 echo "the resident set it keeps is what the allocator holds on to. No malloc_trim call is made."
+echo "Each allocator's row idles with one malloc(100)/free pair per 100 ms sample (\`calls\`, one thread)."
+echo "mallet-silent makes no allocator call at all while idle, with one thread: libmallet starts no"
+echo "thread in a program that has none, so nothing can give memory back until the program calls again."
+echo "mallet-threaded is silent too, after the program started and joined a thread of its own: the"
+echo "purger thread may then run."
 echo
 "$PY" - "$work" bench/plots/rss_after_free.svg "${names[@]}" <<'PYEOF'
 import subprocess, sys
