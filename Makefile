@@ -128,6 +128,11 @@ $(BUILD)/tests/override_%: tests/override_%.c $(wildcard tests/*.h) $(LIB_A)
 $(BUILD)/tests/override_%.glibc: tests/override_%.c $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTEST_ORACLE_GLIBC -o $@ $< $(LDFLAGS) -lm
+# The library override_fidelity opens and closes (dlopen), built beside it.
+$(BUILD)/tests/override_fidelity $(BUILD)/tests/override_fidelity.glibc: $(BUILD)/tests/fidelity_dso.so
+$(BUILD)/tests/fidelity_dso.so: tests/fidelity_dso.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS)
 # One heap violation per run (tests/violations.sh); it links no allocator, so
 # LD_PRELOAD picks the one measured.
 $(VIOLATION): tests/violation.c

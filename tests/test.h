@@ -13,11 +13,13 @@
 // captured into out and returns its wait status. test_dies(fn, arg, needle)
 // tells whether such a child died (a signal or a non-zero exit) printing
 // `needle`.
-// TEST_SKIP("why") ends the current test as skipped.
+// TEST_SKIP("why") ends the current test as skipped. test_threads() counts
+// the threads of the process.
 #ifndef MALLET_TEST_H
 #define MALLET_TEST_H
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,6 +54,20 @@ static inline bool test_under_valgrind(void)
 {
     const char *m = getenv("MALLET_TEST_MODE");
     return m && strcmp(m, "valgrind") == 0;
+}
+
+// The threads of this process, as /proc/self/task lists them (0 when it
+// cannot be read).
+static inline int test_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }
 
 // End a forked child (code 0..3) of a process with threads. Under memcheck
