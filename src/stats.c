@@ -65,6 +65,7 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint
     mallet__unlock(&mallet__prof_heap_lock);
     if (self != &mallet__heap_empty)
         *listed += current_free_blocks(self, listed_bytes);
+    *listed += mallet__thread_exiting_listed(listed_bytes);
     out[MALLET_STAT_blocks_returned] += *listed;
 }
 

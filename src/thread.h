@@ -29,6 +29,9 @@ extern __thread uint8_t mallet__tls_exited __attribute__((tls_model("initial-exe
 // An allocation of a thread whose heap is abandoned already (a destructor
 // that runs after libmallet's): from the heap exiting threads share.
 void *mallet__thread_exiting_alloc(size_t req, int cls);
+// Blocks on the free lists of that heap's current pages, and their bytes
+// added to *bytes (the statistics count them as not in use).
+uint64_t mallet__thread_exiting_listed(uint64_t *bytes);
 // After a slow path, no lock held: start the purger thread when the
 // process has grown.
 void mallet__thread_after_slow(void);
