@@ -15,7 +15,10 @@ export BUILD=${BUILD:-build}
 . bench/lib_common.sh
 B=$BUILD/bench
 reps=5; [ "$BENCH_QUICK" = 1 ] && reps=3
-lib_synthetic_workloads
+# A full run makes the short workloads (churn, producer/consumer, larson)
+# four times longer, so that each lasts a second or more.
+scale=4; [ "$BENCH_QUICK" = 1 ] && scale=1
+lib_synthetic_workloads "$scale"
 raw=$(mktemp)
 lib_run_matrix "$raw" "$reps"
 
