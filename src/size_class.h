@@ -10,7 +10,7 @@
 //   unit     64 KiB of address space, the grain pages are carved in.
 //   page     one or more units holding blocks of one class.
 //   segment  4 MiB aligned to 4 MiB; unit 0 holds all the metadata of the
-//            other 63 units (page descriptors, the block bitmap).
+//            other 63 units (page descriptors, the unit map).
 //   large    a block above MALLET_SMALL_MAX: a mapping of its own.
 //
 // Invariants: every class size is a multiple of 16; a class's page holds

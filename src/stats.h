@@ -5,8 +5,8 @@
 // Counters are kept per thread heap, as plain increments on slow paths
 // (the fast paths count nothing), and merged on demand with the totals of
 // exited threads. The byte figures (allocated, active, mapped, resident)
-// are not counted at all: they are read off the segment bitmaps and the
-// large-block table when asked for, so they are exact.
+// are not counted at all: they are read off the pages' counters (page.h)
+// and the large-block table when asked for.
 #ifndef MALLET_STATS_H
 #define MALLET_STATS_H
 
