@@ -404,15 +404,15 @@ void mallet__heap_tick(mallet_heap_t *heap)
     // so a process that freed much and now calls malloc seldom still
     // shrinks on the decay clock. Not more than PARK_BURST times in one
     // millisecond: a program that calls faster reaches its slow paths
-    // often enough, and pays that many extra slow paths per tick; one that
-    // makes a few calls at a time (a malloc and its free) stays parked.
+    // often enough, and pays at most that many extra slow paths a
+    // millisecond; one that makes a few calls at a time (a malloc and its
+    // free) stays parked.
     if (__libc_single_threaded && !heap->internal && !heap->shared && mallet__option(purger)) {
         if (now != heap->parked_ms) {
             heap->parked_ms = now;
             heap->parked_calls = 0;
         } else if (++heap->parked_calls >= PARK_BURST) {
-            heap->clock_countdown = 1;      // busy: the next slow path parks
-            return;
+            return;                         // busy: the next tick parks
         }
         mallet__tls_parked = heap;
         mallet__tls_heap = &mallet__heap_empty;
