@@ -500,6 +500,19 @@ MALLET_PROF_FRAME void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
 
 // --- sweeping and abandoning --------------------------------------------------
 
+uint64_t mallet__heap_listed_all(mallet_heap_t *heap, uint64_t *bytes)
+{
+    uint64_t n = 0;
+    mallet__lock(&heap->lock);
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        uint32_t k = mallet__heap_listed(heap, c);
+        n += k;
+        *bytes += (uint64_t)k * mallet__classes[c].size;
+    }
+    mallet__unlock(&heap->lock);
+    return n;
+}
+
 uint32_t mallet__heap_listed(mallet_heap_t *heap, unsigned c)
 {
     mallet_page_t *page = heap->current[c];

@@ -228,6 +228,8 @@ void mallet__heap_sweep(mallet_heap_t *heap, bool all, bool foreign);
 // Blocks on the free list of class c's current page (the owner, or the
 // holder of prof_heap_lock for the profiler's heap; heap->lock held).
 uint32_t mallet__heap_listed(mallet_heap_t *heap, unsigned c);
+// The same for every class, their bytes added to *bytes; takes heap->lock.
+uint64_t mallet__heap_listed_all(mallet_heap_t *heap, uint64_t *bytes);
 // Collect other threads' frees into every page of heap (lock held).
 void mallet__heap_collect_all(mallet_heap_t *heap);
 // Retire or abandon every page; the heap is then unused (thread exit, fork).

@@ -21,21 +21,6 @@
 
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 
-// Blocks on the free lists of heap's current pages, and their bytes (the
-// owner, or the holder of prof_heap_lock for the profiler's heap).
-static uint64_t current_free_blocks(mallet_heap_t *heap, uint64_t *bytes)
-{
-    uint64_t n = 0;
-    mallet__lock(&heap->lock);
-    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
-        uint32_t k = mallet__heap_listed(heap, c);
-        n += k;
-        *bytes += (uint64_t)k * mallet__classes[c].size;
-    }
-    mallet__unlock(&heap->lock);
-    return n;
-}
-
 // The counters of every heap; *listed and *listed_bytes get the blocks on
 // the calling thread's (and the profiler's) current free lists, which the
 // pages count as in use (page.h).
@@ -61,10 +46,10 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint
     mallet__unlock(&mallet__heaps_lock);
     *listed = *listed_bytes = 0;
     if (prof)
-        *listed += current_free_blocks(prof, listed_bytes);
+        *listed += mallet__heap_listed_all(prof, listed_bytes);
     mallet__unlock(&mallet__prof_heap_lock);
     if (self != &mallet__heap_empty)
-        *listed += current_free_blocks(self, listed_bytes);
+        *listed += mallet__heap_listed_all(self, listed_bytes);
     *listed += mallet__thread_exiting_listed(listed_bytes);
     out[MALLET_STAT_blocks_returned] += *listed;
 }

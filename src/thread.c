@@ -75,15 +75,8 @@ uint64_t mallet__thread_exiting_listed(uint64_t *bytes)
 {
     uint64_t n = 0;
     mallet__lock(&exiting_lock);
-    if (exiting_heap) {
-        mallet__lock(&exiting_heap->lock);
-        for (unsigned c = 0; c < MALLET_CLASSES; c++) {
-            uint32_t k = mallet__heap_listed(exiting_heap, c);
-            n += k;
-            *bytes += (uint64_t)k * mallet__classes[c].size;
-        }
-        mallet__unlock(&exiting_heap->lock);
-    }
+    if (exiting_heap)
+        n = mallet__heap_listed_all(exiting_heap, bytes);
     mallet__unlock(&exiting_lock);
     return n;
 }
