@@ -624,7 +624,7 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
         resize_in_place(s, (uintptr_t)p, old, len, size);
         return p;
     }
-#else
+#elif !MALLET_TRACK_ENABLED
     size_t room = len;
 #endif
     if (s && len <= old && len >= old / 2) {
