@@ -59,6 +59,8 @@ typedef struct mallet_stats {
     uint64_t pages_abandoned;  // pages left behind by exiting threads
     uint64_t pages_adopted;    // of those, pages taken over by another thread
     uint64_t threads;          // thread heaps alive now
+    uint64_t guarded;          // guarded blocks live now (guard=1)
+    uint64_t guarded_total;    // guarded blocks, ever
 } mallet_stats_t;
 
 // Fill *out with a snapshot (counters merged across threads).

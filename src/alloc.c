@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "guard.h"
 #include "heap.h"
 #include "large.h"
 #include "mallet.h"
@@ -50,6 +51,9 @@ MALLET_API MALLET_PROF_FRAME void *mallet_calloc(size_t count, size_t size)
     return p;
 }
 
+// block_sizes' block size of a guarded block (guard.h).
+#define BLOCK_GUARDED SIZE_MAX
+
 // The bytes a live block holds for its user (what a copy must carry), and
 // its block size. Reports func's error and aborts when p is not a live
 // block of ours.
@@ -65,10 +69,14 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
             return 0;
         }
 #endif
-        if (!mallet__large_usable(ptr, &n))
+        if (mallet__large_usable(ptr, &n)) {
+            *block = n;
+            return n;
+        }
+        if (!mallet__guard_owns(ptr))
             mallet__fatal("mallet", func, "invalid pointer", ptr);
-        *block = n;
-        return n;
+        *block = BLOCK_GUARDED;
+        return mallet__guard_usable(ptr, func);
     }
     if (!mallet__page_is_block(page, p) || mallet__mark_peek(page, p))
         mallet__fatal("mallet", func, "invalid pointer", ptr);
@@ -83,7 +91,7 @@ static size_t block_sizes(const void *ptr, const char *func, size_t *block)
     return page->block_size;
 }
 
-MALLET_API size_t mallet_usable_size(const void *p)
+MALLET_API MALLET_PROF_FRAME size_t mallet_usable_size(const void *p)
 {
     if (p == NULL)
         return 0;
@@ -103,6 +111,15 @@ MALLET_API MALLET_PROF_FRAME void *mallet_realloc(void *p, size_t size)
         return NULL;
     }
     size_t block, held = block_sizes(p, "realloc", &block);
+    if (block == BLOCK_GUARDED) {
+        // A guarded block moves, always: the new one may be guarded or not.
+        void *q = mallet__malloc_fast(size);
+        if (q == NULL)
+            return NULL;
+        memcpy(q, p, held < size ? held : size);
+        mallet__guard_free(p, "realloc");
+        return q;
+    }
     if (block == 0) {
         // A zero-size block (secure build): nothing to carry over.
         void *q = mallet__malloc_fast(size);
@@ -168,7 +185,12 @@ MALLET_PROF_FRAME static void *aligned_block(size_t align, size_t size)
         if (c < MALLET_CLASSES) {
             mallet_heap_t *heap = mallet__tls_heap;     // (parked: the empty heap's page)
             void *b = mallet__page_pop(heap->current[c], size);
-            return b ? b : mallet__malloc_slow(size, heap, (int)c);
+            if (b)
+                return b;
+            mallet__guard_align = align;      // a guarded block is placed so
+            b = mallet__malloc_slow(size, heap, (int)c);
+            mallet__guard_align = 0;
+            return b;
         }
     }
     return mallet__large_alloc(size, align, NULL);

@@ -12,6 +12,8 @@
 // at once, one sees the other's mark. For a large block the record's
 // tombstone plays that part.
 //
+// A guarded block (guard.h) is none of those: its free goes to the pool.
+//
 // A block the profiler sampled belongs to the profiler's heap, which is no
 // thread's own: its free always comes here and goes back to prof.c.
 //
@@ -19,13 +21,14 @@
 // the system calls it may make.
 #include <errno.h>
 
+#include "guard.h"
 #include "heap.h"
 #include "large.h"
 #include "mallet.h"
 #include "prof.h"
 #include "zero.h"
 
-void mallet__free_slow(void *ptr, const char *func)
+MALLET_PROF_FRAME void mallet__free_slow(void *ptr, const char *func)
 {
     if (ptr == NULL)
         return;
@@ -40,8 +43,11 @@ void mallet__free_slow(void *ptr, const char *func)
             return;
         }
 #endif
-        if (!mallet__large_free(ptr, func))
-            mallet__fatal("mallet", func, "invalid pointer", ptr);
+        if (!mallet__large_free(ptr, func)) {
+            if (!mallet__guard_owns(ptr))
+                mallet__fatal("mallet", func, "invalid pointer", ptr);
+            mallet__guard_free(ptr, func);
+        }
         errno = saved;
         return;
     }
@@ -86,18 +92,18 @@ void mallet__free_owned(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
     mallet__unlock(&heap->lock);
 }
 
-MALLET_API void mallet_free(void *p)
+MALLET_API MALLET_PROF_FRAME void mallet_free(void *p)
 {
     mallet__free_fast(p, "free");
 }
 
-MALLET_API void mallet_free_sized(void *p, size_t size)
+MALLET_API MALLET_PROF_FRAME void mallet_free_sized(void *p, size_t size)
 {
     (void)size;
     mallet__free_fast(p, "free_sized");
 }
 
-MALLET_API void mallet_free_aligned_sized(void *p, size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void mallet_free_aligned_sized(void *p, size_t align, size_t size)
 {
     (void)align, (void)size;
     mallet__free_fast(p, "free_aligned_sized");

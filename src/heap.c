@@ -446,6 +446,8 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int
     if (heap->rf_count)
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);
+    if (__builtin_expect(heap->prof.epoch != __atomic_load_n(&mallet__options_epoch, __ATOMIC_RELAXED), 0))
+        mallet__prof_restart(heap);
     mallet_page_t *page = heap->current[c];
     // Blocks on page->free, for the profiler: the fast path stops at a
     // cut, or at the last block (whose link ends the list), or finds none.
@@ -470,7 +472,14 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int
     }
     mallet__unlock(&heap->lock);
     if (sampled) {
-        b = mallet__prof_alloc(req, c);
+        b = mallet__sample_alloc(req, c);
+        if (b == NULL) {
+            // Neither the guard nor the profiler took it: served as any
+            // other allocation, without drawing again.
+            mallet__prof_busy = 1;
+            b = mallet__malloc_slow(req, heap, (int)c);
+            mallet__prof_busy = 0;
+        }
     } else if (b != NULL) {
         b = mallet__track_alloc(page, (uintptr_t)b, req);
     }

@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "init.h"
 
+#include "prof.h"
+
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -71,6 +73,7 @@ void mallet__init_slow(void)
     mallet__options_init();
     mallet__size_class_init();
     random_seed();
+    mallet__stack_reports_on();
     mallet__thread_init();
     __atomic_store_n(&mallet__init_state, 2, __ATOMIC_RELEASE);
 }

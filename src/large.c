@@ -36,6 +36,7 @@
 #include "os/huge.h"
 #include "os/numa.h"
 #include "os/os.h"
+#include "guard.h"
 #include "prof.h"
 #include "secure.h"
 #include "size_class.h"
@@ -419,6 +420,20 @@ MALLET_PROF_FRAME void *mallet__large_alloc(size_t size, size_t align, bool *zer
     // mapping refused before the cache was emptied) must not leave its
     // errno behind when the block comes after all.
     int saved = errno;
+    if (mallet__guard_large_draw(size)) {
+        void *g = mallet__guard_alloc(size, align);
+        if (g) {
+            // Fresh pages: zero. The profiler counts its bytes as any other's.
+            uint32_t id = mallet__prof_enabled() ? mallet__prof_large_draw(page_round(size)) : 0;
+            if (id) {
+                mallet__guard_prof(g, id);
+                mallet__prof_large_record((uintptr_t)g, page_round(size), id);
+            }
+            if (zeroed)
+                *zeroed = true;
+            return g;
+        }
+    }
     size_t len = page_round(size ? size : 1) + (MALLET_SECURE ? mallet__os_page_size() : 0);
     bool fresh = false;
     uintptr_t addr = 0;
@@ -530,6 +545,15 @@ bool mallet__large_free(void *p, const char *func)
     if (prof)
         mallet__prof_drop(addr, prof);
     return true;
+}
+
+void mallet__large_forget(uintptr_t addr)
+{
+    mallet__lock(&mallet__large_lock);
+    large_slot_t *s = large.table ? slot_find(addr) : NULL;
+    if (s && s->state == SLOT_FREED)
+        s->state = SLOT_GONE;
+    mallet__unlock(&mallet__large_lock);
 }
 
 bool mallet__large_usable(const void *p, size_t *usable)

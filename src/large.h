@@ -42,6 +42,10 @@ void *mallet__large_resize(void *p, size_t size);
 // Drop cached mappings older than purge_delay_ms (all when force).
 void mallet__large_decay(uint64_t now_ms, bool force);
 
+// A block now lives at addr that is not a large block: a tombstone of one
+// that lived there before is forgotten.
+void mallet__large_forget(uintptr_t addr);
+
 // Guards the record table, the cache and the totals; a leaf lock.
 extern mallet_lock_t mallet__large_lock;
 // In a fork child: repair what a vanished thread holding large_lock may

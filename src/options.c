@@ -17,6 +17,7 @@
 extern char **environ;
 
 int64_t mallet__options[MALLET_OPT_COUNT];
+uint32_t mallet__options_epoch;
 
 static const struct {
     const char *name;       // lower-case name
@@ -174,6 +175,7 @@ bool mallet_option_set(const char *name, int64_t value)
     if (i < 0)
         return false;
     __atomic_store_n(&mallet__options[i], value, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&mallet__options_epoch, 1, __ATOMIC_RELAXED);
     return true;
 }
 

@@ -27,7 +27,10 @@
     X(prof, 0, "1: sample allocations and keep a heap profile by call stack (prof.h)")               \
     X(prof_sample_kb, 512, "mean KiB allocated between two sampled allocations (read when the first sample is taken; 0: every allocation)") \
     X(prof_at_exit, 1, "with prof=1, write prof_dir/mallet.PID.exit.heap at a normal exit")          \
-    X(prof_peak, 0, "with prof=1 and P > 0: rewrite prof_dir/mallet.PID.peak.heap each time the live bytes exceed the last one written by P percent")
+    X(prof_peak, 0, "with prof=1 and P > 0: rewrite prof_dir/mallet.PID.peak.heap each time the live bytes exceed the last one written by P percent") \
+    X(guard, 1, "1: guarded sampling: a few allocations are served between inaccessible pages, so a use after free or an overflow of one faults and is reported with its stacks (guard.h); 0: off") \
+    X(guard_sample_kb, 16384, "mean KiB allocated between two guarded allocations (read at the first draw; 0: every allocation while the pool has a free slot)") \
+    X(guard_slots, 256, "guarded blocks live at once, at most (the pool's slots, read when the first block is guarded)")
 
 // Options whose value is text: X(name, default, meaning), read from
 // MALLET_<NAME> as well, at most MALLET_OPTION_TEXT_MAX - 1 bytes.
@@ -50,6 +53,9 @@ typedef enum {
 } mallet_option_text_id_t;
 
 extern int64_t mallet__options[MALLET_OPT_COUNT];
+// Bumped by every mallet_option_set: state drawn from the options (the
+// samplers' countdowns) is drawn again.
+extern uint32_t mallet__options_epoch;
 
 // Copy a text option's value into to (at most cap - 1 bytes and a NUL);
 // its length.

@@ -120,6 +120,8 @@ void mallet__page_corrupt(const mallet_page_t *page)
     mallet__buf_hex(&b, (uintptr_t)page->start);
     mallet__buf_str(&b, " damaged\n");
     mallet__buf_flush(&b, 2);
+    if (mallet__report_stack)
+        mallet__report_stack(2);
     abort();
 }
 

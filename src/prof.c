@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <unwind.h>
 
+#include "guard.h"
 #include "heap.h"
 #include "init.h"
 
@@ -91,14 +92,33 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545f4914f6cdd1dull;
 }
 
+double mallet__sample_bytes(uint64_t *s, double mean)
+{
+    if (mean <= 0)
+        return 0;
+    double u = (double)((rng_next(s) >> 11) + 1) * (1.0 / 9007199254740992.0);   // (0, 1]
+    return -ln(u) * mean;
+}
+
 // Bytes to the next sampled byte: exponential with mean `rate`.
 static double draw_bytes(uint64_t *s)
 {
-    double r = rate();
-    if (r <= 0)
+    return mallet__sample_bytes(s, rate());
+}
+
+// The small classes' one stream serves the profiler and the guard: two
+// independent Poisson processes over the bytes, merged, are one whose rate
+// is the sum of theirs. The mean bytes between its points (0: every
+// allocation).
+static double merged_mean(void)
+{
+    bool prof = mallet__prof_enabled(), guard = mallet__guard_enabled();
+    double p = prof ? rate() : 0, g = guard ? mallet__guard_rate() : 0;
+    if (!prof && !guard)
+        return 1e30;                      // switched off since the last draw
+    if ((prof && p <= 0) || (guard && g <= 0))
         return 0;
-    double u = (double)((rng_next(s) >> 11) + 1) * (1.0 / 9007199254740992.0);   // (0, 1]
-    return -ln(u) * r;
+    return prof && guard ? 1 / (1 / p + 1 / g) : prof ? p : g;
 }
 
 // The allocation of class c that holds the next sampled byte, counted from
@@ -107,8 +127,15 @@ static double draw_bytes(uint64_t *s)
 // independent.
 static uint32_t draw_wait(mallet_heap_t *heap, unsigned c)
 {
-    double w = draw_bytes(&heap->prof.rng) / (double)mallet__class_size(c);
+    double w = mallet__sample_bytes(&heap->prof.rng, merged_mean()) / (double)mallet__class_size(c);
     return w >= 1e9 ? 1000000000u : (uint32_t)w + 1;
+}
+
+// The chance that a block of size bytes holds a point of a process of
+// this mean (0: every block).
+static double chance(double mean, size_t size)
+{
+    return mean <= 0 ? 1 : 1 - exp_neg((double)size / mean);
 }
 
 // --- the unwinder ----------------------------------------------------------------
@@ -172,6 +199,54 @@ static inline __attribute__((always_inline)) void capture(mallet_prof_stack_t *o
         out->pc[out->depth++] = st.pc[i];
 }
 
+MALLET_PROF_FRAME __attribute__((noinline)) uint32_t mallet__stack_capture(uintptr_t *pc, uint32_t max)
+{
+    mallet_prof_stack_t st;
+    capture(&st);
+    uint32_t n = st.depth < max ? st.depth : max;
+    for (uint32_t i = 0; i < n; i++)
+        pc[i] = st.pc[i];
+    return n;
+}
+
+uint32_t mallet__stack_of_context(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t *out, uint32_t max)
+{
+#if defined(__x86_64__)
+    uint32_t n = mallet__prof_unwind(pc, sp, fp, out, max);
+    if (n != 0)
+        return n;
+#else
+    (void)sp, (void)fp;
+#endif
+    // libgcc's unwinder walks through the signal frame: the stack from the
+    // interrupted pc on.
+    unwind_state_t st;
+    st.n = 0;
+    _Unwind_Backtrace(unwind_step, &st);
+    for (uint32_t i = 0; i < st.n; i++) {
+        if (st.pc[i] != pc)
+            continue;
+        uint32_t k = 0;
+        for (; i + k < st.n && k < max; k++)
+            out[k] = st.pc[i + k];
+        return k;
+    }
+    out[0] = pc;
+    return 1;
+}
+
+// The stack of the call a report is about (debug.h's hook).
+static void report_stack(int fd)
+{
+    uintptr_t pc[MALLET_PROF_DEPTH];
+    mallet__frames_write(fd, pc, mallet__stack_capture(pc, MALLET_PROF_DEPTH));
+}
+
+void mallet__stack_reports_on(void)
+{
+    mallet__report_stack = report_stack;
+}
+
 __attribute__((noinline)) void mallet__prof_unwind_both(uintptr_t *fast, uint32_t *nfast, uintptr_t *slow,
                                                        uint32_t *nslow, uint32_t max)
 {
@@ -204,6 +279,16 @@ uint32_t mallet__prof_heal(mallet_heap_t *heap, mallet_page_t *page, unsigned c)
     mallet__link_write(page, cut, heap->prof.cut_next[c]);
     heap->prof.cut[c] = 0;
     return n;
+}
+
+void mallet__prof_restart(mallet_heap_t *heap)
+{
+    for (unsigned c = 0; c < MALLET_CLASSES; c++) {
+        if (heap->prof.cut[c])
+            mallet__prof_heal(heap, heap->current[c], c);
+        heap->prof.wait[c] = 0;
+    }
+    heap->prof.epoch = __atomic_load_n(&mallet__options_epoch, __ATOMIC_RELAXED);
 }
 
 bool mallet__prof_take_slow(mallet_heap_t *heap, unsigned c)
@@ -271,6 +356,36 @@ MALLET_PROF_FRAME void *mallet__prof_alloc(size_t req, unsigned c)
     if (b == NULL)
         errno = ENOMEM;
     return b;
+}
+
+MALLET_PROF_FRAME void *mallet__sample_alloc(size_t req, unsigned c)
+{
+    // The merged stream's point falls in this allocation: it was the
+    // profiler's, the guard's, or both, with the chances the two processes
+    // give a block of its size (each the chance of its own hit, given that
+    // one of them hit), so each process on its own stays exact.
+    size_t size = mallet__class_size(c);
+    bool prof = mallet__prof_enabled(), guard = mallet__guard_enabled();
+    double pp = prof ? chance(rate(), size) : 0, pg = guard ? chance(mallet__guard_rate(), size) : 0;
+    double only_prof = pp * (1 - pg), only_guard = pg * (1 - pp), any = 1 - (1 - pp) * (1 - pg);
+    double u = (double)(rng_next(&large_rng) >> 11) * (1.0 / 9007199254740992.0) * any;
+    bool to_prof = u < only_prof || u >= only_prof + only_guard;
+    bool to_guard = u >= only_prof;
+    if (to_guard) {
+        void *b = mallet__guard_alloc(req, mallet__guard_align);
+        if (b) {
+            if (to_prof) {
+                mallet__guard_prof(b, 0);
+                mallet__prof_busy = 1;
+                mallet_prof_stack_t st;
+                capture(&st);
+                note((uintptr_t)b, size, 0, (uintptr_t)mallet__heap_mine(), &st);
+                mallet__prof_busy = 0;
+            }
+            return b;
+        }
+    }
+    return to_prof ? mallet__prof_alloc(req, c) : NULL;
 }
 
 // --- frees ------------------------------------------------------------------------

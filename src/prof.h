@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guard.h"
 #include "lock.h"
 #include "options.h"
 #include "size_class.h"
@@ -62,6 +63,7 @@ typedef struct mallet_prof_heap {
     uintptr_t cut_next[MALLET_CLASSES];  // its real next block
     uint32_t fresh;                      // blocks the last refill put on a free list
     uint64_t rng;                        // xorshift state (0: not seeded)
+    uint32_t epoch;                      // mallet__options_epoch the countdowns were drawn in
 } mallet_prof_heap_t;
 
 // Functions that may stand between the program and the unwinder are put in
@@ -79,16 +81,20 @@ static inline bool mallet__prof_enabled(void)
 // causes is not sampled.
 extern __thread uint8_t mallet__prof_busy __attribute__((tls_model("initial-exec")));
 
-// Does a heap sample? Profiling on, the heap not one of libmallet's own
-// (internal) or the profiler's (shared), the thread not inside the profiler.
+// Does a heap sample? Profiling or the guard on (guard.h), the heap not one
+// of libmallet's own (internal) or the profiler's (shared), the thread not
+// inside the profiler.
 static inline bool mallet__prof_heap_samples(bool internal, bool shared)
 {
-    return mallet__prof_enabled() && !internal && !shared && !mallet__prof_busy;
+    return (mallet__prof_enabled() || mallet__guard_enabled()) && !internal && !shared && !mallet__prof_busy;
 }
 
 // Make class c's cut list whole again (the fast path stopped at the cut,
 // or the page stops being current). Returns the blocks on page->free.
 uint32_t mallet__prof_heal(struct mallet_heap *heap, struct mallet_page *page, unsigned c);
+// The options changed since the heap's countdowns were drawn: heal every
+// cut and draw them afresh (heap->lock held).
+void mallet__prof_restart(struct mallet_heap *heap);
 // One allocation of the class whose countdown is *wait is being served:
 // true when it is the sampled one (then the caller pops nothing and serves
 // it with mallet__prof_alloc).
@@ -119,6 +125,13 @@ static inline void mallet__prof_plan(struct mallet_heap *heap, uint32_t *wait, s
 // Serve a sampled allocation of class c from the profiler's heap and
 // record it; NULL + ENOMEM when out of memory.
 void *mallet__prof_alloc(size_t req, unsigned c);
+// Serve a sampled allocation of class c: from the guard's pool, the
+// profiler's heap or both (the stream is theirs together); NULL when
+// neither could (then the caller serves it as any other).
+void *mallet__sample_alloc(size_t req, unsigned c);
+// Bytes to the next point of a Poisson process of this mean over the bytes
+// allocated (0: the next byte); *rng is its generator's state.
+double mallet__sample_bytes(uint64_t *rng, double mean);
 
 // --- frees (free.c) -------------------------------------------------------------
 
@@ -160,6 +173,13 @@ void mallet__prof_after_fork(void);
 // out[0 .. max) (pc first, then return addresses); 0 when some frame's rule
 // is not one this walk knows (then libgcc's unwinder is used).
 uint32_t mallet__prof_unwind(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t *out, uint32_t max);
+// The program's stack at its call into libmallet (the frames up to the
+// outermost one in mallet_text left out) into pc[0 .. max); the frames.
+uint32_t mallet__stack_capture(uintptr_t *pc, uint32_t max);
+// The stack of an interrupted context (a signal handler's), from pc on.
+uint32_t mallet__stack_of_context(uintptr_t pc, uintptr_t sp, uintptr_t fp, uintptr_t *out, uint32_t max);
+// Reports (debug.h's mallet__fatal) end with the stack of the call.
+void mallet__stack_reports_on(void);
 // For tests: the caller's stack by both walks (each with its own first
 // frame, in this function).
 void mallet__prof_unwind_both(uintptr_t *fast, uint32_t *nfast, uintptr_t *slow, uint32_t *nslow, uint32_t max);

@@ -14,6 +14,7 @@
 
 #include "heap.h"
 #include "init.h"
+#include "guard.h"
 #include "large.h"
 #include "mallet.h"
 #include "options.h"
@@ -82,20 +83,24 @@ MALLET_API void mallet_stats_get(mallet_stats_t *s)
     mallet__large_totals(&lt);
     st.allocated -= listed_bytes < st.allocated ? listed_bytes : st.allocated;
     st.live_blocks -= listed < st.live_blocks ? listed : st.live_blocks;
-    s->allocated = st.allocated + lt.allocated;
-    s->active = st.active + lt.allocated;
-    s->mapped = st.mapped + lt.mapped;
-    s->resident = st.resident + lt.mapped;
+    mallet_guard_totals_t gt;
+    mallet__guard_totals(&gt);
+    s->allocated = st.allocated + lt.allocated + gt.bytes;
+    s->active = st.active + lt.allocated + gt.opened;
+    s->mapped = st.mapped + lt.mapped + gt.opened;
+    s->resident = st.resident + lt.mapped + gt.opened;
     s->purged = st.purged;
     s->large_allocated = lt.allocated;
     uint64_t small = c[MALLET_STAT_blocks_installed] - c[MALLET_STAT_blocks_returned];
-    s->malloc_calls = small + c[MALLET_STAT_large_allocs];
-    uint64_t live = st.live_blocks + lt.live;
+    s->malloc_calls = small + c[MALLET_STAT_large_allocs] + gt.total;
+    uint64_t live = st.live_blocks + lt.live + gt.live;
     s->free_calls = s->malloc_calls > live ? s->malloc_calls - live : 0;
     s->remote_frees = c[MALLET_STAT_remote_frees];
     s->pages_abandoned = c[MALLET_STAT_pages_abandoned];
     s->pages_adopted = c[MALLET_STAT_pages_adopted];
     s->threads = threads;
+    s->guarded = gt.live;
+    s->guarded_total = gt.total;
 }
 
 static void line(mallet_buf_t *b, const char *name, uint64_t v, const char *meaning)
@@ -126,6 +131,8 @@ MALLET_API void mallet_stats_print(int fd)
     line(&b, "malloc_calls", s.malloc_calls, "allocations, ever");
     line(&b, "free_calls", s.free_calls, "frees, ever");
     line(&b, "threads", s.threads, "thread heaps alive");
+    line(&b, "guarded", s.guarded, "guarded blocks live");
+    line(&b, "guarded_total", s.guarded_total, "guarded blocks, ever");
 #define MALLET_STAT_LINE(name, meaning) line(&b, #name, c[MALLET_STAT_##name], meaning);
     MALLET_STAT_LIST(MALLET_STAT_LINE)
 #undef MALLET_STAT_LINE

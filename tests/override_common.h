@@ -71,6 +71,25 @@ static inline int test_on_mallet(void)
 #endif
 }
 
+// The shape of a libmallet report: one line naming the error, then only
+// the frames of the stack of the call that found it ("    #N 0x..."),
+// and for a guarded block the titles of its other stacks ("  freed by
+// thread N:"); a capture buffer may cut the last line short.
+static inline int test_report_shape(const char *s)
+{
+    const char *nl = strchr(s, '\n');
+    if (nl == NULL || nl == s)
+        return 0;
+    for (s = nl + 1; *s; s = nl + 1) {
+        nl = strchr(s, '\n');
+        if (nl == NULL)
+            return 1;
+        if (strncmp(s, "    #", 5) != 0 && !(strncmp(s, "  ", 2) == 0 && s[2] != ' ' && nl[-1] == ':'))
+            return 0;
+    }
+    return 1;
+}
+
 // Bytes libmallet reports as allocated now; 0 when it is not the malloc.
 static inline uint64_t test_allocated(void)
 {

@@ -6,7 +6,7 @@
 // what malloc never returned (an interior pointer of every size class, the
 // stack, a global, a foreign mapping, a wild address), and realloc of a
 // freed block. libmallet must print one line naming the error and the
-// address, then abort.
+// address, then the stack of the call, then abort.
 //
 // Each misuse runs in a forked child with its stderr captured. The glibc
 // build checks what glibc does (it aborts for most, and crashes without a
@@ -29,17 +29,11 @@ static int aborted(const outcome_t *o)
     return WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGABRT;
 }
 
-static int one_line(const char *s)
-{
-    const char *nl = strchr(s, '\n');
-    return nl && nl[1] == 0;
-}
-
 // glibc_needle for a misuse glibc lets through without a sign.
 static const char GLIBC_MISSES[] = "";
 
-// libmallet: SIGABRT after exactly one line that names the error (needle)
-// and the address. glibc: the message it is known to print, or (NULL) just
+// libmallet: SIGABRT after one line that names the error (needle) and the
+// address, and the stack of the call. glibc: the message it is known to print, or (NULL) just
 // death, or (GLIBC_MISSES) nothing to check.
 static void expect_report(void (*fn)(void *), void *arg, const void *addr,
                           const char *mallet_needle, const char *glibc_needle)
@@ -50,7 +44,7 @@ static void expect_report(void (*fn)(void *), void *arg, const void *addr,
         char hex[32];
         snprintf(hex, sizeof hex, "%p", addr);
         CHECK(aborted(&o));
-        CHECK(one_line(o.text));
+        CHECK(test_report_shape(o.text));
         CHECK(strstr(o.text, "mallet") != NULL);
         CHECK(strstr(o.text, mallet_needle) != NULL);
         CHECK(strstr(o.text, hex) != NULL);
@@ -149,7 +143,7 @@ TEST(free_of_a_stack_address)
     run_child(free_stack, NULL, &o);
     CHECK(aborted(&o));
     if (test_on_mallet()) {
-        CHECK(one_line(o.text));
+        CHECK(test_report_shape(o.text));
         CHECK(strstr(o.text, "invalid pointer") != NULL && strstr(o.text, "0x") != NULL);
     } else {
         // glibc's words depend on what it finds where a chunk header would be.
@@ -220,7 +214,7 @@ TEST(free_of_an_interior_pointer_of_every_size_class)
             char text[512], hex[32];
             int status = test_run_child(do_free, p + offs[k], text, sizeof text);
             snprintf(hex, sizeof hex, "%p", (void *)(p + offs[k]));
-            bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && one_line(text) &&
+            bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && test_report_shape(text) &&
                       strstr(text, "invalid pointer") && strstr(text, hex);
             if (!ok)
                 fprintf(stderr, "  size %zu, offset %zu: %s", sizes[i], offs[k], text[0] ? text : "(nothing)\n");
@@ -279,7 +273,7 @@ TEST(double_free_racing_between_two_threads)
     for (int i = 0; i < rounds; i++) {
         char text[512];
         int status = test_run_child(double_free_racing, NULL, text, sizeof text);
-        bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && one_line(text) &&
+        bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && test_report_shape(text) &&
                   strstr(text, "double free of");
         if (!ok)
             fprintf(stderr, "  round %d: status %d: %s", i, status, text[0] ? text : "(nothing)\n");
@@ -340,7 +334,7 @@ TEST(double_free_after_a_write_after_free_of_its_first_16_bytes)
         outcome_t o;
         run_child(double_free_after_write_after_free, &w, &o);
         CHECK(aborted(&o));
-        CHECK(one_line(o.text));
+        CHECK(test_report_shape(o.text));
         CHECK(strstr(o.text, MALLET_SECURE ? "free(): heap overflow past" : "heap corruption") != NULL);
     }
 }

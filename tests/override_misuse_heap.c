@@ -46,12 +46,12 @@
 #endif
 
 
-// The child was stopped with one line naming `needle` and an address.
+// The child was stopped with one line naming `needle` and an address (and
+// the stack of the call).
 static void expect_report(const outcome_t *o, const char *needle, const void *addr)
 {
     CHECK(WIFSIGNALED(o->status) && WTERMSIG(o->status) == SIGABRT);
-    const char *nl = strchr(o->text, '\n');
-    CHECK(nl && nl[1] == 0);
+    CHECK(test_report_shape(o->text));
     CHECK(strncmp(o->text, "mallet: ", 8) == 0);
     CHECK(strstr(o->text, needle) != NULL);
     if (addr) {

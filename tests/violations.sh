@@ -22,7 +22,9 @@
 # Outcomes:
 #   report  killed by SIGABRT after a message on stderr. For the mallet
 #           builds the message must be one line starting "mallet: " and
-#           naming an address (0x...), or the outcome is bad-report.
+#           naming an address (0x...), followed by nothing but the frames
+#           of stacks ("    #N ...") and their titles ("  freed by thread
+#           N:"), or the outcome is bad-report.
 #   abort   killed by SIGABRT without a word
 #   fault   killed by SIGSEGV or SIGBUS
 #   erased  exit 3: a read after free found the block's old data gone
@@ -36,51 +38,55 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PROG=$BUILD/tests/violation
 
-# EXPECTED: violation, outcome under the default build, outcome under the
-# secure build; a build that gains a check changes its column here in the
-# same commit. "a|b" accepts either: an overflow past a large block lands
+# EXPECTED: violation, outcome under the default build, under the secure
+# build, and under the default build when the block is guarded
+# (MALLET_GUARD_SAMPLE_KB=0: every block is); a build that gains a check
+# changes its column here in the same commit. "a|b" accepts either: an overflow past a large block lands
 # on the next page, which is mapped or not as the address space happens to
 # be laid out (no guard page after a large block yet).
 EXPECTED="
-double-free-small           report        report
-double-free-large           report        report
-double-free-small-delayed   report        report
-double-free-large-delayed   report        report
-free-interior-small         report        report
-free-interior-large         report        report
-free-stack                  report        report
-free-global                 report        report
-free-foreign-mmap           report        report
-free-wild                   report        report
-overflow-small-1            missed        report
-overflow-small-8            missed        report
-overflow-large-1            missed|fault  fault
-overflow-large-8            missed|fault  fault
-uaf-write-small-0           missed        report
-uaf-write-small-40          missed        report
-uaf-write-small-last        missed        report
-uaf-write-small-0-reuse     report        report
-uaf-write-small-40-reuse    missed        report
-uaf-write-small-last-reuse  missed        report
-uaf-write-large             missed        fault
-uaf-write-large-reuse       missed        fault
-uaf-read-small              missed        erased
-uaf-read-large              missed        fault
-zero-size-read              missed        fault
-zero-size-write             missed        fault
-usable-size-freed           report        report
-realloc-freed               report        report
+double-free-small           report        report        report
+double-free-large           report        report        report
+double-free-small-delayed   report        report        report
+double-free-large-delayed   report        report        report
+free-interior-small         report        report        report
+free-interior-large         report        report        report
+free-stack                  report        report        report
+free-global                 report        report        report
+free-foreign-mmap           report        report        report
+free-wild                   report        report        report
+overflow-small-1            missed        report        report
+overflow-small-8            missed        report        report
+overflow-large-1            missed|fault  fault         report
+overflow-large-8            missed|fault  fault         report
+uaf-write-small-0           missed        report        report
+uaf-write-small-40          missed        report        report
+uaf-write-small-last        missed        report        report
+uaf-write-small-0-reuse     report        report        report
+uaf-write-small-40-reuse    missed        report        report
+uaf-write-small-last-reuse  missed        report        report
+uaf-write-large             missed        fault         report
+uaf-write-large-reuse       missed        fault         report
+uaf-read-small              missed        erased        report
+uaf-read-large              missed        fault         report
+zero-size-read              missed        fault         report
+zero-size-write             missed        fault         report
+usable-size-freed           report        report        report
+realloc-freed               report        report        report
 "
 
 # outcome LABEL LIB NAME -- run violation NAME with LIB preloaded ("-":
-# none) and print its outcome. LABEL mallet* asks for mallet's report form.
+# none) and print its outcome. LABEL mallet* asks for mallet's report form;
+# LABEL *-guarded has every block guarded.
 outcome() {
-    local label=$1 lib=$2 name=$3 dir status=0 sig text
+    local label=$1 lib=$2 name=$3 dir status=0 sig text env=()
     dir=$(mktemp -d)
+    [[ $label == *-guarded ]] && env=(MALLET_GUARD_SAMPLE_KB=0)
     if [ "$lib" = - ]; then
         { timeout 20 "$PROG" "$name" >"$dir/out" 2>"$dir/err" || status=$?; } 2>/dev/null
     else
-        { LD_PRELOAD=$lib timeout 20 "$PROG" "$name" >"$dir/out" 2>"$dir/err" || status=$?; } 2>/dev/null
+        { env "${env[@]}" LD_PRELOAD="$lib" timeout 20 "$PROG" "$name" >"$dir/out" 2>"$dir/err" ||
+              status=$?; } 2>/dev/null
     fi
     text=$(cat "$dir/err")
     rm -rf "$dir"
@@ -96,8 +102,8 @@ outcome() {
             if [ -z "$text" ]; then
                 echo abort
             elif [[ $label == mallet* ]] &&
-                ! { [ "$(wc -l <<<"$text")" -eq 1 ] && [[ $text == "mallet: "* ]] &&
-                    [[ $text =~ 0x[0-9a-f]+ ]]; }; then
+                ! { [[ $text == "mallet: "* ]] && [[ $(head -n 1 <<<"$text") =~ 0x[0-9a-f]+ ]] &&
+                    ! tail -n +2 <<<"$text" | grep -qvE '^    #[0-9]|^  [a-z][a-z0-9 ]*:$'; }; then
                 echo bad-report
             else
                 echo report
@@ -118,7 +124,8 @@ sort_outcomes() {
 known_allocators() {
     local scudo
     echo "glibc -"
-    [ -f "$BUILD/libmallet.so" ] && echo "mallet $PWD/$BUILD/libmallet.so"
+    [ -f "$BUILD/libmallet.so" ] && echo "mallet $PWD/$BUILD/libmallet.so" &&
+        echo "mallet-guarded $PWD/$BUILD/libmallet.so"
     [ -f "$BUILD/libmallet-secure.so" ] && echo "mallet-secure $PWD/$BUILD/libmallet-secure.so"
     scudo=$(bench/scudo.sh) && echo "scudo $scudo"
     BUILD=$BUILD bench/peers.sh | grep -vE '^(glibc|mallet) '
@@ -160,7 +167,7 @@ table() {
 
 # The test: each violation once per build, its outcome one of the expected.
 test_builds() {
-    local passed=0 failed=0 name want_default want_secure build lib want got listed
+    local passed=0 failed=0 name want_default want_secure want_guarded build lib want got listed label
     for f in "$PROG" "$BUILD/libmallet.so" "$BUILD/libmallet-secure.so"; do
         [ -e "$f" ] || { echo "violations.sh: $f not built (make, make secure)"; exit 1; }
     done
@@ -169,20 +176,21 @@ test_builds() {
         grep -q "^$name " <<<"$EXPECTED" ||
             { echo "FAIL  $name: not in EXPECTED"; failed=$((failed + 1)); }
     done
-    while read -r name want_default want_secure; do
+    while read -r name want_default want_secure want_guarded; do
         [ -n "$name" ] || continue
         if ! grep -qx "$name" <<<"$listed"; then
             echo "FAIL  $name: violation --list does not have it"
             failed=$((failed + 1))
             continue
         fi
-        for build in default secure; do
-            if [ $build = default ]; then
-                lib=$BUILD/libmallet.so want=$want_default
-            else
-                lib=$BUILD/libmallet-secure.so want=$want_secure
-            fi
-            got=$(outcome mallet "$PWD/$lib" "$name")
+        for build in default secure guarded; do
+            label=mallet lib=$BUILD/libmallet.so
+            case $build in
+                default) want=$want_default ;;
+                secure)  want=$want_secure lib=$BUILD/libmallet-secure.so ;;
+                guarded) want=$want_guarded label=mallet-guarded ;;
+            esac
+            got=$(outcome $label "$PWD/$lib" "$name")
             if [[ "|$want|" == *"|$got|"* ]]; then
                 printf 'ok    %-7s %-28s %s\n' $build "$name" "$got"
                 passed=$((passed + 1))

@@ -27,9 +27,19 @@
 #define likely(x)       __builtin_expect(!!(x), 1)
 #define unlikely(x)     __builtin_expect(!!(x), 0)
 
-// "WHO: FUNC(): WHAT 0xADDR\n" on stderr, then abort().
+// "WHO: FUNC(): WHAT 0xADDR\n" on stderr, then the stack of the call that
+// found it (when mallet__report_stack is set), then abort().
 MALLET_NORETURN MALLET_COLD
 void mallet__fatal(const char *who, const char *func, const char *what, const void *addr);
+
+// Writes the calling program's stack to fd, for mallet__fatal. Set by the
+// allocator that owns the unwinder (libmallet's start-up); NULL leaves the
+// report at its one line.
+extern void (*mallet__report_stack)(int fd);
+
+// The frames pc[0 .. n) to fd, one line each, numbered from 0:
+// "    #N 0xADDR FUNCTION+0xOFF (MODULE+0xVADDR)" (frames.c).
+void mallet__frames_write(int fd, const uintptr_t *pc, unsigned n);
 
 // Assertion failure: "mallet: assertion failed: EXPR at FILE:LINE".
 MALLET_NORETURN MALLET_COLD

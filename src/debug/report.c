@@ -59,6 +59,8 @@ void mallet__buf_flush(mallet_buf_t *b, int fd)
     b->len = 0;
 }
 
+void (*mallet__report_stack)(int fd);
+
 void mallet__fatal(const char *who, const char *func, const char *what, const void *addr)
 {
     char store[256];
@@ -72,6 +74,8 @@ void mallet__fatal(const char *who, const char *func, const char *what, const vo
     mallet__buf_hex(&b, (uintptr_t)addr);
     mallet__buf_str(&b, "\n");
     mallet__buf_flush(&b, 2);
+    if (mallet__report_stack)
+        mallet__report_stack(2);
     abort();
 }
 

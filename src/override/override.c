@@ -21,7 +21,7 @@ MALLET_API MALLET_PROF_FRAME void *malloc(size_t size)
     return mallet__malloc_fast(size);
 }
 
-MALLET_API void free(void *p)
+MALLET_API MALLET_PROF_FRAME void free(void *p)
 {
     mallet__free_fast(p, "free");
 }
@@ -66,17 +66,17 @@ MALLET_API MALLET_PROF_FRAME void *pvalloc(size_t size)
     return mallet_pvalloc(size);
 }
 
-MALLET_API size_t malloc_usable_size(void *p)
+MALLET_API MALLET_PROF_FRAME size_t malloc_usable_size(void *p)
 {
     return mallet_usable_size(p);
 }
 
-MALLET_API void free_sized(void *p, size_t size)
+MALLET_API MALLET_PROF_FRAME void free_sized(void *p, size_t size)
 {
     mallet_free_sized(p, size);
 }
 
-MALLET_API void free_aligned_sized(void *p, size_t align, size_t size)
+MALLET_API MALLET_PROF_FRAME void free_aligned_sized(void *p, size_t align, size_t size)
 {
     mallet_free_aligned_sized(p, align, size);
 }
@@ -127,7 +127,7 @@ MALLET_API struct mallinfo mallinfo(void)
 
 // glibc's internal names, for programs and tools that call them directly.
 MALLET_API MALLET_PROF_FRAME void *__libc_malloc(size_t size) { return mallet__malloc_fast(size); }
-MALLET_API void __libc_free(void *p) { mallet__free_fast(p, "free"); }
+MALLET_API MALLET_PROF_FRAME void __libc_free(void *p) { mallet__free_fast(p, "free"); }
 MALLET_API MALLET_PROF_FRAME void *__libc_calloc(size_t count, size_t size) { return mallet_calloc(count, size); }
 MALLET_API MALLET_PROF_FRAME void *__libc_realloc(void *p, size_t size) { return mallet_realloc(p, size); }
 MALLET_API MALLET_PROF_FRAME void *__libc_memalign(size_t align, size_t size) { return mallet_memalign(align, size); }
