@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: MIT
 //
 // elf_file.c -- an ELF file open for reading: its headers, its sections
-// found by name and read whole.
+// found by name and read whole, and the way to its separate debug file.
 //
 // Every read is a pread of exactly the bytes asked for, checked against
 // the file's size first, so a truncated or hostile file yields "not
 // there" (NULL, false) and never a read past what the file holds. Section
 // bytes come back in new memory the caller frees.
+//
+// A separate debug file is how Debian ships debug information
+// (-dbgsym, -dbg packages): the program keeps its code, a copy with the
+// DWARF sections goes to /usr/lib/debug, found by the program's build-id
+// (.note.gnu.build-id: .build-id/xx/rest.debug) or by the name in its
+// .gnu_debuglink section, beside the program's own path under that
+// directory; the link carries the CRC-32 of the debug file, which we
+// check, so a stale copy is not taken for the program's.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,6 +25,7 @@
 #include "elf_file.h"
 
 #define MAX_READ (256u << 20)         // larger tables are not a sane ELF file's
+#define DEBUG_DIR "/usr/lib/debug"    // where Debian installs separate debug files
 
 bool elf_open(elf_file_t *f, const char *path)
 {
@@ -99,4 +108,82 @@ void *elf_section_data(const elf_file_t *f, const Elf64_Shdr *s)
     if (s->sh_type == SHT_NOBITS || (s->sh_flags & SHF_COMPRESSED))
         return NULL;
     return elf_read(f, s->sh_offset, s->sh_size);
+}
+
+// --- the separate debug file ---------------------------------------------------------
+
+// The GNU build-id note's bytes into id; how many (0 when there is none).
+static size_t build_id(const elf_file_t *f, uint8_t *id, size_t cap)
+{
+    const Elf64_Shdr *s = elf_section(f, ".note.gnu.build-id");
+    Elf64_Nhdr *note = s ? elf_section_data(f, s) : NULL;
+    size_t n = 0;
+    // The note: its header, the name "GNU\0" (4 bytes, already aligned), the id.
+    if (note && s->sh_size >= sizeof *note + 4 && note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4
+        && !memcmp(note + 1, "GNU", 4) && note->n_descsz <= cap && note->n_descsz <= s->sh_size - sizeof *note - 4) {
+        n = note->n_descsz;
+        memcpy(id, (char *)(note + 1) + 4, n);
+    }
+    free(note);
+    return n;
+}
+
+// The CRC-32 (IEEE 802.3, reflected, as zlib computes it) of the whole
+// file at path, which .gnu_debuglink records; false when it cannot be read.
+static bool file_crc32(const char *path, uint32_t *out)
+{
+    static uint32_t table[256];
+    if (!table[1]) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = (c >> 1) ^ (0xedb88320u & -(c & 1));
+            table[i] = c;
+        }
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    uint32_t crc = ~0u;
+    unsigned char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            crc = (crc >> 8) ^ table[(crc ^ buf[i]) & 0xff];
+    close(fd);
+    *out = ~crc;
+    return n == 0;
+}
+
+bool elf_debug_file(const elf_file_t *f, const char *path, char *out, size_t cap)
+{
+    const char *dir = getenv("MALLET_DEBUG_DIR");
+    if (!dir || !*dir)
+        dir = DEBUG_DIR;
+    struct stat st;
+    uint8_t id[64];
+    size_t n = build_id(f, id, sizeof id);
+    if (n >= 2) {
+        int at = snprintf(out, cap, "%s/.build-id/%02x/", dir, id[0]);
+        for (size_t i = 1; i < n && at > 0 && (size_t)at < cap; i++)
+            at += snprintf(out + at, cap - (size_t)at, "%02x", id[i]);
+        if (at > 0 && (size_t)at < cap && (size_t)snprintf(out + at, cap - (size_t)at, ".debug") < cap - (size_t)at
+            && stat(out, &st) == 0)
+            return true;
+    }
+    // .gnu_debuglink: the file's name, NUL, padding to 4 bytes, the CRC.
+    const Elf64_Shdr *s = elf_section(f, ".gnu_debuglink");
+    char *link = s ? elf_section_data(f, s) : NULL;
+    size_t len = link ? strlen(link) : 0;
+    size_t crc_at = (len + 4) & ~(size_t)3;
+    const char *slash = strrchr(path, '/');
+    bool found = false;
+    uint32_t want, got;
+    if (len && !strchr(link, '/') && crc_at + 4 <= s->sh_size && path[0] == '/') {
+        memcpy(&want, link + crc_at, sizeof want);
+        found = (size_t)snprintf(out, cap, "%s%.*s/%s", dir, (int)(slash - path), path, link) < cap
+                && file_crc32(out, &got) && got == want;
+    }
+    free(link);
+    return found;
 }

@@ -2,8 +2,10 @@
 //
 // elf_file.h -- what the command reads from ELF files itself (no libelf, no
 // libdw, no binutils: it links libc only):
-//   elf_file.c     an open file: its headers, its sections by name
+//   elf_file.c     an open file: its headers, its sections by name, its
+//                  build-id, and where its separate debug file is
 //   symbols.c      its function symbols: ELF address -> function name
+//   dwarf_line.c   its DWARF line tables: ELF address -> source file:line
 //
 // An *ELF address* is an address as the file's headers and symbols give
 // it (p_vaddr, st_value): what `addr2line -e FILE` takes, the same wherever
@@ -42,6 +44,12 @@ const Elf64_Shdr *elf_section(const elf_file_t *f, const char *name);
 // file (SHT_NOBITS) or they are compressed (SHF_COMPRESSED), which we do
 // not read.
 void *elf_section_data(const elf_file_t *f, const Elf64_Shdr *s);
+// The path of f's separate debug file into out, when one is installed:
+// DIR/.build-id/xx/rest.debug for its build-id, else DIR/PATHDIR/NAME for
+// its .gnu_debuglink NAME (taken only when the link's CRC matches), where
+// DIR is /usr/lib/debug or $MALLET_DEBUG_DIR and PATHDIR the directory of
+// path, the file f was opened from.
+bool elf_debug_file(const elf_file_t *f, const char *path, char *out, size_t cap);
 
 // --- symbols.c ------------------------------------------------------------------
 
@@ -52,6 +60,7 @@ typedef struct func_table {
     size_t n_syms;                    // how many
     char *strtab;                     // their names, NUL-terminated at its end
     size_t strtab_size;               // bytes in strtab
+    bool full;                        // from .symtab (every function), not .dynsym (exported ones)
 } func_table_t;
 
 // The functions of f: from .symtab, else .dynsym. False (and t empty) when
@@ -61,5 +70,24 @@ bool func_table_read(func_table_t *t, const elf_file_t *f);
 // *start; NULL when no function holds it.
 const char *func_table_find(const func_table_t *t, uint64_t addr, uint64_t *start);
 void func_table_free(func_table_t *t);
+
+// --- dwarf_line.c ---------------------------------------------------------------
+
+typedef struct line_row line_row_t;
+
+typedef struct line_table {
+    line_row_t *rows;                 // every row of every sequence, by address
+    size_t n_rows;                    // how many
+    char **files;                     // source paths, directory joined; NULL where a name could not be read
+    size_t n_files;                   // how many
+} line_table_t;
+
+// The line tables of f's .debug_line (DWARF versions 2 to 5). False (and t
+// empty) when it has none, or compressed, or out of memory; a unit that
+// cannot be read is skipped.
+bool line_table_read(line_table_t *t, const elf_file_t *f);
+// The source file and line of ELF address addr; false when no row holds it.
+bool line_table_find(const line_table_t *t, uint64_t addr, const char **file, unsigned *line);
+void line_table_free(line_table_t *t);
 
 #endif

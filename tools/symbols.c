@@ -140,6 +140,7 @@ bool func_table_read(func_table_t *t, const elf_file_t *f)
         func_table_free(t);
         return false;
     }
+    t->full = f->sh[table].sh_type == SHT_SYMTAB;
     return true;
 }
 
