@@ -7,7 +7,10 @@
 # marks and the one addr2line (the oracle) gives, for a PIE and a non-PIE
 # program, a shared library, DWARF 4 and 5, and a separate debug file found
 # by build-id and by .gnu_debuglink; everything else passes through byte
-# for byte.
+# for byte. Then `mallet run`: the program's stderr symbolized as it is
+# written (or not, with --raw), and all else as before: the exit status, a
+# crash, stdin and stdout, binary bytes, a closed stderr, a reader that goes
+# away, a background process holding the pipe, a line that does not end.
 . "$(dirname "$0")/tools_lib.bash"
 
 SRC=$ROOT/tests/tools_symbolize_prog.c
@@ -186,5 +189,57 @@ cat "$TMP/plain.txt" "$TMP/plain.txt" | cmp -s - "$TMP/two"; same "unreadable fi
 same "standard input" "$(cat "$TMP/out")" "$(cat "$TMP/pie/symbolized.txt")"
 "$MALLET" symbolize - <"$TMP/pie/frames.txt" >"$TMP/out"
 same "- is standard input" "$(cat "$TMP/out")" "$(cat "$TMP/pie/symbolized.txt")"
+
+# --- mallet run ------------------------------------------------------------------------------------
+"$MALLET" run -a glibc -- "$P" stderr 3 >"$TMP/run.out" 2>"$TMP/run.err"
+same "run: the exit status" $? 3
+same "run: stderr symbolized" "$(masked "$TMP/run.err")" "$(masked "$TMP/pie/symbolized.txt")"
+same "run: stdout untouched" "$(cat "$TMP/run.out")" ""
+"$MALLET" run -a glibc --raw -- "$P" stderr 0 2>"$TMP/run.err"
+same "run --raw: stderr as written" "$(masked "$TMP/run.err")" "$(masked "$TMP/pie/frames.txt")"
+"$MALLET" run -a glibc -- "$P" abort >/dev/null 2>"$TMP/run.err"
+same "run: an abort's status" $? 134
+same "run: the frames before the crash" "$(masked "$TMP/run.err" | head -n 6)" "$(masked "$TMP/pie/symbolized.txt")"
+same "run: the crash named last" "$(tail -n 1 "$TMP/run.err" | sed 's/.*: \(.* crashed under glibc: .*\)/\1/')" \
+    "$P crashed under glibc: signal 6 (SIGABRT)"
+"$MALLET" run -a glibc -- "$TMP/nopie/prog" stderr >/dev/null 2>"$TMP/run.err"
+same "run: non-PIE" "$(at "$TMP/run.err")" "$(at "$TMP/nopie/symbolized.txt")"
+if [ -f "$ROOT/$BUILD/libmallet.so" ]; then
+    "$MALLET" run -- "$P" stderr 2>"$TMP/run.err"
+    same "run on libmallet" "$(masked "$TMP/run.err")" "$(masked "$TMP/pie/symbolized.txt")"
+fi
+
+same "run: stdin and stdout are the program's" "$(printf 'in\n' | "$MALLET" run -a glibc -- cat)" "in"
+head -c 300000 /dev/urandom >"$TMP/random"
+"$MALLET" run -a glibc -- sh -c 'cat "$0" >&2' "$TMP/random" 2>"$TMP/run.err"
+cmp -s "$TMP/random" "$TMP/run.err"; same "run: binary stderr byte for byte" $? 0
+same "run: a program that closes its stderr" \
+    "$("$MALLET" run -a glibc -- sh -c 'exec 2>&-; echo out; exit 4'; echo "status $?")" "$(printf 'out\nstatus 4')"
+same "run: our stderr closed" "$("$MALLET" run -a glibc -- sh -c 'echo out; echo err >&2' 2>&-)" "out"
+fails "run: a missing program" "cannot run" "$MALLET" run -a glibc -- "$TMP/no-such-program"
+
+same "run: a reader of our stderr that goes away: SIGPIPE, as without us" "$(timeout 20 bash -c \
+    '"$0" run -a glibc -- sh -c "while :; do echo x >&2; done" 2>&1 | head -n 1 >/dev/null; echo "${PIPESTATUS[*]}"' \
+    "$MALLET")" "141 0"
+
+# A background process holding the pipe: the command returns when the
+# program does, and what the process writes later still arrives; one that
+# writes without a pause does not hold the command either.
+ms() { echo $(($(date +%s%N) / 1000000)); }
+start=$(ms)
+"$MALLET" run -a glibc -- sh -c '(sleep 2; echo late >&2) & echo early >&2' 2>"$TMP/late"
+same "run: returns when the program exits" "$(($(ms) - start < 1500))" 1
+start=$(ms)
+"$MALLET" run -a glibc -- sh -c 'timeout 2 yes >&2 & echo early >&2' 2>/dev/null
+same "run: returns when the program exits, a writer behind it" "$(($(ms) - start < 1500))" 1
+sleep 3
+same "run: a background writer's stderr still arrives" "$(cat "$TMP/late")" "$(printf 'early\nlate')"
+
+# A line that does not end (a prompt) goes out before the program goes on.
+"$MALLET" run -a glibc -- sh -c 'printf "prompt: " >&2; sleep 2; echo done >&2' 2>"$TMP/prompt" &
+sleep 1
+same "run: a line without its end, shown" "$(cat "$TMP/prompt")" "prompt: "
+wait
+same "run: ... and the rest after it" "$(cat "$TMP/prompt")" "prompt: done"
 
 finish

@@ -73,6 +73,12 @@ bool tool_preload_first(const char *verb, const char *lib);
 // when it cannot be run ("VERB: cannot run CMD: why"). Its pid goes to
 // *started unless started is NULL.
 int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started);
+// What a caller of tool_command_during does while the program (pid) runs.
+typedef void tool_during_fn(void *ctx, pid_t pid);
+// tool_command with the program's stderr on err (the write end of a pipe,
+// say), and during(ctx, pid) called once it has started, before the wait.
+int tool_command_during(const char *verb, char *const argv[], const char *alloc, int err, tool_during_fn *during,
+                        void *ctx);
 // "SIGSEGV" for 11, "signal 77" when unnamed.
 const char *tool_signame(int sig, char *buf, size_t cap);
 // Wait for pid and return its exit status; for a signal, print
