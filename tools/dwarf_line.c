@@ -502,14 +502,7 @@ bool line_table_read(line_table_t *t, const elf_file_t *f)
 
 bool line_table_find(const line_table_t *t, uint64_t addr, const char **file, unsigned *line)
 {
-    size_t lo = 0, hi = t->n_rows;        // the first row above addr is in [lo, hi]
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->rows[mid].addr <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = elf_count_at_or_below(t->rows, t->n_rows, sizeof *t->rows, offsetof(line_row_t, addr), addr);
     if (lo == 0)
         return false;
     const line_row_t *row = &t->rows[lo - 1];

@@ -110,6 +110,21 @@ void *elf_section_data(const elf_file_t *f, const Elf64_Shdr *s)
     return elf_read(f, s->sh_offset, s->sh_size);
 }
 
+size_t elf_count_at_or_below(const void *base, size_t n, size_t size, size_t at, uint64_t addr)
+{
+    size_t lo = 0, hi = n;                // the first element above addr is in [lo, hi]
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t key;
+        memcpy(&key, (const char *)base + mid * size + at, sizeof key);
+        if (key <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 // --- the separate debug file ---------------------------------------------------------
 
 // The GNU build-id note's bytes into id; how many (0 when there is none).

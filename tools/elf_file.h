@@ -50,6 +50,10 @@ void *elf_section_data(const elf_file_t *f, const Elf64_Shdr *s);
 // DIR is /usr/lib/debug or $MALLET_DEBUG_DIR and PATHDIR the directory of
 // path, the file f was opened from.
 bool elf_debug_file(const elf_file_t *f, const char *path, char *out, size_t cap);
+// In the n elements of size bytes at base, sorted by the ELF address each
+// holds at byte offset `at`: how many hold one at or below addr. The last
+// of those is the one whose range may hold addr.
+size_t elf_count_at_or_below(const void *base, size_t n, size_t size, size_t at, uint64_t addr);
 
 // --- symbols.c ------------------------------------------------------------------
 

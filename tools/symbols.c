@@ -146,14 +146,7 @@ bool func_table_read(func_table_t *t, const elf_file_t *f)
 
 const char *func_table_find(const func_table_t *t, uint64_t addr, uint64_t *start)
 {
-    size_t lo = 0, hi = t->n_syms;        // the first symbol above addr is in [lo, hi]
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->syms[mid].addr <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = elf_count_at_or_below(t->syms, t->n_syms, sizeof *t->syms, offsetof(func_sym_t, addr), addr);
     if (lo == 0 || addr - t->syms[lo - 1].addr >= t->syms[lo - 1].size)
         return NULL;
     *start = t->syms[lo - 1].addr;
