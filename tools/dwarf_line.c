@@ -137,6 +137,7 @@ static uint64_t uleb(cursor_t *c)
     return 0;
 }
 
+// A signed LEB128.
 static int64_t sleb(cursor_t *c)
 {
     uint64_t v = 0;
@@ -316,7 +317,7 @@ typedef struct state {
     uint64_t addr;                    // the address register
     uint64_t op_index;                // the operation in a VLIW bundle (0 on x86-64)
     uint64_t file;                    // the file register, as the unit numbers files
-    int64_t line;                     // the line register
+    uint64_t line;                    // the line register, wrapping (a signed value, read as one)
     size_t first_row;                 // the sequence's first row in line_table_t.rows
 } state_t;
 
@@ -338,7 +339,7 @@ static void emit(reader_t *r, const unit_t *u, const state_t *s, bool end)
     t->rows[t->n_rows] = (line_row_t){
         .addr = s->addr,
         .file = s->file >= first && s->file - first < n_files ? (uint32_t)(u->file_base + s->file - first) : NO_FILE,
-        .line = s->line < 0 ? 0 : s->line > UINT32_MAX ? UINT32_MAX : (uint32_t)s->line,
+        .line = (int64_t)s->line < 0 ? 0 : s->line > UINT32_MAX ? UINT32_MAX : (uint32_t)s->line,
         .end = end,
     };
     t->n_rows++;
@@ -354,7 +355,7 @@ static void run_program(reader_t *r, cursor_t *c, unit_t *u)
         if (op >= u->opcode_base) {           // special: advance both, make a row
             unsigned adj = op - u->opcode_base;
             advance(&s, u, adj / u->line_range);
-            s.line += u->line_base + (int)(adj % u->line_range);
+            s.line += (uint64_t)(u->line_base + (int)(adj % u->line_range));
             emit(r, u, &s, false);
         } else if (op == 0) {                 // extended: length, sub-opcode, operands
             uint64_t len = uleb(c);
@@ -387,7 +388,7 @@ static void run_program(reader_t *r, cursor_t *c, unit_t *u)
             switch (op) {
             case DW_LNS_copy: emit(r, u, &s, false); break;
             case DW_LNS_advance_pc: advance(&s, u, uleb(c)); break;
-            case DW_LNS_advance_line: s.line += sleb(c); break;
+            case DW_LNS_advance_line: s.line += (uint64_t)sleb(c); break;
             case DW_LNS_set_file: s.file = uleb(c); break;
             case DW_LNS_const_add_pc: advance(&s, u, (255 - u->opcode_base) / u->line_range); break;
             case DW_LNS_fixed_advance_pc:

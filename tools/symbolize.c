@@ -97,11 +97,11 @@ static void read_module(module_t *m)
 // NULL when out of memory or the path cannot be a file's.
 static module_t *module_of(symbolize_t *s, const char *path, size_t len)
 {
+    if (memchr(path, 0, len) || len >= PATH_MAX)
+        return NULL;
     for (size_t i = 0; i < s->n_mods; i++)
         if (!strncmp(s->mods[i].path, path, len) && !s->mods[i].path[len])
             return &s->mods[i];
-    if (memchr(path, 0, len) || len >= PATH_MAX)
-        return NULL;
     if (s->n_mods == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
         module_t *mods = reallocarray(s->mods, cap, sizeof *mods);
