@@ -55,6 +55,11 @@ at() {
     sed -n 's/.* at \([^ ]*\)$/\1/p; t; s/.*/-/p' "$1"
 }
 
+# frame N FILE: "FUNCTION+0xOFF FILE:LINE" of frame #N in FILE.
+frame() {
+    sed -n "s/^ *#$1 0x[0-9a-f]* \([^ ]*\) (.*) at \(.*\)\$/\1 \2/p" "$2"
+}
+
 # --- the stack, in each build ------------------------------------------------------------
 check_build() {   # check_build NAME CFLAGS PROGFLAGS
     local d=$TMP/$1
@@ -63,16 +68,14 @@ check_build() {   # check_build NAME CFLAGS PROGFLAGS
     same "$1: the program prints its stack" "$(grep -c '^    #[0-3] 0x.* ?? (/' "$d/frames.txt")" 4
     ok "$1: symbolize" "$MALLET" symbolize "$d/frames.txt"
     cp "$TMP/out" "$d/symbolized.txt"
-    same "$1: #0, leaf's first byte" "$(grep '#0 ' "$d/symbolized.txt" | sed 's/.* \(leaf+0x0\) .* at /\1 /')" \
-        "leaf+0x0 $SRC:$L_LEAF"
-    same "$1: #1, the call of report" "$(grep '#1 ' "$d/symbolized.txt" | sed 's/.* \(leaf\)+0x[0-9a-f]* .* at /\1 /')" \
-        "leaf $SRC:$L_REPORT"
-    same "$1: #2, the library's call" "$(grep '#2 ' "$d/symbolized.txt" | sed 's/.* \(lib_call\)+0x[0-9a-f]* .* at /\1 /')" \
+    same "$1: #0, leaf's first byte" "$(frame 0 "$d/symbolized.txt")" "leaf+0x0 $SRC:$L_LEAF"
+    same "$1: #1, the call of report" "$(frame 1 "$d/symbolized.txt" | sed 's/+0x[0-9a-f]* / /')" "leaf $SRC:$L_REPORT"
+    same "$1: #2, the library's call" "$(frame 2 "$d/symbolized.txt" | sed 's/+0x[0-9a-f]* / /')" \
         "lib_call $LIB_SRC:$L_FN"
-    same "$1: #3, main's call" "$(grep '#3 ' "$d/symbolized.txt" | sed 's/.* \(main\)+0x[0-9a-f]* .* at /\1 /')" \
-        "main $SRC:$L_LIB"
+    same "$1: #3, main's call" "$(frame 3 "$d/symbolized.txt" | sed 's/+0x[0-9a-f]* / /')" "main $SRC:$L_LIB"
     same "$1: addr2line agrees" "$(at "$d/symbolized.txt")" "$(oracle "$d/frames.txt")"
-    same "$1: only the frames change" "$(grep -v '#[0-3] ' "$d/symbolized.txt")" "$(grep -v '#[0-3] ' "$d/frames.txt")"
+    same "$1: only the frames change" "$(grep -v '#[0-3] ' "$d/symbolized.txt")" \
+        "$(grep -v '#[0-3] ' "$d/frames.txt")"
 }
 check_build pie "" ""
 check_build nopie "" "-no-pie"
@@ -80,8 +83,9 @@ check_build dwarf4 "-gdwarf-4" ""
 check_build dwarf4-nopie "-gdwarf-4" "-no-pie"
 same "the PIE is one" "$(readelf -h "$TMP/pie/prog" | awk '$1 == "Type:" { print $2 }')" DYN
 same "the non-PIE is one" "$(readelf -h "$TMP/nopie/prog" | awk '$1 == "Type:" { print $2 }')" EXEC
-same "DWARF 5 by default" "$(readelf --debug-dump=rawline "$TMP/pie/prog" | awk '/DWARF Version:/ { print $3; exit }')" 5
-same "DWARF 4 when asked" "$(readelf --debug-dump=rawline "$TMP/dwarf4/prog" | awk '/DWARF Version:/ { print $3; exit }')" 4
+dwarf_version() { readelf --debug-dump=rawline "$1" | awk '/DWARF Version:/ { print $3; exit }'; }
+same "DWARF 5 by default" "$(dwarf_version "$TMP/pie/prog")" 5
+same "DWARF 4 when asked" "$(dwarf_version "$TMP/dwarf4/prog")" 4
 
 # Compiled from a relative path: DWARF 5 names the compilation directory,
 # DWARF 4 leaves it to .debug_info, and the path stays as the table has it.
@@ -163,7 +167,7 @@ mkdir -p "$D$TMP/link"
 mv "$TMP/link/prog.debug" "$D$TMP/link/"
 "$TMP/link/prog" >"$TMP/link.txt"
 MALLET_DEBUG_DIR=$D "$MALLET" symbolize "$TMP/link.txt" >"$TMP/out"
-same "by .gnu_debuglink" "$(grep '#3 ' "$TMP/out" | sed 's/.* \(main\)+0x[0-9a-f]* .* at /\1 /')" "main $SRC:$L_LIB"
+same "by .gnu_debuglink" "$(frame 3 "$TMP/out" | sed 's/+0x[0-9a-f]* / /')" "main $SRC:$L_LIB"
 printf 'x' >>"$D$TMP/link/prog.debug"
 MALLET_DEBUG_DIR=$D "$MALLET" symbolize "$TMP/link.txt" >"$TMP/out"
 same "by .gnu_debuglink: a CRC that does not match" "$(grep -c ' at ' "$TMP/out")" 1   # the library's frame

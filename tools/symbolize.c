@@ -128,7 +128,10 @@ static bool hex(const char *s, size_t end, size_t *i, uint64_t *v)
     *v = 0;
     for (; *i < end && *i - start < 16; ++*i) {
         char c = s[*i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             break;
         *v = *v << 4 | (uint64_t)d;
