@@ -178,7 +178,10 @@ bool tool_preload_first(const char *verb, const char *lib)
     return true;
 }
 
-int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started)
+// tool_command and tool_command_during: the program's stderr is err when
+// it is not -1, and the parent calls during(ctx, pid) before it waits.
+static int command(const char *verb, char *const argv[], const char *alloc, pid_t *started, int err,
+                   tool_during_fn *during, void *ctx)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -187,6 +190,8 @@ int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t 
         return 1;
     }
     if (pid == 0) {
+        if (err >= 0)
+            dup2(err, 2);
         execvp(argv[0], argv);
         fprintf(stderr, "%s: cannot run %s: %s\n", verb, argv[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
@@ -196,10 +201,23 @@ int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t 
     // Like system(3): the terminal's ^C and ^\ are for the program.
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
+    if (during)
+        during(ctx, pid);
     int status = tool_wait(verb, pid, argv[0], alloc);
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
     return status;
+}
+
+int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started)
+{
+    return command(verb, argv, alloc, started, -1, NULL, NULL);
+}
+
+int tool_command_during(const char *verb, char *const argv[], const char *alloc, int err, tool_during_fn *during,
+                        void *ctx)
+{
+    return command(verb, argv, alloc, NULL, err, during, ctx);
 }
 
 const char *tool_signame(int sig, char *buf, size_t cap)

@@ -28,6 +28,7 @@ static void usage(FILE *f)
             "  bench    run the benchmark suite             mallet bench [--quick]\n"
             "  heapmap  draw a teach heap after a trace     mallet heapmap -a NAME [-s STEP] -o FILE.svg TRACE\n"
             "  profile  profile a program's heap on mallet  mallet profile [-o PREFIX] [--rate KB] -- CMD ...\n"
+            "  symbolize source lines for report frames     mallet symbolize [FILE...]\n"
             "\n"
             "`mallet VERB --help` tells more. Allocators: ");
     tool_alloc_list(f);
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
     } verbs[] = {
         { "run", tool_run },         { "trace", tool_trace },     { "replay", tool_replay },
         { "bench", tool_bench },     { "heapmap", tool_heapmap }, { "profile", tool_profile },
+        { "symbolize", tool_symbolize },
         { "__replay-child", tool_replay_child },
     };
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)

@@ -5,7 +5,8 @@
 // sees them:
 //   prof_read.c     reads a .heap file, estimates the true figures from the
 //                   sampled ones, and names every frame's function
-//   symbols.c       the ELF reader that turns an address into a function name
+//   symbols.c       turns an address into a function name (elf_file.h: the
+//                   ELF files read by our own code)
 //   prof_report.c   the table of the top functions and of the live stacks
 //   flame.c         the flame graph (SVG)
 //   profile.c       the verb: runs a program profiled, then all of the above

@@ -1,46 +1,41 @@
 // SPDX-License-Identifier: MIT
 //
-// symbols.c -- return address -> function name, for the mappings of one
-// process, reading the ELF files themselves (no addr2line, no nm, no
-// libelf: the command links libc only).
+// symbols.c -- ELF address -> function name, from the files' own symbol
+// tables (no addr2line, no nm, no libelf: the command links libc only);
+// and return address -> function name for the mappings of one process.
 //
-// The way there (src/prof_dump.c): the mapping that holds the address gives
-// the file and the file offset (address - start + offset); the PT_LOAD
-// segment that holds that offset gives the ELF virtual address (offset -
-// p_offset + p_vaddr); the STT_FUNC symbol whose [st_value, st_value +
-// st_size) holds that address is the function. This one rule serves PIE
-// and non-PIE executables and shared libraries alike, wherever the loader
-// put them. Symbols come from .symtab, or from .dynsym when the file is
-// stripped (then only exported functions have names, and an address in a
-// local one is shown as "[file]+0xADDR", its ELF address: what
-// `addr2line -e FILE` takes).
+// A file's function table (func_table_*, what `mallet symbolize` asks
+// for an ELF address) holds its STT_FUNC symbols sorted by address,
+// aliases (several names at one address, e.g. malloc and __libc_malloc)
+// reduced to the one most likely to be the name in the source: global
+// before weak before local, fewer leading underscores, then the first in
+// byte order. A symbol of size 0 (hand-written assembly) reaches to the
+// next one, or to the end of its section. Symbols come from .symtab, or
+// from .dynsym when the file is stripped (then only exported functions
+// have names).
 //
-// A file is read once, the first time an address falls in it: its
-// segments and its function symbols sorted by address, aliases (several
-// names at one address, e.g. malloc and __libc_malloc) reduced to the
-// one most likely to be the name in the source: global before weak
-// before local, fewer leading underscores, then the first in byte order.
-// A symbol of size 0 (hand-written assembly) reaches to the next one, or
-// to the end of its section.
-// Only 64-bit little-endian ELF (the x86-64 the allocator runs on) is
-// read; other files leave their addresses unnamed.
+// The way from a process's address there (src/prof_dump.c): the mapping
+// that holds the address gives the file and the file offset (address -
+// start + offset); the PT_LOAD segment that holds that offset gives the
+// ELF virtual address (offset - p_offset + p_vaddr); the function whose
+// [st_value, st_value + st_size) holds that address is the name. This one
+// rule serves PIE and non-PIE executables and shared libraries alike,
+// wherever the loader put them. An address in a file but in no function
+// it names is shown as "[file]+0xADDR", its ELF address: what `addr2line
+// -e FILE` takes. A file is read once, the first time an address falls in
+// it.
 #define _GNU_SOURCE
-#include <elf.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "elf_file.h"
 #include "prof.h"
 
-#define MAX_TABLE (256u << 20)        // larger symbol or string tables are not a sane ELF file's
-
-typedef struct func_sym {
+struct func_sym {
     uint64_t addr, size;              // the function's ELF addresses, [addr, addr + size)
-    uint32_t name;                    // its name: offset in the image's string table
+    uint32_t name;                    // its name: offset in the table's strtab
     uint8_t binding;                  // 0 global, 1 weak, 2 local: which alias wins
-} func_sym_t;
+};
 
 typedef struct segment {
     uint64_t offset, filesz;          // a PT_LOAD's file bytes, [offset, offset + filesz)
@@ -49,13 +44,10 @@ typedef struct segment {
 
 typedef struct image {
     const char *path;                 // the file (a mapping's path, not owned)
-    bool read;                        // read already (or tried: then n_syms and n_segs are 0)
+    bool read;                        // read already (or tried: then n_segs and funcs are empty)
     segment_t *segs;                  // its PT_LOAD segments
     size_t n_segs;                    // how many
-    func_sym_t *syms;                 // its functions, by address, one name per address
-    size_t n_syms;                    // how many
-    char *strtab;                     // the names, NUL-terminated at its end
-    size_t strtab_size;               // bytes in strtab
+    func_table_t funcs;               // its functions
 } image_t;
 
 struct symbolizer {
@@ -65,6 +57,110 @@ struct symbolizer {
     image_t *images;                  // one per distinct file
     size_t n_images;                  // how many
 };
+
+// --- a file's function table ------------------------------------------------------
+
+static int underscores(const char *name)
+{
+    int n = 0;
+    while (name[n] == '_')
+        n++;
+    return n;
+}
+
+static int cmp_sym(const void *a, const void *b, void *table)
+{
+    const func_sym_t *x = a, *y = b;
+    const func_table_t *t = table;
+    if (x->addr != y->addr)
+        return (x->addr > y->addr) - (x->addr < y->addr);
+    if (x->binding != y->binding)
+        return x->binding - y->binding;
+    const char *nx = t->strtab + x->name, *ny = t->strtab + y->name;
+    int ux = underscores(nx), uy = underscores(ny);
+    return ux != uy ? ux - uy : strcmp(nx, ny);
+}
+
+// The function symbols of the symbol table sh[table] (and its string table).
+static bool read_symbols(func_table_t *t, const elf_file_t *f, uint64_t table)
+{
+    const Elf64_Shdr *sh = f->sh, *tab = &sh[table], *str = &sh[tab->sh_link];
+    Elf64_Sym *syms = elf_read(f, tab->sh_offset, tab->sh_size);
+    t->strtab = elf_read(f, str->sh_offset, str->sh_size);
+    size_t n = syms ? tab->sh_size / sizeof *syms : 0;
+    t->syms = malloc((n + 1) * sizeof *t->syms);
+    if (!syms || !t->strtab || !t->syms) {
+        free(syms);
+        return false;
+    }
+    t->strtab_size = str->sh_size;
+    for (size_t i = 0; i < n; i++) {
+        const Elf64_Sym *y = &syms[i];
+        int bind = ELF64_ST_BIND(y->st_info);
+        if (ELF64_ST_TYPE(y->st_info) != STT_FUNC || y->st_shndx == SHN_UNDEF || y->st_name >= t->strtab_size
+            || !t->strtab[y->st_name])
+            continue;
+        // Size 0 (hand-written assembly): to the end of its section, and
+        // (below) no further than the next function.
+        uint64_t size = y->st_size;
+        if (size == 0 && y->st_shndx < f->shnum && sh[y->st_shndx].sh_addr + sh[y->st_shndx].sh_size > y->st_value)
+            size = sh[y->st_shndx].sh_addr + sh[y->st_shndx].sh_size - y->st_value;
+        t->syms[t->n_syms++] = (func_sym_t){
+            .addr = y->st_value,
+            .size = size,
+            .name = y->st_name,
+            .binding = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2,
+        };
+    }
+    free(syms);
+    qsort_r(t->syms, t->n_syms, sizeof *t->syms, cmp_sym, t);
+    size_t kept = 0;
+    for (size_t i = 0; i < t->n_syms; i++) {
+        if (kept && t->syms[i].addr == t->syms[kept - 1].addr)
+            continue;                         // an alias: the first is the name kept
+        if (kept && t->syms[kept - 1].size > t->syms[i].addr - t->syms[kept - 1].addr)
+            t->syms[kept - 1].size = t->syms[i].addr - t->syms[kept - 1].addr;
+        t->syms[kept++] = t->syms[i];
+    }
+    t->n_syms = kept;
+    return true;
+}
+
+bool func_table_read(func_table_t *t, const elf_file_t *f)
+{
+    memset(t, 0, sizeof *t);
+    uint64_t table = f->shnum;
+    for (uint64_t i = 0; i < f->shnum; i++)
+        if (f->sh[i].sh_type == SHT_SYMTAB || (f->sh[i].sh_type == SHT_DYNSYM && table == f->shnum))
+            table = i;
+    if (table == f->shnum || f->sh[table].sh_link >= f->shnum || f->sh[f->sh[table].sh_link].sh_type != SHT_STRTAB
+        || f->sh[table].sh_entsize != sizeof(Elf64_Sym))
+        return false;
+    if (!read_symbols(t, f, table)) {
+        func_table_free(t);
+        return false;
+    }
+    t->full = f->sh[table].sh_type == SHT_SYMTAB;
+    return true;
+}
+
+const char *func_table_find(const func_table_t *t, uint64_t addr, uint64_t *start)
+{
+    size_t lo = elf_count_at_or_below(t->syms, t->n_syms, sizeof *t->syms, offsetof(func_sym_t, addr), addr);
+    if (lo == 0 || addr - t->syms[lo - 1].addr >= t->syms[lo - 1].size)
+        return NULL;
+    *start = t->syms[lo - 1].addr;
+    return t->strtab + t->syms[lo - 1].name;
+}
+
+void func_table_free(func_table_t *t)
+{
+    free(t->syms);
+    free(t->strtab);
+    memset(t, 0, sizeof *t);
+}
+
+// --- a process's mappings ----------------------------------------------------------
 
 static int cmp_map(const void *a, const void *b)
 {
@@ -106,8 +202,7 @@ void sym_close(symbolizer_t *s)
         return;
     for (size_t i = 0; i < s->n_images; i++) {
         free(s->images[i].segs);
-        free(s->images[i].syms);
-        free(s->images[i].strtab);
+        func_table_free(&s->images[i].funcs);
     }
     free(s->images);
     free(s->image_of);
@@ -115,165 +210,20 @@ void sym_close(symbolizer_t *s)
     free(s);
 }
 
-// len bytes at off of the file, in new memory (one spare NUL byte after
-// them); NULL when they are not all there.
-static void *read_at(int fd, uint64_t file_size, uint64_t off, uint64_t len)
-{
-    if (off > file_size || len > file_size - off || len > MAX_TABLE)
-        return NULL;
-    char *buf = malloc(len + 1);
-    if (!buf)
-        return NULL;
-    for (uint64_t got = 0; got < len;) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n <= 0) {
-            free(buf);
-            return NULL;
-        }
-        got += (uint64_t)n;
-    }
-    buf[len] = 0;
-    return buf;
-}
-
-static int underscores(const char *name)
-{
-    int n = 0;
-    while (name[n] == '_')
-        n++;
-    return n;
-}
-
-static int cmp_sym(const void *a, const void *b, void *image)
-{
-    const func_sym_t *x = a, *y = b;
-    const image_t *im = image;
-    if (x->addr != y->addr)
-        return (x->addr > y->addr) - (x->addr < y->addr);
-    if (x->binding != y->binding)
-        return x->binding - y->binding;
-    const char *nx = im->strtab + x->name, *ny = im->strtab + y->name;
-    int ux = underscores(nx), uy = underscores(ny);
-    return ux != uy ? ux - uy : strcmp(nx, ny);
-}
-
-// The function symbols of the symbol table sh[table] (and its string table).
-static bool read_symbols(image_t *im, int fd, uint64_t file_size, const Elf64_Shdr *sh, uint64_t shnum,
-                         uint64_t table)
-{
-    const Elf64_Shdr *tab = &sh[table], *str = &sh[tab->sh_link];
-    Elf64_Sym *syms = read_at(fd, file_size, tab->sh_offset, tab->sh_size);
-    im->strtab = read_at(fd, file_size, str->sh_offset, str->sh_size);
-    size_t n = syms ? tab->sh_size / sizeof *syms : 0;
-    im->syms = malloc((n + 1) * sizeof *im->syms);
-    if (!syms || !im->strtab || !im->syms) {
-        free(syms);
-        return false;
-    }
-    im->strtab_size = str->sh_size;
-    for (size_t i = 0; i < n; i++) {
-        const Elf64_Sym *y = &syms[i];
-        int bind = ELF64_ST_BIND(y->st_info);
-        if (ELF64_ST_TYPE(y->st_info) != STT_FUNC || y->st_shndx == SHN_UNDEF || y->st_name >= im->strtab_size
-            || !im->strtab[y->st_name])
-            continue;
-        // Size 0 (hand-written assembly): to the end of its section, and
-        // (below) no further than the next function.
-        uint64_t size = y->st_size;
-        if (size == 0 && y->st_shndx < shnum && sh[y->st_shndx].sh_addr + sh[y->st_shndx].sh_size > y->st_value)
-            size = sh[y->st_shndx].sh_addr + sh[y->st_shndx].sh_size - y->st_value;
-        im->syms[im->n_syms++] = (func_sym_t){
-            .addr = y->st_value,
-            .size = size,
-            .name = y->st_name,
-            .binding = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2,
-        };
-    }
-    free(syms);
-    qsort_r(im->syms, im->n_syms, sizeof *im->syms, cmp_sym, im);
-    size_t kept = 0;
-    for (size_t i = 0; i < im->n_syms; i++) {
-        if (kept && im->syms[i].addr == im->syms[kept - 1].addr)
-            continue;                         // an alias: the first is the name kept
-        if (kept && im->syms[kept - 1].size > im->syms[i].addr - im->syms[kept - 1].addr)
-            im->syms[kept - 1].size = im->syms[i].addr - im->syms[kept - 1].addr;
-        im->syms[kept++] = im->syms[i];
-    }
-    im->n_syms = kept;
-    return true;
-}
-
-// Segments and symbols of the file; on any failure the image stays empty
-// and its addresses unnamed.
+// Segments and functions of the file; on any failure they stay empty and
+// its addresses unnamed.
 static void read_image(image_t *im)
 {
     im->read = true;
-    int fd = open(im->path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
+    elf_file_t f;
+    if (!elf_open(&f, im->path))
         return;
-    Elf64_Ehdr eh;
-    Elf64_Phdr *ph = NULL;
-    Elf64_Shdr *sh = NULL;
-    if (fstat(fd, &st) != 0 || pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh
-        || memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64
-        || eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_phentsize != sizeof *ph)
-        goto done;
-    uint64_t size = (uint64_t)st.st_size;
-    ph = read_at(fd, size, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof *ph);
-    im->segs = malloc((eh.e_phnum + 1u) * sizeof *im->segs);
-    if (!ph || !im->segs)
-        goto done;
-    for (size_t i = 0; i < eh.e_phnum; i++)
-        if (ph[i].p_type == PT_LOAD)
-            im->segs[im->n_segs++] = (segment_t){ ph[i].p_offset, ph[i].p_filesz, ph[i].p_vaddr };
-    // Section headers: with 0xff00 sections or more, e_shnum is 0 and the
-    // count is the first header's sh_size.
-    uint64_t shnum = eh.e_shnum;
-    Elf64_Shdr first;
-    if (eh.e_shoff == 0 || eh.e_shentsize != sizeof first
-        || pread(fd, &first, sizeof first, (off_t)eh.e_shoff) != (ssize_t)sizeof first)
-        goto done;
-    if (shnum == 0)
-        shnum = first.sh_size;
-    if (shnum > MAX_TABLE / sizeof *sh)
-        goto done;
-    sh = read_at(fd, size, eh.e_shoff, shnum * sizeof *sh);
-    if (!sh)
-        goto done;
-    uint64_t table = shnum;
-    for (uint64_t i = 0; i < shnum; i++)
-        if (sh[i].sh_type == SHT_SYMTAB || (sh[i].sh_type == SHT_DYNSYM && table == shnum))
-            table = i;
-    if (table < shnum && sh[table].sh_link < shnum && sh[sh[table].sh_link].sh_type == SHT_STRTAB
-        && sh[table].sh_entsize == sizeof(Elf64_Sym) && !read_symbols(im, fd, size, sh, shnum, table)) {
-        free(im->syms);
-        free(im->strtab);
-        im->syms = NULL;
-        im->strtab = NULL;
-        im->n_syms = 0;
-    }
-done:
-    free(ph);
-    free(sh);
-    close(fd);
-}
-
-// The function holding ELF address a, or NULL.
-static const func_sym_t *find_sym(const image_t *im, uint64_t a)
-{
-    size_t lo = 0, hi = im->n_syms;       // the first symbol above a is in [lo, hi]
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (im->syms[mid].addr <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0)
-        return NULL;
-    const func_sym_t *f = &im->syms[lo - 1];
-    return a - f->addr < f->size ? f : NULL;
+    im->segs = malloc((f.eh.e_phnum + 1u) * sizeof *im->segs);
+    for (size_t i = 0; im->segs && i < f.eh.e_phnum; i++)
+        if (f.ph[i].p_type == PT_LOAD)
+            im->segs[im->n_segs++] = (segment_t){ f.ph[i].p_offset, f.ph[i].p_filesz, f.ph[i].p_vaddr };
+    func_table_read(&im->funcs, &f);
+    elf_close(&f);
 }
 
 char *sym_name(symbolizer_t *s, uint64_t pc)
@@ -294,14 +244,14 @@ char *sym_name(symbolizer_t *s, uint64_t pc)
     image_t *im = &s->images[s->image_of[lo - 1]];
     if (!im->read)
         read_image(im);
-    uint64_t off = a - m->start + m->offset, elf = off;
+    uint64_t off = a - m->start + m->offset, elf = off, start;
     for (size_t i = 0; i < im->n_segs; i++) {
         const segment_t *g = &im->segs[i];
         if (off - g->offset < g->filesz) {
             elf = off - g->offset + g->vaddr;
-            const func_sym_t *f = find_sym(im, elf);
+            const char *f = func_table_find(&im->funcs, elf, &start);
             if (f)
-                return strdup(im->strtab + f->name);
+                return strdup(f);
             break;
         }
     }

@@ -27,6 +27,7 @@ int tool_replay_child(int argc, char **argv);
 int tool_heapmap(int argc, char **argv);
 int tool_profile(int argc, char **argv);
 int tool_bench(int argc, char **argv);
+int tool_symbolize(int argc, char **argv);
 
 // --- allocators ---------------------------------------------------------------
 
@@ -72,6 +73,12 @@ bool tool_preload_first(const char *verb, const char *lib);
 // when it cannot be run ("VERB: cannot run CMD: why"). Its pid goes to
 // *started unless started is NULL.
 int tool_command(const char *verb, char *const argv[], const char *alloc, pid_t *started);
+// What a caller of tool_command_during does while the program (pid) runs.
+typedef void tool_during_fn(void *ctx, pid_t pid);
+// tool_command with the program's stderr on err (the write end of a pipe,
+// say), and during(ctx, pid) called once it has started, before the wait.
+int tool_command_during(const char *verb, char *const argv[], const char *alloc, int err, tool_during_fn *during,
+                        void *ctx);
 // "SIGSEGV" for 11, "signal 77" when unnamed.
 const char *tool_signame(int sig, char *buf, size_t cap);
 // Wait for pid and return its exit status; for a signal, print
@@ -93,6 +100,20 @@ const char *tool_human(uint64_t v, char *buf, size_t cap);
 void tool_xml_text(FILE *f, const char *s);
 // Whether s ends with suffix.
 bool tool_ends_with(const char *s, const char *suffix);
+
+// --- stack frames (symbolize.c) -----------------------------------------------------
+
+typedef struct symbolize symbolize_t;
+
+// A frame-line symbolizer (its modules read as frames name them); NULL
+// when out of memory.
+symbolize_t *symbolize_open(void);
+// Write line (len bytes, its '\n' included when it has one) to out: a
+// frame line of a libmallet report with " at FILE:LINE" appended when its
+// module's line tables hold it, anything else as it is. False when
+// writing fails.
+bool symbolize_line(symbolize_t *s, const char *line, size_t len, FILE *out);
+void symbolize_close(symbolize_t *s);
 
 // --- traces in memory (tracefile.c) ---------------------------------------------
 
