@@ -30,6 +30,13 @@
 
 enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_LIVE, SLOT_FREED };
 
+// A slot's place (own_map, map, map_len, block, req) is read by any thread
+// that looks an address up while its owner may be placing a new block:
+// each word is read and written whole. A reader that catches a slot half
+// placed sees it BUSY, or at worst names the wrong neighbour in a report.
+#define PLACE_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define PLACE_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
 typedef struct guard_stack {
     uint32_t depth;                       // frames
     int32_t tid;                          // the thread
@@ -230,15 +237,15 @@ static bool slot_open(guard_slot_t *s, size_t req, size_t align, bool left)
     size_t old_len = s->map_len;
     if (map)
         __atomic_add_fetch(&pool.own_maps, 1, __ATOMIC_RELAXED);
-    s->own_map = map != 0;
-    s->map = map;
-    s->map_len = map_len;
+    PLACE_SET(s->own_map, map != 0);
+    PLACE_SET(s->map, map);
+    PLACE_SET(s->map_len, map_len);
     if (old) {
         mallet__os_release((void *)old, old_len);
         __atomic_sub_fetch(&pool.own_maps, 1, __ATOMIC_RELAXED);
     }
-    s->block = start;
-    s->req = req;
+    PLACE_SET(s->block, start);
+    PLACE_SET(s->req, req);
     s->open = open;
     s->open_len = open_end - open;
     return true;
@@ -319,7 +326,7 @@ bool mallet__guard_owns(const void *p)
         return false;
     for (uint32_t i = 0; i < pool.slots; i++) {
         const guard_slot_t *s = &pool.slot[i];
-        if (__atomic_load_n(&s->own_map, __ATOMIC_RELAXED) && a - s->map < s->map_len)
+        if (PLACE_GET(s->own_map) && a - PLACE_GET(s->map) < PLACE_GET(s->map_len))
             return true;
     }
     return false;
@@ -328,9 +335,11 @@ bool mallet__guard_owns(const void *p)
 // How far a is from s's block: 0 inside it.
 static size_t distance(const guard_slot_t *s, uintptr_t a)
 {
-    if (a < s->block)
-        return s->block - a;
-    return a < s->block + s->req ? 0 : a - (s->block + s->req) + 1;
+    uintptr_t block = PLACE_GET(s->block);
+    size_t req = PLACE_GET(s->req);
+    if (a < block)
+        return block - a;
+    return a < block + req ? 0 : a - (block + req) + 1;
 }
 
 // The block an address of the pool belongs to: the live block that starts
@@ -344,9 +353,9 @@ static guard_slot_t *slot_near(uintptr_t a)
         for (uint32_t i = 0; i < pool.slots; i++) {
             guard_slot_t *s = &pool.slot[i];
             uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-            if (!__atomic_load_n(&s->own_map, __ATOMIC_RELAXED) || a - s->map >= s->map_len || st == SLOT_FREE)
+            if (!PLACE_GET(s->own_map) || a - PLACE_GET(s->map) >= PLACE_GET(s->map_len) || st == SLOT_FREE)
                 continue;
-            if (st == SLOT_LIVE && s->block == a)
+            if (st == SLOT_LIVE && PLACE_GET(s->block) == a)
                 return s;
             if (best == NULL)
                 best = s;
@@ -357,7 +366,8 @@ static guard_slot_t *slot_near(uintptr_t a)
     size_t w = (a - pool.base) / GUARD_WINDOW;
     for (size_t i = w > 0 ? w - 1 : 0; i <= w + 1 && i < pool.slots; i++) {
         guard_slot_t *s = &pool.slot[i];
-        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_FREE || s->own_map || s->block == 0)
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_FREE || PLACE_GET(s->own_map) ||
+            PLACE_GET(s->block) == 0)
             continue;
         if (best == NULL || distance(s, a) < distance(best, a))
             best = s;
@@ -441,7 +451,7 @@ static guard_slot_t *slot_of_call(const void *p, const char *func, bool frees)
     if (s == NULL)
         report(func, "invalid pointer", a, NULL, NULL, 0);
     uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-    if (s->block != a)
+    if (PLACE_GET(s->block) != a)
         report(func, st == SLOT_LIVE ? "invalid pointer" : "invalid pointer (freed)", a, s, NULL, 0);
     if (st != SLOT_LIVE)
         report(func, frees ? "double free of" : "use after free of", a, s, NULL, 0);
