@@ -15,6 +15,11 @@ TRACK   ?=
 SECURE  ?=
 PREFIX  ?= /usr/local
 
+# The version is written once, in include/mallet.h; the library's SONAME is
+# libmallet.so.MAJOR.
+VERSION := $(shell awk '/^\#define MALLET_VERSION_(MAJOR|MINOR|PATCH) / { v = v s $$3; s = "." } END { print v }' include/mallet.h)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+
 BUILD := build$(if $(SECURE),/secure$(if $(filter whole,$(SECURE)),-whole))$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
 
 CFLAGS  ?= -O2 -g
@@ -217,7 +222,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/mallet/teach
 	$(if $(TRACE_SO),install -m 755 $(TRACE_SO) $(DESTDIR)$(PREFIX)/lib/mallet/)
 	$(if $(PRELOADS),install -m 755 $(PRELOADS) $(DESTDIR)$(PREFIX)/lib/mallet/teach/)
-	sed 's|@PREFIX@|$(PREFIX)|' mallet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mallet.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mallet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mallet.pc
 
 clean:
 	rm -rf build

@@ -29,7 +29,8 @@ static void usage(FILE *f)
             "  heapmap  draw a teach heap after a trace     mallet heapmap -a NAME [-s STEP] -o FILE.svg TRACE\n"
             "  profile  profile a program's heap on mallet  mallet profile [-o PREFIX] [--rate KB] -- CMD ...\n"
             "\n"
-            "`mallet VERB --help` tells more. Allocators: ");
+            "`mallet VERB --help` tells more; `mallet --version` prints the version.\n"
+            "Allocators: ");
     tool_alloc_list(f);
     fprintf(f, "\n");
 }
@@ -164,6 +165,10 @@ int main(int argc, char **argv)
     const char *verb = argv[1];
     if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(verb, "--version")) {
+        printf("mallet %s\n", mallet_version());
         return 0;
     }
     static const struct {
