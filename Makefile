@@ -101,8 +101,12 @@ $(GC_A): $(call obj,$(GC_SRC) $(OS_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
-	$(CC) -shared -ftls-model=initial-exec -Wl,-z,now -o $@ $^ $(LDFLAGS)
+# The SONAME names the MAJOR version; the version script exports the malloc
+# family and the mallet_* API, nothing else.
+$(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC)) src/override/libmallet.map
+	$(CC) -shared -ftls-model=initial-exec -Wl,-z,now -Wl,-soname,libmallet.so.$(MAJOR) \
+	    -Wl,--version-script=src/override/libmallet.map -o $@ $(filter %.o,$^) $(LDFLAGS)
+
 
 # The secure build beside the default one: the same sources compiled with
 # MALLET_SECURE=1 into build/secure/ (the library and the override tests
