@@ -91,7 +91,7 @@ endif
 SECURE_SO := $(if $(filter build,$(BUILD)),$(if $(CORE_SRC),build/libmallet-secure.so))
 
 .PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install uninstall \
-        clean secure FORCE
+        man clean secure FORCE
 all: lib teach tools tests benches $(if $(SECURE_SO),secure)
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
@@ -239,6 +239,20 @@ bench: deps all
 demo: deps all
 	@bench/demo.sh
 
+# --- manual pages: man/*.in with the parts made from the code (man/page.sh) ---
+MAN_PAGES := $(BUILD)/man/mallet.1 $(BUILD)/man/libmallet.3
+man: $(MAN_PAGES)
+$(BUILD)/man/tables: man/tables.c src/options.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS)
+# The date of the sources: SOURCE_DATE_EPOCH (the packages set it), else the
+# last commit's.
+MAN_DATE = $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
+$(MAN_PAGES): $(BUILD)/man/%: man/%.in man/page.sh include/mallet.h $(BUILD)/man/tables $(MALLET) $(INSTALL_DIRS)
+	VERSION=$(VERSION) MAJOR=$(MAJOR) DATE=$(MAN_DATE) BINDIR=$(BINDIR) LIBDIR=$(LIBDIR) \
+	    INCLUDEDIR=$(INCLUDEDIR) MALLET=$(MALLET) TABLES=$(BUILD)/man/tables man/page.sh $< > $@.tmp
+	mv $@.tmp $@
+
 # --- install -------------------------------------------------------------------
 # Every file `make install` puts in place, as MODE:FILE:DESTINATION, and the
 # links, as LINK:TARGET; `make uninstall` removes exactly these. The secure
@@ -250,13 +264,15 @@ INSTALL_FILES := 644:include/mallet.h:$(INCLUDEDIR)/mallet.h \
     644:$(BUILD)/mallet.pc:$(LIBDIR)/pkgconfig/mallet.pc \
     755:$(MALLET):$(BINDIR)/mallet \
     644:$(TRACE_SO):$(LIBDIR)/mallet/libmallet-trace.so \
-    $(foreach t,$(PRELOADS),644:$(t):$(LIBDIR)/mallet/teach/$(notdir $(t)))
+    $(foreach t,$(PRELOADS),644:$(t):$(LIBDIR)/mallet/teach/$(notdir $(t))) \
+    644:$(BUILD)/man/mallet.1:$(MANDIR)/man1/mallet.1 \
+    644:$(BUILD)/man/libmallet.3:$(MANDIR)/man3/libmallet.3
 INSTALL_LINKS := $(LIBDIR)/libmallet.so.$(MAJOR):libmallet.so.$(VERSION) \
     $(LIBDIR)/libmallet.so:libmallet.so.$(MAJOR)
 INSTALLED := $(foreach f,$(INSTALL_FILES),$(lastword $(subst :, ,$(f)))) \
     $(foreach l,$(INSTALL_LINKS),$(firstword $(subst :, ,$(l))))
 
-install: lib secure teach tools $(BUILD)/mallet.pc
+install: lib secure teach tools man $(BUILD)/mallet.pc
 	@set -e; for f in $(INSTALL_FILES); do \
 	    mode=$${f%%:*} file=$${f#*:}; dest=$(DESTDIR)$${file#*:} file=$${file%%:*}; \
 	    echo "install $$file $$dest"; install -D -m $$mode $$file $$dest; \
