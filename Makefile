@@ -8,6 +8,7 @@
 #                              against in bench/sections/50-secure.sh)
 # A variant builds into its own folder under build/, so they coexist.
 #   make install [DESTDIR=] [PREFIX=/usr/local] [LIBDIR=]   and uninstall
+#   make deb                   the Debian packages, into build/deb/
 
 CC      ?= cc
 DEBUG   ?= 0
@@ -33,9 +34,10 @@ LIBDIR     ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 
 BUILD := build$(if $(SECURE),/secure$(if $(filter whole,$(SECURE)),-whole))$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
 
+# CPPFLAGS is for the packages' build flags (dpkg-buildflags: fortify).
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden -pthread \
-           -Iinclude -Isrc -Iteach -DMALLET_DEBUG=$(DEBUG)
+           -Iinclude -Isrc -Iteach -DMALLET_DEBUG=$(DEBUG) $(CPPFLAGS)
 LDFLAGS += -pthread
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -91,7 +93,7 @@ endif
 SECURE_SO := $(if $(filter build,$(BUILD)),$(if $(CORE_SRC),build/libmallet-secure.so))
 
 .PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install uninstall \
-        man clean secure FORCE
+        man deb clean secure FORCE
 all: lib teach tools tests benches $(if $(SECURE_SO),secure)
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
@@ -290,6 +292,22 @@ $(BUILD)/mallet.pc: mallet.pc.in include/mallet.h $(INSTALL_DIRS)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	    -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
 	    -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' $< > $@
+
+# --- Debian packages: dpkg-buildpackage in a copy of the tree under build/deb/,
+# which leaves the packages (libmallet1, libmallet-dev, mallet-tools) there.
+# The changelog is made here, from the version in mallet.h and the date of the
+# last commit.
+DEB_SRC  := build/deb/mallet-$(VERSION)
+DEB_JOBS ?= 2
+deb:
+	rm -rf build/deb && mkdir -p $(DEB_SRC)
+	tar -c --exclude=./build --exclude-vcs -f - . | tar -x -C $(DEB_SRC) -f -
+	{ printf 'mallet (%s) unstable; urgency=medium\n\n  * mallet %s.\n\n' $(VERSION) $(VERSION); \
+	  printf ' -- %s  %s\n' "$$(sed -n 's/^Maintainer: //p' debian/control)" \
+	      "$$(date -R -u -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))"; \
+	} > $(DEB_SRC)/debian/changelog
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc -J$(DEB_JOBS)
+	rm -rf $(DEB_SRC)
 
 clean:
 	rm -rf build
