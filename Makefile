@@ -273,6 +273,11 @@ INSTALL_LINKS := $(LIBDIR)/libmallet.so.$(MAJOR):libmallet.so.$(VERSION) \
     $(LIBDIR)/libmallet.so:libmallet.so.$(MAJOR)
 INSTALLED := $(foreach f,$(INSTALL_FILES),$(lastword $(subst :, ,$(f)))) \
     $(foreach l,$(INSTALL_LINKS),$(firstword $(subst :, ,$(l))))
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+ifneq ($(BUILD),build)
+$(error make install installs the default build, not $(BUILD))
+endif
+endif
 
 install: lib secure teach tools man $(BUILD)/mallet.pc
 	@set -e; for f in $(INSTALL_FILES); do \
@@ -286,6 +291,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	@for d in $(DESTDIR)$(LIBDIR)/mallet/teach $(DESTDIR)$(LIBDIR)/mallet; do \
 	    [ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d; done
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig
 
 # libdir and includedir relative to prefix where they are under it.
 $(BUILD)/mallet.pc: mallet.pc.in include/mallet.h $(INSTALL_DIRS)
