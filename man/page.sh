@@ -122,9 +122,12 @@ help_roff() {
     '
 }
 
-verbs() {   # the verb list of `mallet --help`: "  VERB  SUMMARY  SYNOPSIS"
+verbs() {   # the verb list of `mallet --help`: "  VERB SUMMARY  SYNOPSIS"
     local verb summary synopsis help
-    "$MALLET" --help | awk -F '  +' 'NR > 1 && /^  [a-z]/ { print $2 "\t" $3 "\t" $4 }' |
+    "$MALLET" --help | awk 'NR > 1 && /^  [a-z]/ {
+        verb = $1; rest = substr($0, index($0, verb) + length(verb)); sub(/^ +/, "", rest)
+        if (!match(rest, /  +/)) { print verb "\t" rest "\t"; next }
+        print verb "\t" substr(rest, 1, RSTART - 1) "\t" substr(rest, RSTART + RLENGTH) }' |
     while IFS=$'\t' read -r verb summary synopsis; do
         echo ".SS $verb"
         # A verb without --help of its own is shown with its line of the list.
