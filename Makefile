@@ -7,6 +7,8 @@
 #   make SECURE=whole          the same, free blocks filled whole (measured
 #                              against in bench/sections/50-secure.sh)
 # A variant builds into its own folder under build/, so they coexist.
+#   make install [DESTDIR=] [PREFIX=/usr/local] [LIBDIR=]   and uninstall
+#   make deb                   the Debian packages, into build/deb/
 
 CC      ?= cc
 DEBUG   ?= 0
@@ -15,11 +17,27 @@ TRACK   ?=
 SECURE  ?=
 PREFIX  ?= /usr/local
 
+# The version is written once, in include/mallet.h; the library's SONAME is
+# libmallet.so.MAJOR.
+VERSION := $(shell awk '/^\#define MALLET_VERSION_(MAJOR|MINOR|PATCH) / { v = v s $$3; s = "." } END { print v }' include/mallet.h)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+
+# Where `make install` puts things, DESTDIR before each. Under PREFIX=/usr
+# the libraries go to Debian's multiarch folder (lib/x86_64-linux-gnu).
+BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+ifeq ($(PREFIX),/usr)
+MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch 2>/dev/null)
+endif
+LIBDIR     ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
+
 BUILD := build$(if $(SECURE),/secure$(if $(filter whole,$(SECURE)),-whole))$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
 
+# CPPFLAGS is for the packages' build flags (dpkg-buildflags: fortify).
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -fPIC -fvisibility=hidden -pthread \
-           -Iinclude -Isrc -Iteach -DMALLET_DEBUG=$(DEBUG)
+           -Iinclude -Isrc -Iteach -DMALLET_DEBUG=$(DEBUG) $(CPPFLAGS)
 LDFLAGS += -pthread
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -74,7 +92,8 @@ endif
 
 SECURE_SO := $(if $(filter build,$(BUILD)),$(if $(CORE_SRC),build/libmallet-secure.so))
 
-.PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install clean secure
+.PHONY: all lib teach tools tests benches deps test asan valgrind bench demo install uninstall \
+        man deb clean secure FORCE
 all: lib teach tools tests benches $(if $(SECURE_SO),secure)
 lib: $(LIBS)
 teach: $(TEACH_A) $(PRELOADS) $(GC_A)
@@ -96,8 +115,11 @@ $(GC_A): $(call obj,$(GC_SRC) $(OS_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC))
-	$(CC) -shared -ftls-model=initial-exec -Wl,-z,now -o $@ $^ $(LDFLAGS)
+# The SONAME names the MAJOR version; the version script exports the malloc
+# family and the mallet_* API, nothing else.
+$(LIB_SO): $(call obj,$(OS_SRC) $(CORE_SRC) $(OVERRIDE_SRC)) src/override/libmallet.map
+	$(CC) -shared -ftls-model=initial-exec -Wl,-z,now -Wl,-soname,libmallet.so.$(MAJOR) \
+	    -Wl,--version-script=src/override/libmallet.map -o $@ $(filter %.o,$^) $(LDFLAGS)
 
 # The secure build beside the default one: the same sources compiled with
 # MALLET_SECURE=1 into build/secure/ (the library and the override tests
@@ -153,6 +175,17 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_LIBS)
 
 $(MALLET): $(call obj,$(TOOLS_SRC)) $(TEST_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS) -lm
+# The command looks for the installed libraries relative to itself; the
+# folders are recorded in a file that changes only when they do, so a
+# `make install` into other folders compiles that part again.
+INSTALL_DIRS := $(BUILD)/install-dirs
+$(INSTALL_DIRS): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PREFIX) $(BINDIR) $(LIBDIR) $(INCLUDEDIR) $(MANDIR)' | cmp -s - $@ || \
+	    echo '$(PREFIX) $(BINDIR) $(LIBDIR) $(INCLUDEDIR) $(MANDIR)' > $@
+$(call obj,tools/common.c tools/record.c): $(INSTALL_DIRS)
+$(call obj,tools/common.c tools/record.c): CFLAGS += -DMALLET_SONAME='"libmallet.so.$(MAJOR)"' \
+    -DMALLET_LIBDIR_FROM_BIN='"$(shell realpath -m --relative-to=$(BINDIR) $(LIBDIR))"'
 
 # The trace recorder, preloaded by `mallet trace`.
 $(TRACE_SO): $(wildcard tools/recorder/*.c tools/recorder/*.h)
@@ -208,16 +241,79 @@ bench: deps all
 demo: deps all
 	@bench/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/mallet.h $(DESTDIR)$(PREFIX)/include/
-	$(if $(LIBS),install -m 755 $(LIBS) $(SECURE_SO) $(DESTDIR)$(PREFIX)/lib/)
-	$(if $(MALLET),install -m 755 $(MALLET) $(DESTDIR)$(PREFIX)/bin/)
-	install -d $(DESTDIR)$(PREFIX)/lib/mallet/teach
-	$(if $(TRACE_SO),install -m 755 $(TRACE_SO) $(DESTDIR)$(PREFIX)/lib/mallet/)
-	$(if $(PRELOADS),install -m 755 $(PRELOADS) $(DESTDIR)$(PREFIX)/lib/mallet/teach/)
-	sed 's|@PREFIX@|$(PREFIX)|' mallet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mallet.pc
+# --- manual pages: man/*.in with the parts made from the code (man/page.sh) ---
+MAN_PAGES := $(BUILD)/man/mallet.1 $(BUILD)/man/libmallet.3
+man: $(MAN_PAGES)
+$(BUILD)/man/tables: man/tables.c src/options.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS)
+# The date of the sources: SOURCE_DATE_EPOCH (the packages set it), else the
+# last commit's.
+MAN_DATE = $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
+$(MAN_PAGES): $(BUILD)/man/%: man/%.in man/page.sh include/mallet.h $(BUILD)/man/tables $(MALLET) $(INSTALL_DIRS)
+	VERSION=$(VERSION) MAJOR=$(MAJOR) DATE=$(MAN_DATE) BINDIR=$(BINDIR) LIBDIR=$(LIBDIR) \
+	    INCLUDEDIR=$(INCLUDEDIR) MALLET=$(MALLET) TABLES=$(BUILD)/man/tables man/page.sh $< > $@.tmp
+	mv $@.tmp $@
+
+# --- install -------------------------------------------------------------------
+# Every file `make install` puts in place, as MODE:FILE:DESTINATION, and the
+# links, as LINK:TARGET; `make uninstall` removes exactly these. The secure
+# build shares the SONAME: it is preloaded by its path in LIBDIR/mallet/.
+INSTALL_FILES := 644:include/mallet.h:$(INCLUDEDIR)/mallet.h \
+    644:$(LIB_A):$(LIBDIR)/libmallet.a \
+    644:$(LIB_SO):$(LIBDIR)/libmallet.so.$(VERSION) \
+    644:$(SECURE_SO):$(LIBDIR)/mallet/libmallet-secure.so \
+    644:$(BUILD)/mallet.pc:$(LIBDIR)/pkgconfig/mallet.pc \
+    755:$(MALLET):$(BINDIR)/mallet \
+    644:$(TRACE_SO):$(LIBDIR)/mallet/libmallet-trace.so \
+    $(foreach t,$(PRELOADS),644:$(t):$(LIBDIR)/mallet/teach/$(notdir $(t))) \
+    644:$(BUILD)/man/mallet.1:$(MANDIR)/man1/mallet.1 \
+    644:$(BUILD)/man/libmallet.3:$(MANDIR)/man3/libmallet.3
+INSTALL_LINKS := $(LIBDIR)/libmallet.so.$(MAJOR):libmallet.so.$(VERSION) \
+    $(LIBDIR)/libmallet.so:libmallet.so.$(MAJOR)
+INSTALLED := $(foreach f,$(INSTALL_FILES),$(lastword $(subst :, ,$(f)))) \
+    $(foreach l,$(INSTALL_LINKS),$(firstword $(subst :, ,$(l))))
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+ifneq ($(BUILD),build)
+$(error make install installs the default build, not $(BUILD))
+endif
+endif
+
+install: lib secure teach tools man $(BUILD)/mallet.pc
+	@set -e; for f in $(INSTALL_FILES); do \
+	    mode=$${f%%:*} file=$${f#*:}; dest=$(DESTDIR)$${file#*:} file=$${file%%:*}; \
+	    echo "install $$file $$dest"; install -D -m $$mode $$file $$dest; \
+	done; \
+	for l in $(INSTALL_LINKS); do ln -sfn $${l#*:} $(DESTDIR)$${l%%:*}; done
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@for d in $(DESTDIR)$(LIBDIR)/mallet/teach $(DESTDIR)$(LIBDIR)/mallet; do \
+	    [ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d; done
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig
+
+# libdir and includedir relative to prefix where they are under it.
+$(BUILD)/mallet.pc: mallet.pc.in include/mallet.h $(INSTALL_DIRS)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' $< > $@
+
+# --- Debian packages: dpkg-buildpackage in a copy of the tree under build/deb/,
+# which leaves the packages (libmallet1, libmallet-dev, mallet-tools) there.
+# The changelog is made here, from the version in mallet.h and the date of the
+# last commit.
+DEB_SRC  := build/deb/mallet-$(VERSION)
+DEB_JOBS ?= 2
+deb:
+	rm -rf build/deb && mkdir -p $(DEB_SRC)
+	tar -c --exclude=./build --exclude-vcs -f - . | tar -x -C $(DEB_SRC) -f -
+	{ printf 'mallet (%s) unstable; urgency=medium\n\n  * mallet %s.\n\n' $(VERSION) $(VERSION); \
+	  printf ' -- %s  %s\n' "$$(sed -n 's/^Maintainer: //p' debian/control)" \
+	      "$$(date -R -u -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))"; \
+	} > $(DEB_SRC)/debian/changelog
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc -J$(DEB_JOBS)
+	rm -rf $(DEB_SRC)
 
 clean:
 	rm -rf build

@@ -20,6 +20,22 @@ extern "C" {
 
 #define MALLET_API __attribute__((visibility("default")))
 
+// --- version ----------------------------------------------------------------
+//
+// The one place the project's version is written (the Makefile, the
+// packages and the manual pages read it from here). Semantic versioning:
+// MAJOR changes when a program built against an older header or library
+// would break, and is the N of the library's SONAME, libmallet.so.N; MINOR
+// when functions or options are added; PATCH for fixes.
+#define MALLET_VERSION_MAJOR 1
+#define MALLET_VERSION_MINOR 0
+#define MALLET_VERSION_PATCH 0
+
+// The version of the library the program runs with, "MAJOR.MINOR.PATCH":
+// it may be newer than the header the program was compiled with (the same
+// MAJOR). A static string; never NULL.
+MALLET_API const char *mallet_version(void);
+
 MALLET_API void  *mallet_malloc(size_t size);
 MALLET_API void  *mallet_calloc(size_t count, size_t size);
 MALLET_API void  *mallet_realloc(void *p, size_t size);

@@ -7,8 +7,9 @@
 // Build products are found relative to the running binary
 // (/proc/self/exe), so the command works from any directory: in the build
 // tree the binary is build/mallet beside build/libmallet.so and
-// build/teach/; installed, it is PREFIX/bin/mallet with PREFIX/lib/ and
-// PREFIX/lib/mallet/.
+// build/teach/; installed, it is BINDIR/mallet, and `make install` compiled
+// in where LIBDIR lies from there (TOOL_INSTALLED): the library under its
+// SONAME there, the rest in LIBDIR/mallet/.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -134,14 +135,14 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
         return false;
     }
     case ALLOC_MALLET: {
-        const char *rel[] = { "libmallet.so", "../lib/libmallet.so", NULL };
+        const char *rel[] = { "libmallet.so", TOOL_INSTALLED(MALLET_SONAME), NULL };
         if (tool_find_product(out, cap, rel))
             return true;
         fprintf(stderr, "%s: libmallet.so not found beside %s (run `make lib`)\n", verb, tool_exe_dir());
         return false;
     }
     case ALLOC_MALLET_SECURE: {
-        const char *rel[] = { "libmallet-secure.so", "../lib/libmallet-secure.so", NULL };
+        const char *rel[] = { "libmallet-secure.so", TOOL_INSTALLED("mallet/libmallet-secure.so"), NULL };
         if (tool_find_product(out, cap, rel))
             return true;
         fprintf(stderr, "%s: libmallet-secure.so not found beside %s (run `make secure`)\n", verb,
@@ -151,7 +152,7 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
     case ALLOC_TEACH: {
         char r1[128], r2[128];
         snprintf(r1, sizeof r1, "teach/libteach-%s.so", a->name);
-        snprintf(r2, sizeof r2, "../lib/mallet/teach/libteach-%s.so", a->name);
+        snprintf(r2, sizeof r2, TOOL_INSTALLED("mallet/teach/libteach-%s.so"), a->name);
         const char *rel[] = { r1, r2, NULL };
         if (tool_find_product(out, cap, rel))
             return true;

@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "  profile  profile a program's heap on mallet  mallet profile [-o PREFIX] [--rate KB] -- CMD ...\n"
             "  symbolize source lines for report frames     mallet symbolize [FILE...]\n"
             "\n"
-            "`mallet VERB --help` tells more. Allocators: ");
+            "`mallet VERB --help` tells more; `mallet --version` prints the version.\n"
+            "Allocators: ");
     tool_alloc_list(f);
     fprintf(f, "\n");
 }
@@ -165,6 +166,10 @@ int main(int argc, char **argv)
     const char *verb = argv[1];
     if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(verb, "--version")) {
+        printf("mallet %s\n", mallet_version());
         return 0;
     }
     static const struct {

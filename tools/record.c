@@ -137,7 +137,7 @@ int tool_trace(int argc, char **argv)
         return 2;
     }
     char lib[PATH_MAX], file[PATH_MAX * 2], cwd[PATH_MAX];
-    const char *rel[] = { "libmallet-trace.so", "../lib/mallet/libmallet-trace.so", NULL };
+    const char *rel[] = { "libmallet-trace.so", TOOL_INSTALLED("mallet/libmallet-trace.so"), NULL };
     if (!tool_find_product(lib, sizeof lib, rel)) {
         fprintf(stderr, "mallet trace: the recorder libmallet-trace.so is not beside %s (run `make tools`)\n",
                 tool_exe_dir());

@@ -62,6 +62,11 @@ bool tool_alloc_preload(const char *verb, const alloc_desc_t *a, char *out, size
 
 // A build product: tries each of `rel` (relative to the directory of the
 // running binary) in turn; true with the first that exists in out.
+// TOOL_INSTALLED(file) is where `make install` put a library: relative to
+// BINDIR, in LIBDIR (the Makefile passes MALLET_LIBDIR_FROM_BIN, e.g.
+// "../lib/x86_64-linux-gnu", and MALLET_SONAME, "libmallet.so.1", to the
+// files that look there).
+#define TOOL_INSTALLED(file) MALLET_LIBDIR_FROM_BIN "/" file
 bool tool_find_product(char *out, size_t cap, const char *const *rel);
 // The directory that holds the running binary.
 const char *tool_exe_dir(void);
