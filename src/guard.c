@@ -81,13 +81,7 @@ static guard_slot_t *slot_near(uintptr_t a);
 
 double mallet__guard_rate(void)
 {
-    int64_t r = __atomic_load_n(&guard_rate, __ATOMIC_RELAXED);
-    if (r < 0) {
-        int64_t kb = mallet__option(guard_sample_kb);
-        r = kb > 0 && kb < ((int64_t)1 << 40) ? kb * 1024 : 0;
-        __atomic_store_n(&guard_rate, r, __ATOMIC_RELAXED);
-    }
-    return (double)r;
+    return mallet__sample_rate_once(&guard_rate, mallet__option(guard_sample_kb));
 }
 
 static int32_t thread_id(void)

@@ -29,15 +29,19 @@ static uint32_t large_ids;               // the last large sample id given
 
 // --- the numbers --------------------------------------------------------------
 
-static double rate(void)
+double mallet__sample_rate_once(int64_t *cache, int64_t kb)
 {
-    int64_t r = __atomic_load_n(&mallet__prof_rate, __ATOMIC_RELAXED);
+    int64_t r = __atomic_load_n(cache, __ATOMIC_RELAXED);
     if (r < 0) {
-        int64_t kb = mallet__option(prof_sample_kb);
         r = kb > 0 && kb < ((int64_t)1 << 40) ? kb * 1024 : 0;
-        __atomic_store_n(&mallet__prof_rate, r, __ATOMIC_RELAXED);
+        __atomic_store_n(cache, r, __ATOMIC_RELAXED);
     }
     return (double)r;
+}
+
+static double rate(void)
+{
+    return mallet__sample_rate_once(&mallet__prof_rate, mallet__option(prof_sample_kb));
 }
 
 // ln(x) for x > 0, to about 1e-10: x = m * 2^e with m in [0.707, 1.414),

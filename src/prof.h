@@ -129,6 +129,9 @@ void *mallet__prof_alloc(size_t req, unsigned c);
 // profiler's heap or both (the stream is theirs together); NULL when
 // neither could (then the caller serves it as any other).
 void *mallet__sample_alloc(size_t req, unsigned c);
+// A sampling rate in bytes from its option's KiB (0: every allocation),
+// kept in *cache (< 0: not read yet) the first time and fixed from then on.
+double mallet__sample_rate_once(int64_t *cache, int64_t kb);
 // Bytes to the next point of a Poisson process of this mean over the bytes
 // allocated (0: the next byte); *rng is its generator's state.
 double mallet__sample_bytes(uint64_t *rng, double mean);
