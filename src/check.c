@@ -10,7 +10,7 @@
 // two stores. A block damaged after its free and never handed out again is
 // otherwise found by nobody; the check finds it, reports it in one line
 // (secure build: "write after free of 0x..."; default build: "heap
-// corruption") and aborts.
+// corruption") and the stack of the call, and aborts.
 //
 // The cost is a read of every free block's checked bytes (its link and
 // mark; secure build, its first and last 64 bytes, secure.h), list by

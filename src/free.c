@@ -3,7 +3,8 @@
 // free.c -- free and its slow path: NULL, large blocks, frees into full
 // pages, other threads' pages, and the checks that stay on in every build.
 //
-// Errors are reported in one line and abort, never allocate:
+// Errors are reported in one line and the stack of the call, then abort;
+// never allocate:
 //   not one of our addresses, not a block start  -> "invalid pointer"
 //   a block that carries its page's mark          -> "double free"
 // The mark (page.h) makes a double free of a small block visible until its
