@@ -49,7 +49,9 @@ static uint64_t resident(void)
 TEST(empty_pages_are_purged_after_the_delay_on_the_slow_path)
 {
     mallet_option_set("purger", 0);
-    mallet_option_set("purge_delay_ms", 40);
+    // Long enough that no page emptied by the drain has waited it out when
+    // the drain ends, even under AddressSanitizer on a loaded machine.
+    mallet_option_set("purge_delay_ms", 300);
     size_t bytes = test_under_valgrind() ? (4u << 20) : (32u << 20);
     void **p = fill(bytes, 64);
     uint64_t peak = resident();
@@ -59,8 +61,8 @@ TEST(empty_pages_are_purged_after_the_delay_on_the_slow_path)
     CHECK(s0.purged == 0);
     // Slow paths on the clock: the first sweep retires the empty pages,
     // a later one purges them once the delay has passed.
-    for (int i = 0; i < 6; i++) {
-        sleep_ms(30);
+    for (int i = 0; i < 8; i++) {
+        sleep_ms(100);
         mallet_free(mallet_malloc(2000 + 1000 * (size_t)i));
     }
     mallet_stats_t s;
