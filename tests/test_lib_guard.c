@@ -43,6 +43,17 @@
 // Memcheck reports each misuse itself, before the access reaches the pool.
 #define SKIP_MISUSE_UNDER_MEMCHECK() \
     do { if (test_under_valgrind()) TEST_SKIP("memcheck reports the misuse itself"); } while (0)
+// Loops run shorter under the checkers, every check kept: each guarded
+// block costs system calls, which ThreadSanitizer and memcheck slow most.
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#else
+#define UNDER_TSAN 0
+#endif
+static int scaled(int n)
+{
+    return test_under_valgrind() ? n / 12 : UNDER_TSAN ? n / 5 : n;
+}
 // ThreadSanitizer installs a SIGSEGV handler of its own at start-up.
 #if defined(__SANITIZE_THREAD__)
 #define SKIP_IF_SANITIZER_HANDLES_SEGV() TEST_SKIP("ThreadSanitizer owns SIGSEGV before the program starts")
@@ -606,7 +617,7 @@ TEST(a_long_random_run_keeps_every_block_intact)
 {
     SKIP_WITHOUT_POOL();
     guard_every();
-    CHECK(random_run(0x9e3779b97f4a7c15ull, test_under_valgrind() ? 4000 : 60000) == 0);
+    CHECK(random_run(0x9e3779b97f4a7c15ull, scaled(60000)) == 0);
     mallet_stats_t st;
     mallet_stats_get(&st);
     CHECK(st.guarded == 0);
@@ -615,7 +626,7 @@ TEST(a_long_random_run_keeps_every_block_intact)
 
 static void *run_thread(void *arg)
 {
-    return (void *)(uintptr_t)random_run((uint64_t)(uintptr_t)arg, test_under_valgrind() ? 1500 : 20000);
+    return (void *)(uintptr_t)random_run((uint64_t)(uintptr_t)arg, scaled(20000));
 }
 
 // Blocks handed from thread to thread and freed there: the pool's slots
@@ -625,7 +636,7 @@ static unsigned char *handoff[64];
 static void *passer(void *arg)
 {
     uintptr_t me = (uintptr_t)arg, bad = 0;
-    for (int round = 0; round < (test_under_valgrind() ? 200 : 3000); round++) {
+    for (int round = 0; round < scaled(3000); round++) {
         int k = (int)((me * 31 + (uintptr_t)round) % 64);
         unsigned char *mine = mallet_malloc(24 + (size_t)k);
         fill(mine, 24 + (size_t)k, (uint64_t)k);
