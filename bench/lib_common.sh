@@ -294,6 +294,41 @@ print("| %s | %s | %s |" % (name, per(p1, p0, n, 1), per(b1, b0, m, 1000)))
 PYEOF
 }
 
+# lib_fastpath_table PAIRS BATCHES NOTE ROW... -- the Markdown of a section
+# that compares builds or options by lib_fastpath_row: a heading, what the
+# figures are, NOTE (which rows are which), the table of ROWs.
+lib_fastpath_table() {
+    local pairs=$1 batches=$2 note=$3
+    shift 3
+    echo "### Fast-path instruction counts"
+    echo
+    echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind inside"
+    echo "\`$BUILD/bench/lib_fastpath\`'s loop functions, \`(Ir(N) - Ir(0)) / N\`, the loop's overhead included;"
+    echo "pair: $pairs back-to-back pairs, batch: $batches batches of 1000 mallocs then 1000 frees)."
+    echo "$note"
+    echo
+    echo "| build | pair loop | batch of 1000 |"
+    echo "|---|---|---|"
+    printf '%s\n' "$@"
+    echo
+}
+
+# lib_cost_workloads_table FP ROWS DOCS WORKLOAD... -- the end of the
+# sentence that says what lib_cost_workloads ran (FP, ROWS, DOCS as given to
+# it), and the table of the WORKLOADS' commands.
+lib_cost_workloads_table() {
+    local fp=$1 rows=$2 docs=$3 w
+    shift 3
+    echo "the fast-path loops of section 21 ($fp pairs; $((fp / 1000)) batches of 1000), and the sqlite3 script"
+    echo "and python3 program of section 23 (\`lib_make_sql\` with $rows rows, \`lib_make_py\` with $docs"
+    echo "documents, in a temporary folder)."
+    echo
+    echo "| workload | command |"
+    echo "|---|---|"
+    for w in "$@"; do echo "| ${w%%|*} | \`${w#*|}\` |"; done
+    echo
+}
+
 # lib_build_at REV DIR -- build libmallet as it was at commit REV (git
 # archive into DIR, make lib there) and print the path of its libmallet.so;
 # nothing, and status 1, when REV is not in this checkout's history or does
@@ -308,13 +343,36 @@ lib_build_at() {
     echo "$dir/build/libmallet.so"
 }
 
+# lib_pair_medians RAW -- for lib_run_matrix's RAWFILE of workloads named
+# NAME:STATE (one allocator), write RAW.med, a line per workload and state
+# in the order first run: "name state runs wall_s cpu_s peak_kib
+# shortest_wall_s", the middle three medians ("-" where a run exited
+# non-zero), for the tables a section draws from them.
+lib_pair_medians() {
+    "$PY" - "$1" <<'PYEOF'
+import statistics, sys
+raw = sys.argv[1]
+runs = {}
+for line in open(raw):
+    if line.strip():
+        w, a, rep, _, kib, status, user, sys_, wall = line.split()
+        runs.setdefault(tuple(w.rsplit(":", 1)), []).append((float(wall), float(user) + float(sys_), int(kib), int(status)))
+with open(raw + ".med", "w") as f:
+    for (name, state), r in runs.items():
+        ok = all(x[3] == 0 for x in r)
+        f.write("%s %s %d %s %s %s %.4f\n" % (name, state, len(r), *(
+            "%.4f" % statistics.median(x[i] for x in r) if ok else "-" for i in range(3)), min(x[0] for x in r)))
+PYEOF
+}
+
 # lib_pair_tables RAW OFF ON BAR MEASURE -- for lib_run_matrix's RAWFILE of
 # workloads named NAME:off and NAME:on (one allocator): Markdown tables of
 # the median wall time, CPU time (user + system) and peak RSS, off (labelled
 # OFF) against on (ON), their ratios (bold above BAR percent) and geometric
 # means, and the spread of the off runs; then a note that names MEASURE, the
-# perf measure that resolves what the spread hides.
+# perf measure that resolves what the spread hides. Writes RAW.med too.
 lib_pair_tables() {
+    lib_pair_medians "$1"
     "$PY" - "$@" <<'PYEOF'
 import math, os, statistics, sys
 raw, off_name, on_name, bar, measure = sys.argv[1:]

@@ -54,25 +54,16 @@ if command -v valgrind >/dev/null; then
     [ -n "$pre_lib" ] && fp_rows+=("$(lib_fastpath_row "before the profiler ($PRE)" "$pre_lib" "$pairs" "$batches")")
     fp_rows+=("$(lib_fastpath_row "prof=0 (as built)" "$LIB" "$pairs" "$batches")")
     fp_rows+=("$(MALLET_PROF=1 MALLET_PROF_DIR=$work/fp-prof lib_fastpath_row "prof=1" "$LIB" "$pairs" "$batches")")
-    echo "### Fast-path instruction counts"
-    echo
-    echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind inside"
-    echo "\`$B/lib_fastpath\`'s loop functions, \`(Ir(N) - Ir(0)) / N\`, the loop's overhead included;"
-    echo "pair: $pairs back-to-back pairs, batch: $batches batches of 1000 mallocs then 1000 frees)."
     if [ -n "$pre_lib" ]; then
-        echo "The first row is libmallet built from $PRE, the commit before the profiler (\`git archive $PRE\`"
-        echo "into a temporary folder, \`make lib\` there); the others are \`$LIB\`, the last with"
-        echo "\`MALLET_PROF=1\`. The prof=1 figures include the samples' own work (their stacks, their"
-        echo "records), spread over the pairs."
+        note="The first row is libmallet built from $PRE, the commit before the profiler (\`git archive $PRE\`
+into a temporary folder, \`make lib\` there); the others are \`$LIB\`, the last with
+\`MALLET_PROF=1\`. The prof=1 figures include the samples' own work (their stacks, their
+records), spread over the pairs."
     else
-        echo "The build before the profiler ($PRE) could not be made here (no git history), so"
-        echo "its row is missing; the rows are \`$LIB\` with prof=0 and with \`MALLET_PROF=1\`."
+        note="The build before the profiler ($PRE) could not be made here (no git history), so
+its row is missing; the rows are \`$LIB\` with prof=0 and with \`MALLET_PROF=1\`."
     fi
-    echo
-    echo "| build | pair loop | batch of 1000 |"
-    echo "|---|---|---|"
-    printf '%s\n' "${fp_rows[@]}"
-    echo
+    lib_fastpath_table "$pairs" "$batches" "$note" "${fp_rows[@]}"
     if [ -n "$pre_lib" ]; then
         printf '%s\n' "${fp_rows[@]}" | awk -F'|' '
             { p[NR] = $3 + 0; b[NR] = $4 + 0 }
@@ -124,30 +115,19 @@ if [ "$scale" != 1 ]; then
 else
     echo "section 20's,"
 fi
-echo "the fast-path loops of section 21 ($fp pairs; $((fp / 1000)) batches of 1000), and the sqlite3 script"
-echo "and python3 program of section 23 (\`lib_make_sql\` with $rows rows, \`lib_make_py\` with $docs"
-echo "documents, in a temporary folder)."
-echo
-echo "| workload | command |"
-echo "|---|---|"
-for w in "${shown[@]}"; do echo "| ${w%%|*} | \`${w#*|}\` |"; done
-echo
+lib_cost_workloads_table "$fp" "$rows" "$docs" "${shown[@]}"
 lib_pair_tables "$raw" prof=0 prof=1 5 "the profiler's share of the CPU"
-"$PY" - "$raw" "$work/prof" "$shares" <<'PYEOF'
-import os, re, statistics, sys
-raw, profdir, shares = sys.argv[1:]
-runs, works = {}, []
-for line in open(raw):
-    if not line.strip():
-        continue
-    w, a, rep, _, kib, status, user, sys_, wall = line.split()
-    name, state = w.rsplit(":", 1)
+"$PY" - "$raw.med" "$work/prof" "$shares" <<'PYEOF'
+import os, re, sys
+medians, profdir, shares = sys.argv[1:]
+cpu_med, works, reps = {}, [], 0
+for line in open(medians):
+    name, state, n, wall, c, kib, shortest = line.split()
     works.count(name) or works.append(name)
-    runs.setdefault((name, state), []).append((float(user) + float(sys_), int(status)))
+    cpu_med[(name, state)] = None if c == "-" else float(c)
+    reps = max(reps, int(n))
 def cpu_on(name):
-    r = runs[(name, "on")]
-    return None if any(x[1] != 0 for x in r) else statistics.median(x[0] for x in r)
-reps = max(len(v) for v in runs.values())
+    return cpu_med[(name, "on")]
 
 # The samples: every profile a prof=1 run wrote (each process of the command
 # writes mallet.PID.exit.heap); the header's N2 is the blocks sampled.
