@@ -33,7 +33,7 @@ hot_kb=$((default_kb / 64))
 if [ "$BENCH_QUICK" = 1 ]; then
     reps=3 fp=2000000 rows=50000 docs=20000 scale=1 long=1 pairs=20000 batches=20
 else
-    reps=5 fp=200000000 rows=200000 docs=60000 scale=16 long=3 pairs=200000 batches=200
+    reps=5 fp=400000000 rows=400000 docs=60000 scale=32 long=6 pairs=200000 batches=200
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -61,25 +61,16 @@ if command -v valgrind >/dev/null; then
     [ -n "$pre_lib" ] && fp_rows+=("$(lib_fastpath_row "before the guard ($PRE)" "$pre_lib" "$pairs" "$batches")")
     fp_rows+=("$(MALLET_GUARD=0 lib_fastpath_row "guard=0" "$LIB" "$pairs" "$batches")")
     fp_rows+=("$(lib_fastpath_row "guard at its default (as built)" "$LIB" "$pairs" "$batches")")
-    echo "### Fast-path instruction counts"
-    echo
-    echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind inside"
-    echo "\`$B/lib_fastpath\`'s loop functions, \`(Ir(N) - Ir(0)) / N\`, the loop's overhead included;"
-    echo "pair: $pairs back-to-back pairs, batch: $batches batches of 1000 mallocs then 1000 frees)."
     if [ -n "$pre_lib" ]; then
-        echo "The first row is libmallet built from $PRE, the commit before the guard (\`git archive $PRE\`"
-        echo "into a temporary folder, \`make lib\` there); the others are \`$LIB\` with \`MALLET_GUARD=0\`"
-        echo "and with the variable unset. The default's figures include the sampler's countdown in the"
-        echo "slow path, spread over the pairs."
+        note="The first row is libmallet built from $PRE, the commit before the guard (\`git archive $PRE\`
+into a temporary folder, \`make lib\` there); the others are \`$LIB\` with \`MALLET_GUARD=0\`
+and with the variable unset. The default's figures include the sampler's countdown in the
+slow path, spread over the pairs."
     else
-        echo "The build before the guard ($PRE) could not be made here (no git history), so its row is"
-        echo "missing; the rows are \`$LIB\` with \`MALLET_GUARD=0\` and with the variable unset."
+        note="The build before the guard ($PRE) could not be made here (no git history), so its row is
+missing; the rows are \`$LIB\` with \`MALLET_GUARD=0\` and with the variable unset."
     fi
-    echo
-    echo "| build | pair loop | batch of 1000 |"
-    echo "|---|---|---|"
-    printf '%s\n' "${fp_rows[@]}"
-    echo
+    lib_fastpath_table "$pairs" "$batches" "$note" "${fp_rows[@]}"
     printf '%s\n' "${fp_rows[@]}" | awk -F'|' -v pre="${pre_lib:+1}" '
         { p[NR] = $3 + 0; b[NR] = $4 + 0 }
         function cmp(what, i, j) {
@@ -155,44 +146,36 @@ echo "MALLET_GUARD=0 MALLET_STATS=1; { COMMAND; } 2>>STATS'\` (the default's wit
 echo "wall time read from bash's \`\$EPOCHREALTIME\` around it; bash itself starts with the guard at"
 echo "its default in both. The workloads are section 55's, made longer so that every run lasts a"
 echo "second or more: section 20's with the short ones (churn, prodcons, larson) at $scale times their"
-echo "iterations and realloc-grow, large-blocks, fanout and bigbuf at $long times their steps, the"
-echo "fast-path loops of section 21 ($fp pairs; $((fp / 1000)) batches of 1000), and the sqlite3 script"
-echo "and python3 program of section 23 (\`lib_make_sql\` with $rows rows, \`lib_make_py\` with $docs"
-echo "documents, in a temporary folder)."
-echo
-echo "| workload | command |"
-echo "|---|---|"
-for w in "${shown[@]}"; do echo "| ${w%%|*} | \`${w#*|}\` |"; done
-echo
+echo "iterations and realloc-grow, large-blocks, fanout and bigbuf at $long times their steps,"
+lib_cost_workloads_table "$fp" "$rows" "$docs" "${shown[@]}"
 lib_pair_tables "$raw" guard=0 default 0.5 "the guard's share of the CPU"
-"$PY" - "$raw" "$work/raw-hot" "$work/stats" "$shares" "$default_kb" "$hot_kb" <<'PYEOF'
-import math, os, re, statistics, sys
+lib_pair_medians "$work/raw-hot"
+"$PY" - "$raw.med" "$work/raw-hot.med" "$work/stats" "$shares" "$default_kb" "$hot_kb" <<'PYEOF'
+import os, re, statistics, sys
 raw, raw_hot, stats, shares, default_kb, hot_kb = sys.argv[1:]
 default_kb, hot_kb = int(default_kb), int(hot_kb)
 
+# lib_pair_medians' lines: {(name, state): (runs, wall, cpu, kib, shortest)}.
 def load(path):
     runs, works = {}, []
     for line in open(path):
-        if not line.strip():
-            continue
-        w, a, rep, _, kib, status, user, sys_, wall = line.split()
-        name, state = w.rsplit(":", 1)
+        name, state, *v = line.split()
         works.count(name) or works.append(name)
-        runs.setdefault((name, state), []).append((float(wall), float(user) + float(sys_), int(status)))
+        runs[(name, state)] = [int(v[0])] + [None if x == "-" else float(x) for x in v[1:]]
     return runs, works
 runs, works = load(raw)
 hot_runs, hot_works = load(raw_hot)
 def med(r, name, state, i):
-    v = r.get((name, state), [])
-    return None if not v or any(x[2] != 0 for x in v) else statistics.median(x[i] for x in v)
+    v = r.get((name, state))
+    return v[i + 1] if v else None
 def guarded(name, state, reps):
     # The guarded_total lines of every process of every run, per run.
     path = os.path.join(stats, "%s.%s" % (name, state))
     if not os.path.exists(path):
         return 0.0
     return sum(int(m) for m in re.findall(r"guarded_total\s+(\d+)", open(path).read())) / reps
-shortest = min(x[0] for r in (runs, hot_runs) for v in r.values() for x in v)
-reps = max(len(v) for v in runs.values())
+shortest = min(v[4] for r in (runs, hot_runs) for v in r.values())
+reps = max(v[0] for v in runs.values())
 perf = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in open(shares) if l.strip()}
 
 print("Every run above lasted %.2f s or more (wall)." % shortest)
@@ -237,7 +220,7 @@ print("Guarded blocks per run at the default (from `MALLET_STATS=1`, summed over
       " the malloc slow path is not a function of its own and is not counted); **guard**, the guard's"
       " functions alone; **in the kernel**, those of the guard's samples whose innermost frame is the"
       " kernel's; **stacks**, those in `mallet__stack_capture`; **sampler**, the countdown alone. Then"
-      " the guard's CPU per guarded block (guard + sampler share times the median CPU time over the"
+      " the guard's CPU per guarded block by perf (guard + sampler share times the median CPU time over the"
       " guarded blocks per run; rough where the share is a few perf samples). Not counted: the"
       " program's own page faults on a guarded block's fresh pages (large blocks; the table above"
       " includes them), and the blocks the fast path does not take from a list the sampler cut." % reps)
@@ -263,12 +246,11 @@ print("Shares above the bar of 0.5% are in bold.")
 print()
 # The share falls as the rate does: the guarded blocks are proportional to
 # 1 / guard_sample_kb, and so are the sampler's out-of-line calls (a cut,
-# its heal, a draw: one each per point of its stream). Each workload's share
-# at the default is perf's, or for the five priced above, the price of its
-# guarded blocks times their number per CPU second where that is more (it
-# sees what perf leaves out: the program's own faults on fresh pages). The
-# rate that keeps every workload under 0.5%: the smallest power of two in
-# KiB at or above what each needs.
+# its heal, a draw: one each per point of its stream). The rate that keeps
+# every workload under 0.5%: the smallest power of two in KiB at or above
+# what each needs, by perf's share (the bar's measure); then again with the
+# priced share where it is more (it sees what perf leaves out: the
+# program's own faults on fresh pages).
 priced = {}
 if cost:
     pooled = statistics.median(cost.values())
@@ -280,20 +262,27 @@ if cost:
     print()
     priced = {w: 100 * cost[w] * guarded(w, "on", reps) / med(runs, w, "on", 1)
               for w in cost if med(runs, w, "on", 1)}
-share = {w: max(need.get(w, 0), priced.get(w, 0)) for w in set(need) | set(priced)}
-needs = {w: default_kb * s / 0.5 for w, s in share.items()}
-rec = default_kb
-while rec < max(needs.values(), default=0):
-    rec *= 2
-over = ["%s (%.2f%%)" % (w, share[w]) for w in works if share.get(w, 0) > 0.5]
-print("**At the default (%d KiB)**, the workloads over the bar of 0.5%% (perf's share, or the priced one"
-      " where it is more): %s. The share scales with the rate: the guarded blocks are proportional to"
-      " 1 / rate, and so are the sampler's out-of-line calls (a cut, its heal, a draw, one each per point of"
-      " its stream). Per workload, the `guard_sample_kb` that puts it at 0.5%%, the largest first: %s."
-      " The smallest power of two at or above every one of them: **%d KiB** (%s the default)." % (
-          default_kb, ", ".join(over) or "none",
-          ", ".join("%s %.0f KiB" % (w, k) for w, k in sorted(needs.items(), key=lambda kv: -kv[1])[:8]),
+def rate_for(shares):
+    needs = {w: default_kb * s / 0.5 for w, s in shares.items()}
+    kb = default_kb
+    while kb < max(needs.values(), default=0):
+        kb *= 2
+    return needs, kb
+needs, rec = rate_for(need)
+over = ["%s (%.2f%%)" % (w, need[w]) for w in works if need.get(w, 0) > 0.5]
+both = {w: max(need.get(w, 0), priced.get(w, 0)) for w in set(need) | set(priced)}
+_, rec_all = rate_for(both)
+print("**At the default (%d KiB)**, perf's share is over the bar of 0.5%% on %d of the %d workloads: %s."
+      " The share scales with the rate: the guarded blocks are proportional to 1 / rate, and so are the"
+      " sampler's out-of-line calls (a cut, its heal, a draw, one each per point of its stream). Per"
+      " workload, the `guard_sample_kb` that puts perf's share at 0.5%%, the largest first: %s. The smallest"
+      " power of two at or above every one of them: **%d KiB** (%s the default)." % (
+          default_kb, len(over), len(works), ", ".join(over) or "none",
+          ", ".join("%s %.0f KiB" % (w, k) for w, k in sorted(needs.items(), key=lambda kv: -kv[1])[:6]),
           rec, "the same as" if rec == default_kb else "%g times" % (rec / default_kb)))
+print()
+print("With the priced shares (%s) taken where they are more than perf's, the rate that keeps every workload under"
+      " the bar is %d KiB." % (", ".join("%s %.2f%%" % (w, priced[w]) for w in hot_works if w in priced), rec_all))
 print()
 with open(os.path.join(stats, "recommended"), "w") as f:
     f.write("%d\n" % rec)
