@@ -47,38 +47,23 @@ echo
 
 # --- fast-path instruction counts -------------------------------------------------
 if command -v valgrind >/dev/null; then
-    pre_lib=
-    if git rev-parse -q --verify "$PRE^{commit}" >/dev/null 2>&1; then
-        echo "  building libmallet at $PRE" >&2
-        mkdir "$work/pre"
-        git archive "$PRE" | tar -x -C "$work/pre"
-        make -s -C "$work/pre" -j2 lib >/dev/null 2>&1 && pre_lib=$work/pre/build/libmallet.so
-    fi
+    pre_lib=$(lib_build_at "$PRE" "$work/pre") || pre_lib=
     mkdir "$work/fp-prof"
     fp_rows=()
     echo "  callgrind: before, prof=0, prof=1" >&2
     [ -n "$pre_lib" ] && fp_rows+=("$(lib_fastpath_row "before the profiler ($PRE)" "$pre_lib" "$pairs" "$batches")")
     fp_rows+=("$(lib_fastpath_row "prof=0 (as built)" "$LIB" "$pairs" "$batches")")
     fp_rows+=("$(MALLET_PROF=1 MALLET_PROF_DIR=$work/fp-prof lib_fastpath_row "prof=1" "$LIB" "$pairs" "$batches")")
-    echo "### Fast-path instruction counts"
-    echo
-    echo "Instructions per \`malloc(32)\`+\`free\` as section 21 counts them (callgrind inside"
-    echo "\`$B/lib_fastpath\`'s loop functions, \`(Ir(N) - Ir(0)) / N\`, the loop's overhead included;"
-    echo "pair: $pairs back-to-back pairs, batch: $batches batches of 1000 mallocs then 1000 frees)."
     if [ -n "$pre_lib" ]; then
-        echo "The first row is libmallet built from $PRE, the commit before the profiler (\`git archive $PRE\`"
-        echo "into a temporary folder, \`make lib\` there); the others are \`$LIB\`, the last with"
-        echo "\`MALLET_PROF=1\`. The prof=1 figures include the samples' own work (their stacks, their"
-        echo "records), spread over the pairs."
+        note="The first row is libmallet built from $PRE, the commit before the profiler (\`git archive $PRE\`
+into a temporary folder, \`make lib\` there); the others are \`$LIB\`, the last with
+\`MALLET_PROF=1\`. The prof=1 figures include the samples' own work (their stacks, their
+records), spread over the pairs."
     else
-        echo "The build before the profiler ($PRE) could not be made here (no git history), so"
-        echo "its row is missing; the rows are \`$LIB\` with prof=0 and with \`MALLET_PROF=1\`."
+        note="The build before the profiler ($PRE) could not be made here (no git history), so
+its row is missing; the rows are \`$LIB\` with prof=0 and with \`MALLET_PROF=1\`."
     fi
-    echo
-    echo "| build | pair loop | batch of 1000 |"
-    echo "|---|---|---|"
-    printf '%s\n' "${fp_rows[@]}"
-    echo
+    lib_fastpath_table "$pairs" "$batches" "$note" "${fp_rows[@]}"
     if [ -n "$pre_lib" ]; then
         printf '%s\n' "${fp_rows[@]}" | awk -F'|' '
             { p[NR] = $3 + 0; b[NR] = $4 + 0 }
@@ -108,44 +93,16 @@ ALLOCATORS=("mallet $LIB")
 raw=$work/raw
 lib_run_matrix "$raw" "$reps"
 
-# prof_share PERF.DATA -- "samples profiler% allocation% unwinder% write%":
-# of perf's samples, the share with a function of the profiler on the stack,
-# then those in a sampled allocation, in the stack walk (prof_unwind.c, and
-# libgcc's unwinder it may fall back to or find an FDE with) and in writing
-# the profile at exit.
-prof_share() {
-    perf script -i "$1" -F comm,ip,sym --no-inline 2>/dev/null | "$PY" -c '
-import sys
-blocks = [[l.split(None, 1)[-1] for l in b.strip().splitlines()[1:]]
-          for b in sys.stdin.read().split("\n\n") if b.strip()]
-def share(*names):
-    return 100.0 * sum(1 for b in blocks if any(s.startswith(names) for s in b)) / max(len(blocks), 1)
-print(len(blocks), " ".join("%.1f" % share(*n) for n in (
-    ("mallet__prof", "mallet_prof_dump", "prof_at_exit", "unwind_step", "_Unwind_"),
-    ("mallet__prof_alloc", "mallet__prof_large_record"), ("mallet__prof_unwind", "_Unwind_"),
-    ("mallet__prof_write",))))'
-}
-# Each workload once more with prof=1 under perf, with DWARF call graphs:
-# libmallet and libgcc_s keep no frame pointers, so -g's frame-pointer chains
-# would break inside them. The recording of the workload where the
-# profiler's share is highest is kept for the excerpt below.
-shares=$work/shares top=-1 top_name= top_cmd=
-: >"$shares"
-if command -v perf >/dev/null; then
-    mkdir "$work/perf-prof"
-    for w in "${shown[@]}"; do
-        name=${w%%|*} cmd=${w#*|}
-        echo "  perf: $name" >&2
-        MALLET_PROF=1 MALLET_PROF_DIR=$work/perf-prof perf record -q -e cpu-clock -F 2000 --call-graph dwarf \
-            -o "$work/perf.data" -- env LD_PRELOAD="$LIB" bash -c "$cmd" >/dev/null 2>&1 || continue
-        share=$(prof_share "$work/perf.data")
-        echo "$name $share" >>"$shares"
-        if "$PY" -c 'import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))' "$(echo "$share" | cut -d' ' -f2)" "$top"; then
-            top=$(echo "$share" | cut -d' ' -f2) top_name=$name top_cmd=$cmd
-            mv "$work/perf.data" "$work/top.data"
-        fi
-    done
-fi
+# Each workload once more with prof=1 under perf. The shares: a function of
+# the profiler on the stack, a sampled allocation, the stack walk
+# (prof_unwind.c, and libgcc's unwinder it may fall back to or find an FDE
+# with), writing the profile at exit.
+groups="mallet__prof*,mallet_prof_dump*,prof_at_exit*,unwind_step*,_Unwind_*
+    mallet__prof_alloc*,mallet__prof_large_record* mallet__prof_unwind*,_Unwind_* mallet__prof_write*"
+WORKLOADS=("${shown[@]}")
+mkdir "$work/perf-prof"
+lib_perf_workloads "$LIB" "$work/perf" "$groups" MALLET_PROF=1 MALLET_PROF_DIR="$work/perf-prof"
+shares=$work/perf/shares top_name=$PERF_TOP_NAME top_cmd=$PERF_TOP_CMD
 
 echo "### Time and memory, prof=0 against prof=1"
 echo
@@ -158,69 +115,19 @@ if [ "$scale" != 1 ]; then
 else
     echo "section 20's,"
 fi
-echo "the fast-path loops of section 21 ($fp pairs; $((fp / 1000)) batches of 1000), and the sqlite3 script"
-echo "and python3 program of section 23 (\`lib_make_sql\` with $rows rows, \`lib_make_py\` with $docs"
-echo "documents, in a temporary folder)."
-echo
-echo "| workload | command |"
-echo "|---|---|"
-for w in "${shown[@]}"; do echo "| ${w%%|*} | \`${w#*|}\` |"; done
-echo
-"$PY" - "$raw" "$work/prof" "$shares" <<'PYEOF'
-import math, os, re, statistics, sys
-raw, profdir, shares = sys.argv[1:]
-runs, works = {}, []
-for line in open(raw):
-    if not line.strip():
-        continue
-    w, a, rep, _, kib, status, user, sys_, wall = line.split()
-    name, state = w.rsplit(":", 1)
+lib_cost_workloads_table "$fp" "$rows" "$docs" "${shown[@]}"
+lib_pair_tables "$raw" prof=0 prof=1 5 "the profiler's share of the CPU"
+"$PY" - "$raw.med" "$work/prof" "$shares" <<'PYEOF'
+import os, re, sys
+medians, profdir, shares = sys.argv[1:]
+cpu_med, works, reps = {}, [], 0
+for line in open(medians):
+    name, state, n, wall, c, kib, shortest = line.split()
     works.count(name) or works.append(name)
-    runs.setdefault((name, state), []).append((float(wall), float(user) + float(sys_), int(kib), int(status)))
-def med(name, state, i):
-    r = runs[(name, state)]
-    return None if any(x[3] != 0 for x in r) else statistics.median(x[i] for x in r)
-
-# The spread of the prof=0 runs alone: their interquartile range over their
-# median, what the machine's noise does to one workload.
-def spread(name, i):
-    v = [x[i] for x in runs[(name, "off")]]
-    if len(v) < 2 or statistics.median(v) <= 0:
-        return "-"
-    q = statistics.quantiles(v, n=4)
-    return "%.0f%%" % (100 * (q[2] - q[0]) / statistics.median(v))
-
-def table(i, title, unit, scale, fmt, bar):
-    print(title + ":")
-    print()
-    print("| workload | prof=0 %s | prof=1 %s | prof=1 / prof=0 |%s" % (unit, unit, " prof=0 spread |" if bar else ""))
-    print("|---|---|---|---|" + ("---|" if bar else ""))
-    logs = []
-    for w in works:
-        off, on = med(w, "off", i), med(w, "on", i)
-        if off is None or on is None or off <= 0 or on <= 0:
-            cells = ["failed" if x is None else fmt % (x * scale) for x in (off, on)] + ["-"]
-        else:
-            r = on / off
-            logs.append(math.log(r))
-            cell = "%.3fx" % r
-            cells = [fmt % (off * scale), fmt % (on * scale), "**%s**" % cell if bar and r > 1.05 else cell]
-        if bar:
-            cells.append(spread(w, i))
-        print("| %s | %s |" % (w, " | ".join(cells)))
-    if logs:
-        print("| **geometric mean** | | | **%.3fx** |%s" % (math.exp(sum(logs) / len(logs)), " |" if bar else ""))
-    print()
-table(0, "Median wall time", "s", 1, "%.3f", True)
-table(1, "Median CPU time (user + system)", "s", 1, "%.2f", True)
-table(2, "Median peak RSS", "MiB", 1 / 1024, "%.1f", False)
-reps = max(len(v) for v in runs.values())
-print("Ratios above the 5%% bar are in bold. A cell says failed when any run of it exited non-zero."
-      " The machine has %d cores and is shared with other work, so one workload's time moves between"
-      " runs of the same library and settings: the spread column is the interquartile range of the"
-      " %d prof=0 runs over their median. Where it is wider than a few percent the ratio cannot show"
-      " a cost of 5%%; the profiler's share of the CPU, measured with perf below, can." % (os.cpu_count(), reps))
-print()
+    cpu_med[(name, state)] = None if c == "-" else float(c)
+    reps = max(reps, int(n))
+def cpu_on(name):
+    return cpu_med[(name, "on")]
 
 # The samples: every profile a prof=1 run wrote (each process of the command
 # writes mallet.PID.exit.heap); the header's N2 is the blocks sampled.
@@ -253,7 +160,7 @@ for w in works:
                 n += 1
             recs = max(recs, n)
     per_run = total / reps
-    cpu = med(w, "on", 1)
+    cpu = cpu_on(w)
     cells = ["%.0f" % per_run, "%d" % recs, "%.0f" % (per_run / cpu) if cpu else "-"]
     if perf:
         p = perf.get(w)
@@ -286,12 +193,10 @@ if [ -n "$top_name" ]; then
     echo "MALLET_PROF=1 MALLET_PROF_DIR=TMP perf record -e cpu-clock -F 2000 --call-graph dwarf -- env LD_PRELOAD=$LIB bash -c '$top_cmd'"
     echo "perf report --stdio --children --sort symbol -g none   # the allocator's and the profiler's lines"
     echo
-    perf report -i "$work/top.data" --stdio --children --sort symbol -g none 2>/dev/null |
-        grep -E '^# +Children|\] (malloc|free|realloc|mallet__malloc_slow|mallet__free_slow|mallet__prof_[a-z_]+|_Unwind_[A-Za-z_]+|_dl_find_object)( |$)' |
-        grep -v '(inlined)' | sed -E 's/^# +/  /; s/ +IPC .*//; s/[ -]*$//'
+    lib_perf_excerpt "$work/perf/top.data" 'malloc|free|realloc|mallet__malloc_slow|mallet__free_slow|mallet__prof_[a-z_]+|_Unwind_[A-Za-z_]+|_dl_find_object'
     echo '```'
     echo
-    read -r n prof alloc unwind write < <(prof_share "$work/top.data")
+    read -r n prof alloc unwind write < <(grep "^$top_name " "$shares" | cut -d' ' -f2-)
     echo "Of $n perf samples, $prof% have a function of the profiler on their stack: $alloc% are in a"
     echo "sampled allocation (\`mallet__prof_alloc\`, \`mallet__prof_large_record\`: its stack and its"
     echo "record), $unwind% in the stack walk (\`mallet__prof_unwind\`, libgcc's \`_Unwind_*\`), $write% in writing the"
