@@ -52,7 +52,7 @@ typedef struct guard_slot {
     size_t open_len;
     uintptr_t map;                        // own_map: the whole mapping, guard pages included
     size_t map_len;
-    uint8_t fill;                         // the slack's pattern byte
+    uint8_t fill;                         // the slack's pattern byte (random per block)
     int64_t prof_id;                      // the profiler's sample (-1: none)
     guard_stack_t alloc, free;            // where it was allocated, freed
 } guard_slot_t;
@@ -151,30 +151,39 @@ static uintptr_t place(uintptr_t lo, uintptr_t hi, size_t req, size_t align, boo
     return start >= lo && start <= hi - req ? start : 0;
 }
 
-// The slack's pattern byte at address a of a slot.
-static inline uint8_t fill_byte(const guard_slot_t *s, uintptr_t a)
+// The offset of the first byte of p[0 .. n) that is not f; n when none.
+static size_t first_not(const uint8_t *p, size_t n, uint8_t f)
 {
-    return (uint8_t)(s->fill ^ (a * 0x9d));
+    uint64_t word = 0x0101010101010101ull * f;
+    size_t i = 0;
+    for (; i < n && ((uintptr_t)(p + i) & 7); i++)
+        if (p[i] != f)
+            return i;
+    for (; i + 8 <= n && *(const uint64_t *)(const void *)(p + i) == word; i += 8)
+        ;
+    for (; i < n; i++)
+        if (p[i] != f)
+            return i;
+    return n;
 }
 
+// The opened pages around the block hold the slot's pattern byte.
 static void slack_fill(guard_slot_t *s)
 {
-    for (uintptr_t a = s->open; a < s->block; a++)
-        *(uint8_t *)a = fill_byte(s, a);
-    for (uintptr_t a = s->block + s->req; a < s->open + s->open_len; a++)
-        *(uint8_t *)a = fill_byte(s, a);
+    memset((void *)s->open, s->fill, s->block - s->open);
+    memset((void *)(s->block + s->req), s->fill, s->open + s->open_len - (s->block + s->req));
 }
 
 // The first damaged byte of the slack; 0 when it is intact.
 static uintptr_t slack_damage(const guard_slot_t *s)
 {
-    for (uintptr_t a = s->open; a < s->block; a++)
-        if (*(const uint8_t *)a != fill_byte(s, a))
-            return a;
-    for (uintptr_t a = s->block + s->req; a < s->open + s->open_len; a++)
-        if (*(const uint8_t *)a != fill_byte(s, a))
-            return a;
-    return 0;
+    size_t before = s->block - s->open, at = first_not((const uint8_t *)s->open, before, s->fill);
+    if (at < before)
+        return s->open + at;
+    uintptr_t end = s->block + s->req;
+    size_t after = s->open + s->open_len - end;
+    at = first_not((const uint8_t *)end, after, s->fill);
+    return at < after ? end + at : 0;
 }
 
 // A slot free to take, claimed (SLOT_BUSY); NULL when every one is live.
@@ -268,7 +277,8 @@ MALLET_PROF_FRAME void *mallet__guard_alloc(size_t req, size_t align)
         __atomic_store_n(&s->state, s->block ? SLOT_FREED : SLOT_FREE, __ATOMIC_RELEASE);
         return NULL;
     }
-    s->fill = (uint8_t)(pool.secret >> 8 ^ r >> 32);
+    uint8_t fill = (uint8_t)(pool.secret >> 8 ^ r >> 32);
+    s->fill = fill ? fill : 0x5a;         // not zero: fresh pages are
     s->prof_id = -1;
     slack_fill(s);
     stack_take(&s->alloc);

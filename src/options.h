@@ -29,7 +29,7 @@
     X(prof_at_exit, 1, "with prof=1, write prof_dir/mallet.PID.exit.heap at a normal exit")          \
     X(prof_peak, 0, "with prof=1 and P > 0: rewrite prof_dir/mallet.PID.peak.heap each time the live bytes exceed the last one written by P percent") \
     X(guard, 1, "1: guarded sampling: a few allocations are served between inaccessible pages, so a use after free or an overflow of one faults and is reported with its stacks (guard.h); 0: off") \
-    X(guard_sample_kb, 16384, "mean KiB allocated between two guarded allocations (read at the first draw; 0: every allocation while the pool has a free slot)") \
+    X(guard_sample_kb, 1048576, "mean KiB allocated between two guarded allocations (read at the first draw; 0: every allocation while the pool has a free slot)") \
     X(guard_slots, 256, "guarded blocks live at once, at most (the pool's slots, read when the first block is guarded)")
 
 // Options whose value is text: X(name, default, meaning), read from
