@@ -54,8 +54,11 @@ CFLAGS  += -DMALLET_FILL_WHOLE=1
 endif
 
 # --- sources, by layer -------------------------------------------------------
+# src/ is one folder per layer, bottom first (src/README.md): os and debug
+# (shared with teach/), then the library's own layers.
+LAYERS       := base mem prof secure api
 OS_SRC       := $(wildcard src/os/*.c src/debug/*.c)
-CORE_SRC     := $(wildcard src/*.c)
+CORE_SRC     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
 OVERRIDE_SRC := $(wildcard src/override/*.c)
 DESIGNS_SRC  := $(wildcard teach/[0-9][0-9]_*.c)
 DESIGNS      := $(patsubst teach/%.c,%,$(DESIGNS_SRC))
@@ -244,7 +247,7 @@ demo: deps all
 # --- manual pages: man/*.in with the parts made from the code (man/page.sh) ---
 MAN_PAGES := $(BUILD)/man/mallet.1 $(BUILD)/man/libmallet.3
 man: $(MAN_PAGES)
-$(BUILD)/man/tables: man/tables.c src/options.h $(LIB_A)
+$(BUILD)/man/tables: man/tables.c src/base/options.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS)
 # The date of the sources: SOURCE_DATE_EPOCH (the packages set it), else the

@@ -89,7 +89,7 @@ MALLET_API void mallet_stats_print(int fd);
 // Every option has a MALLET_<NAME> environment variable read once at start.
 // mallet_option_get/set take the lower-case name, e.g. "purge_delay_ms".
 // Set returns false for an unknown name, get returns -1. The options are
-// listed, with their defaults and meanings, in src/options.h.
+// listed, with their defaults and meanings, in src/base/options.h.
 MALLET_API bool    mallet_option_set(const char *name, int64_t value);
 MALLET_API int64_t mallet_option_get(const char *name);
 // Options whose value is text (prof_dir): set returns false for an unknown

@@ -7,7 +7,7 @@
 #
 #   @@SYNOPSIS@@      the declarations of include/mallet.h
 #   @@STATS_FIELDS@@  mallet_stats_t's fields and their comments (mallet.h)
-#   @@OPTIONS@@       every option of src/options.h (TABLES options)
+#   @@OPTIONS@@       every option of src/base/options.h (TABLES options)
 #   @@SUMMARY@@       the lines MALLET_STATS=1 prints (TABLES stats)
 #   @@VERBS@@         each verb of the command and its --help (MALLET)
 #   @@ALLOCATORS@@    the allocator names the command takes (MALLET --help)

@@ -5,7 +5,7 @@
 //
 //   tables options   one line per option, TAB separated: kind (int or
 //                    text), name, MALLET_ variable, default, meaning;
-//                    from src/options.h's X-macro lists
+//                    from src/base/options.h's X-macro lists
 //   tables stats     the summary MALLET_STATS=1 prints at exit, from
 //                    mallet_stats_print() of the library this is linked with
 //
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "mallet.h"
-#include "options.h"
+#include "base/options.h"
 
 static void option(const char *kind, const char *name, const char *def, const char *meaning)
 {

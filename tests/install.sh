@@ -9,7 +9,7 @@
 #     LD_PRELOAD of the installed libraries, the installed command finding
 #     them; `make uninstall` leaves nothing of it behind;
 #   - the manual pages: groff -man -ww renders them without a warning, and
-#     they name every option of src/options.h, every function of mallet.h,
+#     they name every option of src/base/options.h, every function of mallet.h,
 #     every exported name, every error report and every verb and its options;
 #   - `make deb`: what each package holds (dpkg-deb -c), a program built
 #     against the packages' files unpacked (dpkg-deb -x), and lintian, which
@@ -170,9 +170,9 @@ check_page() {
 check_page mallet.1 "$P/share/man/man1/mallet.1"
 check_page libmallet.3 "$P/share/man/man3/libmallet.3"
 
-# The option table, read here from src/options.h itself: X(name, default, ...).
-options=$(sed -n 's/^ *X(\([a-z_0-9]*\), *\([^,]*\),.*/\1 \2/p' src/options.h)
-[ "$(wc -l <<<"$options")" -ge 10 ]; check "the options are read from src/options.h" $?
+# The option table, read here from src/base/options.h itself: X(name, default, ...).
+options=$(sed -n 's/^ *X(\([a-z_0-9]*\), *\([^,]*\),.*/\1 \2/p' src/base/options.h)
+[ "$(wc -l <<<"$options")" -ge 10 ]; check "the options are read from src/base/options.h" $?
 while read -r name def; do
     var=MALLET_$(tr a-z A-Z <<<"$name")
     def=${def//\"/}

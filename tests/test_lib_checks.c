@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 
 #include "mallet.h"
-#include "span.h"
+#include "mem/span.h"
 
 static int global_int;
 

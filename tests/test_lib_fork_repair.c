@@ -13,12 +13,12 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-#include "heap.h"
-#include "init.h"
-#include "large.h"
+#include "mem/heap.h"
+#include "api/init.h"
+#include "mem/large.h"
 #include "mallet.h"
-#include "span.h"
-#include "thread.h"
+#include "mem/span.h"
+#include "mem/thread.h"
 
 // tsan: yes
 

@@ -11,10 +11,10 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "heap.h"
-#include "init.h"
+#include "mem/heap.h"
+#include "api/init.h"
 #include "mallet.h"
-#include "purge.h"
+#include "mem/purge.h"
 
 MALLET_API MALLET_PROF_FRAME void *malloc(size_t size)
 {

@@ -50,7 +50,7 @@
 #include <stdint.h>
 
 #include "debug/track.h"
-#include "options.h"
+#include "base/options.h"
 
 #if defined(MALLET_TRACK_ASAN)
 #define MALLET_GUARD_BUILD 0

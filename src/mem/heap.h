@@ -28,12 +28,12 @@
 #include <stdint.h>
 
 #include "debug/track.h"
-#include "lock.h"
+#include "base/lock.h"
 #include "page.h"
-#include "prof.h"
-#include "secure.h"
+#include "prof/prof.h"
+#include "harden.h"
 #include "span.h"
-#include "stats.h"
+#include "base/stats.h"
 
 typedef struct mallet_heap {
     mallet_page_t *direct[MALLET_DIRECT_SLOTS];    // current page per 16-byte step <= 1 KiB

@@ -46,10 +46,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "guard.h"
-#include "lock.h"
-#include "options.h"
-#include "size_class.h"
+#include "secure/guard.h"
+#include "base/lock.h"
+#include "base/options.h"
+#include "mem/size_class.h"
 
 struct mallet_heap;
 struct mallet_page;

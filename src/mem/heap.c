@@ -26,12 +26,12 @@
 #include <string.h>
 #include <sys/single_threaded.h>
 
-#include "init.h"
+#include "api/init.h"
 #include "large.h"
-#include "options.h"
+#include "base/options.h"
 #include "os/os.h"
 #include "thread.h"
-#include "zero.h"
+#include "secure/zero.h"
 
 #define EMPTY_PAGES_DIRECT(n) [0 ... (n) - 1] = &mallet__page_empty
 

@@ -23,8 +23,8 @@
 // One bucket per block size, not per stack alone: a profile reader scales a
 // record by its average block size, which is exact only when every block of
 // the record has that size.
-#include "init.h"
-#include "lock.h"
+#include "api/init.h"
+#include "base/lock.h"
 #include "os/os.h"
 #include "prof.h"
 

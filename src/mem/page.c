@@ -9,8 +9,8 @@
 #include "page.h"
 
 #include "os/os.h"
-#include "init.h"
-#include "secure.h"
+#include "api/init.h"
+#include "harden.h"
 
 #include <stdlib.h>
 

@@ -19,12 +19,12 @@
 #include <errno.h>
 #include <string.h>
 
-#include "guard.h"
-#include "heap.h"
-#include "large.h"
+#include "secure/guard.h"
+#include "mem/heap.h"
+#include "mem/large.h"
 #include "mallet.h"
 #include "os/os.h"
-#include "zero.h"
+#include "secure/zero.h"
 
 MALLET_API MALLET_PROF_FRAME void *mallet_malloc(size_t size)
 {

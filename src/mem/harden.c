@@ -10,12 +10,12 @@
 // 64 bytes) from its free (or carving) until it is handed out again.
 //
 // Calls: page.h, span.h, os.h, init.h (randomness), debug.h (reports).
-#include "secure.h"
+#include "harden.h"
 
 #if MALLET_SECURE
 
 
-#include "init.h"
+#include "api/init.h"
 #include "os/os.h"
 #include "span.h"
 

@@ -30,15 +30,15 @@
 
 #include "debug/debug.h"
 #include "debug/track.h"
-#include "init.h"
-#include "lock.h"
-#include "options.h"
+#include "api/init.h"
+#include "base/lock.h"
+#include "base/options.h"
 #include "os/huge.h"
 #include "os/numa.h"
 #include "os/os.h"
-#include "guard.h"
-#include "prof.h"
-#include "secure.h"
+#include "secure/guard.h"
+#include "prof/prof.h"
+#include "harden.h"
 #include "size_class.h"
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_GONE };

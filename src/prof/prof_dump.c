@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
-#include "init.h"
+#include "api/init.h"
 #include "mallet.h"
 #include "os/os.h"
 #include "prof.h"

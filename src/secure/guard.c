@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
-#include "init.h"
-#include "large.h"
+#include "api/init.h"
+#include "mem/large.h"
 #include "os/os.h"
-#include "prof.h"
+#include "prof/prof.h"
 
 #define GUARD_WINDOW ((size_t)64 << 10)   // bytes of address space per slot
 #define GUARD_DEPTH 32                    // frames kept per stack

@@ -22,12 +22,12 @@
 // the system calls it may make.
 #include <errno.h>
 
-#include "guard.h"
-#include "heap.h"
-#include "large.h"
+#include "secure/guard.h"
+#include "mem/heap.h"
+#include "mem/large.h"
 #include "mallet.h"
-#include "prof.h"
-#include "zero.h"
+#include "prof/prof.h"
+#include "secure/zero.h"
 
 MALLET_PROF_FRAME void mallet__free_slow(void *ptr, const char *func)
 {

@@ -18,11 +18,11 @@
 // no system call and no page fault (purged memory belongs to no page).
 //
 // Calls: heap.h, thread.h (abandoned pages), page.h, init.h.
-#include "heap.h"
-#include "init.h"
+#include "mem/heap.h"
+#include "api/init.h"
 #include "mallet.h"
-#include "options.h"
-#include "thread.h"
+#include "base/options.h"
+#include "mem/thread.h"
 
 uint64_t mallet__check_heap(const char *func)
 {

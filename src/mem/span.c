@@ -25,12 +25,12 @@
 
 #include <errno.h>
 
-#include "init.h"
-#include "options.h"
+#include "api/init.h"
+#include "base/options.h"
 #include "os/huge.h"
 #include "os/numa.h"
 #include "os/os.h"
-#include "secure.h"
+#include "harden.h"
 
 uint64_t mallet__segmap[MALLET_SEGMAP_BITS / 64];
 mallet_lock_t mallet__seg_lock;

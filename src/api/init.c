@@ -9,16 +9,16 @@
 #define _GNU_SOURCE
 #include "init.h"
 
-#include "prof.h"
+#include "prof/prof.h"
 
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "options.h"
-#include "size_class.h"
-#include "thread.h"
+#include "base/options.h"
+#include "mem/size_class.h"
+#include "mem/thread.h"
 
 int mallet__init_state;
 static uint64_t random_state;        // advanced by a constant per call

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "secure.h"
+#include "mem/harden.h"
 
 #if MALLET_SECURE
 // A fresh zero-size block, or NULL when the region is full or could not be

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "init.h"
+#include "api/init.h"
 #include "lock.h"
 #include "mallet.h"
 

@@ -58,8 +58,8 @@
 // compile to the same code with or without this header.
 //
 // Calls: page.h, os.h (guard pages), debug.h (reports).
-#ifndef MALLET_SECURE_H
-#define MALLET_SECURE_H
+#ifndef MALLET_HARDEN_H
+#define MALLET_HARDEN_H
 
 #include <stdbool.h>
 #include <stddef.h>

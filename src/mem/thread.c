@@ -29,12 +29,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "init.h"
+#include "api/init.h"
 #include "large.h"
-#include "prof.h"
+#include "prof/prof.h"
 #include "purge.h"
 #include "span.h"
-#include "zero.h"
+#include "secure/zero.h"
 
 __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec"))) = &mallet__heap_empty;
 __thread uint8_t mallet__lock_token __attribute__((tls_model("initial-exec")));

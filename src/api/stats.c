@@ -10,15 +10,15 @@
 // (so other running threads can be ahead by at most one page per class).
 // Frees are allocations minus live blocks, which every page's counters
 // give (page.h), the same current lists counted the same way.
-#include "stats.h"
+#include "base/stats.h"
 
-#include "heap.h"
+#include "mem/heap.h"
 #include "init.h"
-#include "guard.h"
-#include "large.h"
+#include "secure/guard.h"
+#include "mem/large.h"
 #include "mallet.h"
-#include "options.h"
-#include "thread.h"
+#include "base/options.h"
+#include "mem/thread.h"
 
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 
