@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "mallet.h"
-#include "base/options.h"
+#include "base/base.h"
 
 static void option(const char *kind, const char *name, const char *def, const char *meaning)
 {

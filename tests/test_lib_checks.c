@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 
 #include "mallet.h"
-#include "mem/span.h"
+#include "mem/mem.h"
 
 static int global_int;
 

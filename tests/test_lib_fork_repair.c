@@ -13,12 +13,9 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-#include "mem/heap.h"
-#include "api/init.h"
-#include "mem/large.h"
+#include "mem/mem.h"
+#include "base/base.h"
 #include "mallet.h"
-#include "mem/span.h"
-#include "mem/thread.h"
 
 // tsan: yes
 

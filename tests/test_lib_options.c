@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "mallet.h"
-#include "base/options.h"
+#include "base/base.h"
 
 TEST(options_are_read_from_the_environment_at_start)
 {

@@ -5,7 +5,7 @@
 // class function.
 #include "test.h"
 
-#include "mem/size_class.h"
+#include "mem/mem.h"
 
 TEST(classes_grow_and_are_16_byte_multiples)
 {

@@ -19,12 +19,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "secure/guard.h"
-#include "mem/heap.h"
-#include "mem/large.h"
+#include "secure/secure.h"
+#include "mem/mem.h"
 #include "mallet.h"
 #include "os/os.h"
-#include "secure/zero.h"
 
 MALLET_API MALLET_PROF_FRAME void *mallet_malloc(size_t size)
 {

@@ -22,12 +22,10 @@
 // the system calls it may make.
 #include <errno.h>
 
-#include "secure/guard.h"
-#include "mem/heap.h"
-#include "mem/large.h"
+#include "secure/secure.h"
+#include "mem/mem.h"
 #include "mallet.h"
 #include "prof/prof.h"
-#include "secure/zero.h"
 
 MALLET_PROF_FRAME void mallet__free_slow(void *ptr, const char *func)
 {

@@ -10,15 +10,13 @@
 // (so other running threads can be ahead by at most one page per class).
 // Frees are allocations minus live blocks, which every page's counters
 // give (page.h), the same current lists counted the same way.
-#include "base/stats.h"
+#include "base/base.h"
 
-#include "mem/heap.h"
+#include "mem/mem.h"
+#include "prof/prof.h"
 #include "init.h"
-#include "secure/guard.h"
-#include "mem/large.h"
+#include "secure/secure.h"
 #include "mallet.h"
-#include "base/options.h"
-#include "mem/thread.h"
 
 uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
 

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "api/init.h"
 #include "lock.h"
+#include "start.h"
 #include "mallet.h"
 
 extern char **environ;

@@ -67,4 +67,7 @@ void mallet__buf_u64w(mallet_buf_t *b, uint64_t v, int width);
 // Write the buffer to fd in full (retrying short writes) and empty it.
 void mallet__buf_flush(mallet_buf_t *b, int fd);
 
+// The checkers' hooks (ASan, Valgrind), for the layers above.
+#include "track.h"
+
 #endif

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "debug/debug.h"
+#include "debug.h"
 
 // Scratch for one frame: a line of /proc/self/maps and its read buffer,
 // the function's name. Mapped by the caller (a report may run on a small

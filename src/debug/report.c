@@ -3,7 +3,7 @@
 // report.c -- error lines and text formatting that never allocate.
 // Used on failure paths, so it touches no allocator state, no stdio and no
 // locale: a stack buffer, write(2), abort().
-#include "debug/debug.h"
+#include "debug.h"
 
 #include <stdlib.h>
 #include <unistd.h>

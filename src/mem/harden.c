@@ -15,7 +15,7 @@
 #if MALLET_SECURE
 
 
-#include "api/init.h"
+#include "base/base.h"
 #include "os/os.h"
 #include "span.h"
 

@@ -68,7 +68,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "debug/track.h"
+#include "debug/debug.h"
 #include "page.h"
 
 #ifndef MALLET_SECURE

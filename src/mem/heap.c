@@ -26,12 +26,12 @@
 #include <string.h>
 #include <sys/single_threaded.h>
 
-#include "api/init.h"
 #include "large.h"
-#include "base/options.h"
+#include "base/base.h"
 #include "os/os.h"
 #include "thread.h"
-#include "secure/zero.h"
+#include "prof/prof.h"
+#include "secure/secure.h"
 
 #define EMPTY_PAGES_DIRECT(n) [0 ... (n) - 1] = &mallet__page_empty
 

@@ -27,13 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "debug/track.h"
-#include "base/lock.h"
+#include "debug/debug.h"
+#include "base/base.h"
 #include "page.h"
-#include "prof/prof.h"
+#include "sample.h"
 #include "harden.h"
 #include "span.h"
-#include "base/stats.h"
 
 typedef struct mallet_heap {
     mallet_page_t *direct[MALLET_DIRECT_SLOTS];    // current page per 16-byte step <= 1 KiB

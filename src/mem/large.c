@@ -29,14 +29,9 @@
 #include <string.h>
 
 #include "debug/debug.h"
-#include "debug/track.h"
-#include "api/init.h"
-#include "base/lock.h"
-#include "base/options.h"
-#include "os/huge.h"
-#include "os/numa.h"
+#include "base/base.h"
 #include "os/os.h"
-#include "secure/guard.h"
+#include "secure/secure.h"
 #include "prof/prof.h"
 #include "harden.h"
 #include "size_class.h"

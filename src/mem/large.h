@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/lock.h"
+#include "base/base.h"
 
 // A block of at least size bytes aligned to align (0: page alignment). When
 // zeroed is not NULL it says whether the memory is known to be zero.

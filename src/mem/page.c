@@ -9,7 +9,7 @@
 #include "page.h"
 
 #include "os/os.h"
-#include "api/init.h"
+#include "base/base.h"
 #include "harden.h"
 
 #include <stdlib.h>

@@ -56,7 +56,6 @@
 #include <stdint.h>
 
 #include "debug/debug.h"
-#include "debug/track.h"
 #include "size_class.h"
 
 struct mallet_heap;

@@ -29,10 +29,9 @@
 #include <time.h>
 
 #include "heap.h"
-#include "api/init.h"
 #include "large.h"
 #include "mallet.h"
-#include "base/options.h"
+#include "base/base.h"
 #include "thread.h"
 
 static uint8_t purger_state;     // 0 not started, 1 running (or starting)

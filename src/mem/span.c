@@ -25,10 +25,7 @@
 
 #include <errno.h>
 
-#include "api/init.h"
-#include "base/options.h"
-#include "os/huge.h"
-#include "os/numa.h"
+#include "base/base.h"
 #include "os/os.h"
 #include "harden.h"
 

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/lock.h"
+#include "base/base.h"
 #include "page.h"
 
 #define MALLET_SEGMAP_BITS ((uintptr_t)1 << (47 - MALLET_SEG_SHIFT))

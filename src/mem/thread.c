@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// thread.c -- the TLS heap pointer, thread exit, abandoned pages, fork.
+// thread.c -- the TLS heap pointer, thread exit, abandoned pages.
 //
 // Thread exit: a pthread key's destructor abandons the heap. Its empty
 // pages go back to their segments; the others are put on a global list per
@@ -9,19 +9,8 @@
 // becomes the owner and collects those frees); the purger retires the ones
 // that become empty with nobody adopting them.
 //
-// Fork: one pthread_atfork registration, made lazily by the first slow path
-// after start-up, before it takes any lock (it may allocate, so never from a
-// constructor, never during start-up, never under a lock). It has a child
-// handler only: fork takes no lock. A lock held across the prepare handler
-// would be held while fork waits for libc's own locks (stdio's list lock
-// comes after every prepare handler), and a thread that holds a FILE lock
-// and allocates would wait for it: a deadlock glibc's malloc avoids by
-// locking after stdio, which an interposed allocator cannot. A fork from a
-// signal handler that interrupted the allocator would wait for its own
-// thread. So the parent never waits, and the child, alone in its process,
-// looks at each lock (lock.h): free, its data is whole; held by a thread
-// that did not come along, its data is repaired or given up; held by the
-// interrupted code of its own thread, left to that code.
+// Fork: the child handler (api/fork.c) calls mallet__thread_after_fork
+// to repair what this file keeps.
 #include "thread.h"
 
 #include <pthread.h>
@@ -29,12 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/init.h"
 #include "large.h"
-#include "prof/prof.h"
 #include "purge.h"
 #include "span.h"
-#include "secure/zero.h"
 
 __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec"))) = &mallet__heap_empty;
 __thread uint8_t mallet__lock_token __attribute__((tls_model("initial-exec")));
@@ -43,8 +29,6 @@ mallet_lock_t mallet__abandoned_lock;
 static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per class
 static pthread_key_t exit_key;
 static bool exit_key_ok;                                // exit_key was created
-int mallet__fork_state;                                 // see init.h
-static __thread uint8_t fork_registering __attribute__((tls_model("initial-exec")));
 
 // A thread's allocations after its heap was abandoned: destructors that
 // glibc runs after libmallet's (other pthread keys', in later rounds) may
@@ -189,45 +173,10 @@ static void abandoned_after_fork(void)
     mallet__unlock(&mallet__abandoned_lock);
 }
 
-// Child-side re-initialisation: the state a child must not share with its
-// parent. Everything of that kind happens here, after the shared state is
-// repaired (it may allocate, except in a child forked from a signal handler
-// that interrupted the allocator, where nothing may).
-static void fork_child_reinit(void)
+void mallet__thread_after_fork(void)
 {
-    mallet__purge_forget_thread();
-    mallet__random_fork_child();
-}
-
-static void fork_child(void)
-{
-    // The handlers ran, so they are registered, whatever the parent's
-    // registering thread had stored yet.
-    __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
-    // Each piece under its own lock, in any order: the repairs do not call
-    // each other.
-    mallet__large_after_fork();
-    mallet__span_after_fork();
     abandoned_after_fork();
     exiting_after_fork();
-    mallet__prof_after_fork();          // before the heaps: it may give its heap up
-    mallet__heap_after_fork();
-#if MALLET_SECURE
-    mallet__zero_after_fork();
-#endif
-    fork_child_reinit();
-}
-
-void mallet__thread_register_fork(void)
-{
-    if (fork_registering)
-        return;               // pthread_atfork allocating: let it
-    if (!mallet__claim(&mallet__fork_state))
-        return;
-    fork_registering = 1;
-    pthread_atfork(NULL, NULL, fork_child);
-    fork_registering = 0;
-    __atomic_store_n(&mallet__fork_state, 2, __ATOMIC_RELEASE);
 }
 
 void mallet__thread_after_slow(void)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // thread.h -- threads coming and going: the TLS heap pointer, thread exit,
-// abandoned pages and their adoption, fork.
+// abandoned pages and their adoption, their repair in a fork child (the
+// fork handler itself is api/fork.c's).
 #ifndef MALLET_THREAD_H
 #define MALLET_THREAD_H
 
@@ -32,6 +33,9 @@ void *mallet__thread_exiting_alloc(size_t req, int cls);
 // Blocks on the free lists of that heap's current pages, and their bytes
 // added to *bytes (the statistics count them as not in use).
 uint64_t mallet__thread_exiting_listed(uint64_t *bytes);
+// In a fork child: the abandoned lists and the exiting threads' heap, when
+// a thread that did not come along was changing them, are given up.
+void mallet__thread_after_fork(void);
 // After a slow path, no lock held: start the purger thread when the
 // process has grown.
 void mallet__thread_after_slow(void);

@@ -9,7 +9,7 @@
 //
 // Invariant: base <= top <= committed <= limit, committed page aligned.
 #define _GNU_SOURCE
-#include "os/os.h"
+#include "os.h"
 
 #include <errno.h>
 #include <unistd.h>

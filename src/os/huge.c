@@ -2,9 +2,9 @@
 //
 // huge.c -- the transparent huge page mode and how many huge pages the
 // process holds, read from the kernel's text files without allocating.
-#include "os/huge.h"
+#include "huge.h"
 
-#include "os/sysfs.h"
+#include "sysfs.h"
 
 #define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
 

@@ -9,7 +9,7 @@
 // its last answer with the topology generation it came from, so a reload
 // (a test pointing at another tree) is seen at once.
 #define _GNU_SOURCE
-#include "os/numa.h"
+#include "numa.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
-#include "os/sysfs.h"
+#include "sysfs.h"
 
 #define MPOL_F_ADDR_FLAG  2                      // get_mempolicy: policy of an address
 #define MPOL_MODE_FLAGS   (7 << 13)              // flag bits or'ed into a returned mode

@@ -7,8 +7,8 @@
 // Fault injection is a request counter checked on every call that can fail:
 // it costs one atomic add per system call, which is noise beside the call.
 #define _GNU_SOURCE
-#include "os/os.h"
-#include "os/numa.h"
+#include "os.h"
+#include "numa.h"
 
 #include <errno.h>
 #include <string.h>

@@ -112,4 +112,9 @@ void mallet__brk_reset(mallet_brk_t *b);
 // Return a private break's reservation to the OS.
 void mallet__brk_destroy(mallet_brk_t *b);
 
+// The rest of the seam, for the layers above: transparent huge pages and
+// NUMA placement.
+#include "huge.h"
+#include "numa.h"
+
 #endif

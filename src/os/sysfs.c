@@ -6,7 +6,7 @@
 // (a cpu list, a mode line, smaps_rollup); a few read(2) calls fill the
 // buffer, and a file longer than the buffer is truncated, never overrun.
 #define _GNU_SOURCE
-#include "os/sysfs.h"
+#include "sysfs.h"
 
 #include <errno.h>
 #include <fcntl.h>

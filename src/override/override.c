@@ -11,10 +11,9 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "mem/heap.h"
-#include "api/init.h"
+#include "mem/mem.h"
+#include "api/api.h"
 #include "mallet.h"
-#include "mem/purge.h"
 
 MALLET_API MALLET_PROF_FRAME void *malloc(size_t size)
 {

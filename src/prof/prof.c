@@ -12,9 +12,9 @@
 #include <errno.h>
 #include <unwind.h>
 
-#include "secure/guard.h"
-#include "mem/heap.h"
-#include "api/init.h"
+#include "secure/secure.h"
+#include "mem/mem.h"
+#include "base/base.h"
 
 mallet_heap_t *mallet__prof_heap;
 mallet_heap_t *mallet__prof_heap_gone;

@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
-#include "api/init.h"
+#include "base/base.h"
 #include "mallet.h"
 #include "os/os.h"
 #include "prof.h"

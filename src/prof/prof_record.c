@@ -23,8 +23,7 @@
 // One bucket per block size, not per stack alone: a profile reader scales a
 // record by its average block size, which is exact only when every block of
 // the record has that size.
-#include "api/init.h"
-#include "base/lock.h"
+#include "base/base.h"
 #include "os/os.h"
 #include "prof.h"
 

@@ -18,11 +18,9 @@
 // no system call and no page fault (purged memory belongs to no page).
 //
 // Calls: heap.h, thread.h (abandoned pages), page.h, init.h.
-#include "mem/heap.h"
-#include "api/init.h"
+#include "mem/mem.h"
 #include "mallet.h"
-#include "base/options.h"
-#include "mem/thread.h"
+#include "base/base.h"
 
 uint64_t mallet__check_heap(const char *func)
 {

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
-#include "api/init.h"
-#include "mem/large.h"
+#include "base/base.h"
+#include "mem/mem.h"
 #include "os/os.h"
 #include "prof/prof.h"
 

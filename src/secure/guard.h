@@ -49,8 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "debug/track.h"
-#include "base/options.h"
+#include "debug/debug.h"
+#include "base/base.h"
 
 #if defined(MALLET_TRACK_ASAN)
 #define MALLET_GUARD_BUILD 0

@@ -21,7 +21,7 @@
 #if MALLET_SECURE
 
 #include "debug/debug.h"
-#include "base/lock.h"
+#include "base/base.h"
 #include "os/os.h"
 
 #define ZERO_SLOTS  ((size_t)1 << 20)        // addresses in the region

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "mem/harden.h"
+#include "mem/mem.h"
 
 #if MALLET_SECURE
 // A fresh zero-size block, or NULL when the region is full or could not be
