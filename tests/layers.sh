@@ -30,6 +30,7 @@ rank() {    # rank FOLDER -- the layer's height, or nothing for no layer
 ALLOWED='
 src/mem/heap.c secure/secure.h
 src/mem/heap.c prof/prof.h
+src/mem/heap_list.c prof/prof.h
 src/mem/large.c secure/secure.h
 src/mem/large.c prof/prof.h
 src/prof/prof.c secure/secure.h

@@ -206,7 +206,7 @@ slow:
     mallet__free_slow(ptr, func);
 }
 
-// --- heap.c ---------------------------------------------------------------------
+// --- heap_list.c, heap.c ---------------------------------------------------------
 
 extern mallet_lock_t mallet__heaps_lock;
 extern mallet_heap_t *mallet__heaps;               // live heaps
@@ -235,9 +235,15 @@ void mallet__heap_collect_all(mallet_heap_t *heap);
 void mallet__heap_abandon(mallet_heap_t *heap);
 // Take a page of the owner's full list back into its queue (lock held).
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page);
+// For heap_list.c, on the owner's lists (lock held): put class c's current
+// page away (its cut healed, its free list unloaded); take page out of its
+// class's queue; move the unfull stack's pages back to their queues.
+void mallet__heap_uninstall(mallet_heap_t *heap, unsigned c);
+void mallet__heap_queue_remove(mallet_heap_t *heap, mallet_page_t *page);
+void mallet__heap_take_unfull(mallet_heap_t *heap);
 // In a fork child: the heaps of the threads that did not come along are
 // forgotten; the forking thread's heap is repaired, or given up when another
-// thread was sweeping it (thread.c, fork).
+// thread was sweeping it (api/fork.c).
 void mallet__heap_after_fork(void);
 // Check every free block of the calling thread's heap and of the abandoned
 // pages (check.c); the blocks checked.

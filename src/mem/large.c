@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // large.c -- large blocks: their mappings, the address-keyed record table,
-// mremap growth, and the cache of freed ranges.
+// mremap growth. The cache of freed ranges is large_cache.c's.
 //
 // A block is a page-aligned address range the kernel maps; blocks carved
 // from one cached range, or ranges merged in the cache, may share a kernel
@@ -35,6 +35,7 @@
 #include "prof/prof.h"
 #include "harden.h"
 #include "size_class.h"
+#include "large_cache.h"
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_GONE };
 
@@ -53,48 +54,11 @@ typedef struct large_table {
     large_slot_t slot[];   // open addressing, linear probing
 } large_table_t;
 
-typedef struct large_cached {
-    uintptr_t addr;        // range start
-    size_t size;           // range length
-    uint64_t since_ms;     // when it was last freed into or carved from
-} large_cached_t;
-
-#define CACHE_MAX 256
-// Cached ranges one free may unmap to bring the cache within its limits.
-#define EVICT_MAX 8
 // A large block that grows is given this fraction of its old size beyond
 // the request (mallet__large_resize).
 #define GROW_ROOM 4
-// A peak window lasts this many decay delays (see peak_note).
-#define PEAK_DELAYS 4
-
 mallet_lock_t mallet__large_lock;
-static struct {
-    large_table_t *table;  // the records
-    size_t used;           // slots not empty
-    uint64_t live;         // live blocks
-    uint64_t live_bytes;   // their mapping lengths
-    large_cached_t cache[CACHE_MAX];  // freed ranges kept for reuse, none adjacent
-    size_t cached;         // entries in cache
-    uint64_t cached_bytes; // their lengths
-    uint64_t peak;         // most live bytes in the current peak window
-    uint64_t peak_before;  // most live bytes in the window before it
-    uint64_t peak_since;   // when the current window began, in ms
-} large;
-
-// The byte totals are written under large_lock and read without it (for
-// the purger's start-up test, mallet__large_mapped): relaxed atomic stores.
-static inline void total_add(uint64_t *total, uint64_t delta)
-{
-    __atomic_store_n(total, *total + delta, __ATOMIC_RELAXED);
-}
-
-static inline size_t page_round(size_t n)
-{
-    size_t pg = mallet__os_page_size();
-    return (n + pg - 1) & ~(pg - 1);
-}
-
+large_state_t mallet__large;
 static inline size_t slot_hash(uintptr_t a)
 {
     return (size_t)(((a >> 12) * 0x9E3779B97F4A7C15ull) >> 20);
@@ -118,7 +82,7 @@ static large_slot_t *table_find(large_table_t *t, uintptr_t addr)
 
 static inline large_slot_t *slot_find(uintptr_t addr)
 {
-    return table_find(large.table, addr);
+    return table_find(mallet__large.table, addr);
 }
 
 // A record is written field by field and made live last, with a release
@@ -138,7 +102,7 @@ static bool table_rebuild(size_t want)
     size_t cap = 1024;
     while (cap < want)
         cap *= 2;
-    large_table_t *t = mallet__os_map(table_bytes(cap), 0), *old = large.table;
+    large_table_t *t = mallet__os_map(table_bytes(cap), 0), *old = mallet__large.table;
     if (t == NULL)
         return false;
     t->cap = cap;
@@ -150,237 +114,36 @@ static bool table_rebuild(size_t want)
         slot_set(table_find(t, o->addr), o->addr, o->size, o->req, o->prof, SLOT_LIVE);
         used++;
     }
-    __atomic_store_n(&large.table, t, __ATOMIC_RELEASE);
-    large.used = used;
+    __atomic_store_n(&mallet__large.table, t, __ATOMIC_RELEASE);
+    mallet__large.used = used;
     if (old)
         mallet__os_release(old, table_bytes(old->cap));
     return true;
 }
 
-// Note the live bytes in the peak windows; lock held. A window lasts
-// PEAK_DELAYS decay delays: long enough to span many rounds of churn,
-// short enough that a peak long past stops holding memory in the cache
-// (see cache_limit).
-static void peak_note(uint64_t now)
-{
-    if (now - large.peak_since >= PEAK_DELAYS * (uint64_t)mallet__option(purge_delay_ms)) {
-        large.peak_before = large.peak;
-        large.peak = 0;
-        large.peak_since = now;
-    }
-    if (large.live_bytes > large.peak)
-        large.peak = large.live_bytes;
-}
-
 // Record a live block (prof: its sample id, or 0); large_lock held.
 static bool record_insert(uintptr_t addr, size_t size, size_t req, uint32_t prof)
 {
-    if (large.table == NULL || (large.used + 1) * 10 > large.table->cap * 7) {
-        if (!table_rebuild((large.live + 1) * 4))
+    if (mallet__large.table == NULL || (mallet__large.used + 1) * 10 > mallet__large.table->cap * 7) {
+        if (!table_rebuild((mallet__large.live + 1) * 4))
             return false;
     }
     large_slot_t *s = slot_find(addr);
     if (s->state == SLOT_EMPTY)
-        large.used++;
+        mallet__large.used++;
     slot_set(s, addr, size, req, prof, SLOT_LIVE);
-    large.live++;
-    total_add(&large.live_bytes, size);
-    peak_note(mallet__clock_ms());
+    mallet__large.live++;
+    large_total_add(&mallet__large.live_bytes, size);
+    mallet__large_peak_note(mallet__clock_ms());
     return true;
 }
 
 static large_slot_t *record_live(uintptr_t addr)
 {
-    if (large.table == NULL)
+    if (mallet__large.table == NULL)
         return NULL;
     large_slot_t *s = slot_find(addr);
     return s->state == SLOT_LIVE ? s : NULL;
-}
-
-// The cache's byte budget: what the program's live large bytes fell short
-// of their recent peak, plus large_cache_mb. Memory the program needed a
-// moment ago is likely needed again (churn: free one buffer, allocate
-// another of a different size), so keeping it saves a page fault per page;
-// and live plus cached stays within that peak plus large_cache_mb, so the
-// cache never raises the peak RSS by more than large_cache_mb. A peak
-// fades after one or two windows (peak_note), and idle ranges go back after
-// purge_delay_ms whatever the budget. large_cache_mb 0 turns the cache off.
-static uint64_t cache_limit(void)
-{
-    uint64_t floor = (uint64_t)mallet__option(large_cache_mb) << 20;
-    uint64_t peak = large.peak > large.peak_before ? large.peak : large.peak_before;
-    if (floor == 0)
-        return 0;
-    return floor + (peak > large.live_bytes ? peak - large.live_bytes : 0);
-}
-
-// Entries the cache may hold: one slot of the array always stays free for
-// the next free's range, and cached plus live mappings stay under
-// map_budget.
-static size_t count_limit(void)
-{
-    uint64_t n = (uint64_t)mallet__option(large_cache_count);
-    uint64_t budget = (uint64_t)mallet__option(map_budget);
-    if (n > CACHE_MAX - 1)
-        n = CACHE_MAX - 1;
-    if (large.live + n >= budget)
-        n = large.live < budget ? budget - large.live - 1 : 0;
-    return (size_t)n;
-}
-
-static large_cached_t cache_remove(size_t i)
-{
-    large_cached_t c = large.cache[i];
-    total_add(&large.cached_bytes, -(uint64_t)c.size);
-    large.cache[i] = large.cache[--large.cached];
-    return c;
-}
-
-// Cache the freed range [addr, addr + size), merged with the cached ranges
-// it touches: a merged range serves a request larger than any of its parts
-// without a fault. Lock held; there is a free slot (see count_limit).
-static void cache_put(uintptr_t addr, size_t size, uint64_t now)
-{
-    for (size_t i = 0; i < large.cached;) {
-        large_cached_t *c = &large.cache[i];
-        if (c->addr + c->size == addr || addr + size == c->addr) {
-            large_cached_t n = cache_remove(i);
-            addr = n.addr < addr ? n.addr : addr;
-            size += n.size;
-        } else {
-            i++;
-        }
-    }
-    large.cache[large.cached++] = (large_cached_t){ addr, size, now };
-    total_add(&large.cached_bytes, size);
-}
-
-static size_t cache_oldest(void)
-{
-    size_t old = 0;
-    for (size_t i = 1; i < large.cached; i++)
-        if (large.cache[i].since_ms < large.cache[old].since_ms)
-            old = i;
-    return old;
-}
-
-// Bring the cache back within its limits, least recently used ranges first;
-// lock held. The ranges to unmap go to drop (at most EVICT_MAX, the rest
-// on the next call). A range larger than the excess loses only its end, so
-// the cache stays as full as the budget allows.
-static size_t cache_trim(large_cached_t *drop)
-{
-    size_t n = 0;
-    while (n < EVICT_MAX && large.cached > 0) {
-        uint64_t limit = cache_limit();
-        bool too_many = large.cached > count_limit();
-        if (!too_many && large.cached_bytes <= limit)
-            break;
-        large_cached_t *c = &large.cache[cache_oldest()];
-        uint64_t excess = large.cached_bytes - limit;
-        if (!too_many && c->size > excess) {
-            size_t cut = page_round((size_t)excess);
-            c->size -= cut;
-            total_add(&large.cached_bytes, -(uint64_t)cut);
-            drop[n++] = (large_cached_t){ c->addr + c->size, cut, 0 };
-            break;
-        }
-        drop[n++] = cache_remove((size_t)(c - large.cache));
-    }
-    return n;
-}
-
-// Take cached memory for a block of len bytes; lock held. The best fit of
-// at least len wins: its pages are resident, so the block costs no page
-// faults. The block is carved from the front of the range and the rest
-// stays cached, resident, for the next request (a rest under one unit goes
-// with the block). When nothing is large enough, the largest smaller range
-// is taken (*short_by set) for the caller to mremap up to len: the pages it
-// has stay resident and only the difference faults in, where a fresh
-// mapping would fault in all of them.
-static uintptr_t cache_take(size_t len, size_t *got, bool *short_by)
-{
-    size_t best = CACHE_MAX, below = CACHE_MAX;
-    for (size_t i = 0; i < large.cached; i++) {
-        size_t s = large.cache[i].size;
-        if (s >= len && (best == CACHE_MAX || s < large.cache[best].size))
-            best = i;
-        if (s < len && (below == CACHE_MAX || s > large.cache[below].size))
-            below = i;
-    }
-    *short_by = false;
-    if (best == CACHE_MAX && (below == CACHE_MAX || MALLET_TRACK_ENABLED))
-        return 0;
-    if (best == CACHE_MAX) {
-        // Checkers keep per-byte state a kernel move would not carry, so
-        // their builds never get here (the test above).
-        large_cached_t c = cache_remove(below);
-        *got = c.size;
-        *short_by = true;
-        return c.addr;
-    }
-    large_cached_t *c = &large.cache[best];
-    uintptr_t addr = c->addr;
-    if (c->size - len < MALLET_UNIT_SIZE) {
-        *got = c->size;
-        cache_remove(best);
-        return addr;
-    }
-    // Carving counts as use: the rest expires purge_delay_ms from now, so a
-    // range that churn keeps drawing from stays resident.
-    *got = len;
-    c->addr += len;
-    c->size -= len;
-    c->since_ms = mallet__clock_ms();
-    total_add(&large.cached_bytes, -(uint64_t)len);
-    return addr;
-}
-
-#if !MALLET_TRACK_ENABLED && !MALLET_SECURE
-// Take up to `want` bytes (at least `need`) of a cached range that starts
-// exactly at addr, where a block ends: the block grows over it with no
-// system call, and the range's resident pages come with it. Returns the
-// bytes taken (0: no such range, or too short); lock held.
-static size_t cache_take_after(uintptr_t addr, size_t need, size_t want)
-{
-    for (size_t i = 0; i < large.cached; i++) {
-        large_cached_t *c = &large.cache[i];
-        if (c->addr != addr || c->size < need)
-            continue;
-        size_t take = c->size < want ? c->size : want;
-        if (c->size - take < MALLET_UNIT_SIZE) {
-            take = c->size;
-            cache_remove(i);
-        } else {
-            c->addr += take;
-            c->size -= take;
-            total_add(&large.cached_bytes, -(uint64_t)take);
-        }
-        return take;
-    }
-    return 0;
-}
-#endif
-
-// Unmap ranges dropped from the cache; outside the lock.
-static void release_all(const large_cached_t *drop, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        MALLET_TRACK_MEM_UNDEFINED((void *)drop[i].addr, drop[i].size);
-        mallet__os_release((void *)drop[i].addr, drop[i].size);
-    }
-}
-
-// Put back a range cache_take handed out that could not be grown (mremap
-// refuses a range that spans two kernel mappings, as merged ranges may).
-static void cache_return(uintptr_t addr, size_t size)
-{
-    large_cached_t drop[EVICT_MAX];
-    mallet__lock(&mallet__large_lock);
-    cache_put(addr, size, mallet__clock_ms());
-    size_t n = cache_trim(drop);
-    mallet__unlock(&mallet__large_lock);
-    release_all(drop, n);
 }
 
 #if MALLET_SECURE
@@ -419,29 +182,29 @@ MALLET_PROF_FRAME void *mallet__large_alloc(size_t size, size_t align, bool *zer
         void *g = mallet__guard_alloc(size, align);
         if (g) {
             // Fresh pages: zero. The profiler counts its bytes as any other's.
-            uint32_t id = mallet__prof_enabled() ? mallet__prof_large_draw(page_round(size)) : 0;
+            uint32_t id = mallet__prof_enabled() ? mallet__prof_large_draw(large_page_round(size)) : 0;
             if (id) {
                 mallet__guard_prof(g, id);
-                mallet__prof_large_record((uintptr_t)g, page_round(size), id);
+                mallet__prof_large_record((uintptr_t)g, large_page_round(size), id);
             }
             if (zeroed)
                 *zeroed = true;
             return g;
         }
     }
-    size_t len = page_round(size ? size : 1) + (MALLET_SECURE ? mallet__os_page_size() : 0);
+    size_t len = large_page_round(size ? size : 1) + (MALLET_SECURE ? mallet__os_page_size() : 0);
     bool fresh = false;
     uintptr_t addr = 0;
     size_t got = len;
     if (align <= mallet__os_page_size()) {
         bool short_by;
         mallet__lock(&mallet__large_lock);
-        addr = cache_take(len, &got, &short_by);
+        addr = mallet__large_cache_take(len, &got, &short_by);
         mallet__unlock(&mallet__large_lock);
         if (short_by) {
             void *q = mallet__os_remap((void *)addr, got, len);
             if (q == NULL)
-                cache_return(addr, got);
+                mallet__large_cache_return(addr, got);
             addr = (uintptr_t)q;
             got = len;
         }
@@ -497,7 +260,7 @@ bool mallet__large_free(void *p, const char *func)
     if (addr & (mallet__os_page_size() - 1))
         return false;
     mallet__lock(&mallet__large_lock);
-    large_slot_t *s = large.table ? slot_find(addr) : NULL;
+    large_slot_t *s = mallet__large.table ? slot_find(addr) : NULL;
     if (s == NULL || s->state == SLOT_EMPTY || s->state == SLOT_GONE) {
         mallet__unlock(&mallet__large_lock);
         return false;
@@ -518,8 +281,8 @@ bool mallet__large_free(void *p, const char *func)
     mallet__os_protect_none(p, size);
 #endif
     s->state = SLOT_FREED;
-    large.live--;
-    total_add(&large.live_bytes, -(uint64_t)size);
+    mallet__large.live--;
+    large_total_add(&mallet__large.live_bytes, -(uint64_t)size);
     MALLET_TRACK_FREE(p, size);
     large_cached_t drop[EVICT_MAX + 1];
     size_t n = 0;
@@ -527,16 +290,16 @@ bool mallet__large_free(void *p, const char *func)
     // The room a grown block was given beyond its request was never
     // written unless the program used its whole usable size: it goes back
     // to the OS, so the cache keeps the pages that are resident.
-    size_t used = page_round(s->req);
+    size_t used = large_page_round(s->req);
     if (size - used >= MALLET_UNIT_SIZE) {
         drop[n++] = (large_cached_t){ addr + used, size - used, 0 };
         size = used;
     }
 #endif
-    cache_put(addr, size, mallet__clock_ms());
-    n += cache_trim(drop + n);
+    mallet__large_cache_put(addr, size, mallet__clock_ms());
+    n += mallet__large_cache_trim(drop + n);
     mallet__unlock(&mallet__large_lock);
-    release_all(drop, n);
+    mallet__large_release(drop, n);
     if (prof)
         mallet__prof_drop(addr, prof);
     return true;
@@ -545,7 +308,7 @@ bool mallet__large_free(void *p, const char *func)
 void mallet__large_forget(uintptr_t addr)
 {
     mallet__lock(&mallet__large_lock);
-    large_slot_t *s = large.table ? slot_find(addr) : NULL;
+    large_slot_t *s = mallet__large.table ? slot_find(addr) : NULL;
     if (s && s->state == SLOT_FREED)
         s->state = SLOT_GONE;
     mallet__unlock(&mallet__large_lock);
@@ -579,23 +342,23 @@ static void *resize_by_copy(void *p, size_t size, size_t held)
 static void resize_in_place(large_slot_t *s, uintptr_t addr, size_t len, size_t len2, size_t size)
 {
     // The profiler sees the request, rounded to pages, not the room.
-    size_t was = page_round(s->req), now_req = page_round(size);
+    size_t was = large_page_round(s->req), now_req = large_page_round(size);
     uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(was, now_req, old_prof);
     uint64_t now = mallet__clock_ms();
-    total_add(&large.live_bytes, len2 - len);
+    large_total_add(&mallet__large.live_bytes, len2 - len);
     s->size = len2;
     s->req = size;
     s->prof = prof;
     large_cached_t drop[EVICT_MAX];
     size_t n = 0;
     if (len2 > len) {
-        peak_note(now);
+        mallet__large_peak_note(now);
     } else {
-        cache_put(addr + len2, len - len2, now);
-        n = cache_trim(drop);
+        mallet__large_cache_put(addr + len2, len - len2, now);
+        n = mallet__large_cache_trim(drop);
     }
     mallet__unlock(&mallet__large_lock);
-    release_all(drop, n);
+    mallet__large_release(drop, n);
     if (old_prof && prof)
         mallet__prof_move(addr, prof, addr, now_req);
     else if (old_prof)
@@ -612,7 +375,7 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
         return NULL;
     }
     size_t guard = MALLET_SECURE ? mallet__os_page_size() : 0;
-    size_t len = page_round(size) + guard;
+    size_t len = large_page_round(size) + guard;
     mallet__lock(&mallet__large_lock);
     large_slot_t *s = record_live((uintptr_t)p);
     size_t old = s ? s->size : 0, old_req = s ? s->req : 0;
@@ -632,9 +395,9 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     // resident, for the next request. (The checker builds keep exact sizes,
     // the secure build its guard page at the end: both take the paths
     // below.)
-    size_t room = len + (len > old ? page_round(old / GROW_ROOM) : 0);
+    size_t room = len + (len > old ? large_page_round(old / GROW_ROOM) : 0);
     if (s && len > old) {
-        size_t got = cache_take_after((uintptr_t)p + old, len - old, room - old);
+        size_t got = mallet__large_cache_take_after((uintptr_t)p + old, len - old, room - old);
         if (got) {
             resize_in_place(s, (uintptr_t)p, old, old + got, size);
             return p;
@@ -690,17 +453,17 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
 #endif
     mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
-    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(page_round(old_req) + guard, page_round(size) + guard, old_prof);
+    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(large_page_round(old_req) + guard, large_page_round(size) + guard, old_prof);
     if (q == p) {
-        total_add(&large.live_bytes, len - old);
-        peak_note(mallet__clock_ms());
+        large_total_add(&mallet__large.live_bytes, len - old);
+        mallet__large_peak_note(mallet__clock_ms());
         s->size = len;
         s->req = size;
         s->prof = prof;
     } else {
         s->state = SLOT_GONE;
-        large.live--;
-        total_add(&large.live_bytes, -(uint64_t)old);
+        mallet__large.live--;
+        large_total_add(&mallet__large.live_bytes, -(uint64_t)old);
         if (!record_insert((uintptr_t)q, len, size, prof)) {
             mallet__unlock(&mallet__large_lock);
             mallet__fatal("mallet", "realloc", "out of memory for the record of", q);
@@ -708,40 +471,22 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     }
     mallet__unlock(&mallet__large_lock);
     if (old_prof && prof)
-        mallet__prof_move((uintptr_t)p, prof, (uintptr_t)q, page_round(size) + guard);
+        mallet__prof_move((uintptr_t)p, prof, (uintptr_t)q, large_page_round(size) + guard);
     else if (old_prof)
         mallet__prof_drop((uintptr_t)p, old_prof);
     else if (prof)
-        mallet__prof_large_record((uintptr_t)q, page_round(size) + guard, prof);
+        mallet__prof_large_record((uintptr_t)q, large_page_round(size) + guard, prof);
     return q;
 #endif
-}
-
-void mallet__large_decay(uint64_t now, bool force)
-{
-    uint64_t delay = (uint64_t)mallet__option(purge_delay_ms);
-    large_cached_t drop[CACHE_MAX];
-    size_t n = 0;
-    mallet__lock(&mallet__large_lock);
-    peak_note(now);
-    for (size_t i = 0; i < large.cached;) {
-        if (force || large.cache[i].since_ms + delay <= now) {
-            drop[n++] = cache_remove(i);
-        } else {
-            i++;
-        }
-    }
-    mallet__unlock(&mallet__large_lock);
-    release_all(drop, n);
 }
 
 void mallet__large_totals(mallet_large_totals_t *t)
 {
     mallet__lock(&mallet__large_lock);
-    t->live = large.live;
-    t->allocated = large.live_bytes;
-    t->mapped = large.live_bytes + large.cached_bytes;
-    t->cached = large.cached_bytes;
+    t->live = mallet__large.live;
+    t->allocated = mallet__large.live_bytes;
+    t->mapped = mallet__large.live_bytes + mallet__large.cached_bytes;
+    t->cached = mallet__large.cached_bytes;
     mallet__unlock(&mallet__large_lock);
 }
 
@@ -756,16 +501,16 @@ void mallet__large_after_fork(void)
         // ranges stay mapped, unused). The published table and its live
         // records are whole (slot_set, table_rebuild); the counts are made
         // again from them.
-        large.cached = 0;
-        large.cached_bytes = 0;
-        large.used = large.live = large.live_bytes = 0;
-        large_table_t *t = large.table;
+        mallet__large.cached = 0;
+        mallet__large.cached_bytes = 0;
+        mallet__large.used = mallet__large.live = mallet__large.live_bytes = 0;
+        large_table_t *t = mallet__large.table;
         for (size_t i = 0; t && i < t->cap; i++) {
             large_slot_t *s = &t->slot[i];
-            large.used += s->state != SLOT_EMPTY;
+            mallet__large.used += s->state != SLOT_EMPTY;
             if (s->state == SLOT_LIVE) {
-                large.live++;
-                large.live_bytes += s->size;
+                mallet__large.live++;
+                mallet__large.live_bytes += s->size;
             }
         }
     }
@@ -774,6 +519,6 @@ void mallet__large_after_fork(void)
 
 uint64_t mallet__large_mapped(void)
 {
-    return __atomic_load_n(&large.live_bytes, __ATOMIC_RELAXED) +
-           __atomic_load_n(&large.cached_bytes, __ATOMIC_RELAXED);
+    return __atomic_load_n(&mallet__large.live_bytes, __ATOMIC_RELAXED) +
+           __atomic_load_n(&mallet__large.cached_bytes, __ATOMIC_RELAXED);
 }
