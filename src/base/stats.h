@@ -2,9 +2,9 @@
 //
 // stats.h -- the counters of libmallet, in one X-macro list.
 //
-// Counters are kept per thread heap, as plain increments on slow paths
-// (the fast paths count nothing), and merged on demand with the totals of
-// exited threads. The byte figures (allocated, active, mapped, resident)
+// Counters are plain data: kept per thread heap, as plain increments on
+// slow paths (the fast paths count nothing), and merged on demand (stats.c)
+// with the totals of exited threads; api/stats.c reports them. The byte figures (allocated, active, mapped, resident)
 // are not counted at all: they are read off the pages' counters (page.h)
 // and the large-block table when asked for.
 #ifndef MALLET_STATS_H
@@ -39,5 +39,10 @@ static inline void mallet__stat_orphan_add(mallet_stat_id_t id, uint64_t n)
 {
     __atomic_add_fetch(&mallet__stats_orphan[id], n, __ATOMIC_RELAXED);
 }
+
+// Merging (stats.c): out = the orphan totals; then out += one heap's
+// counters, read while their owner may be adding to them.
+void mallet__stats_merge_orphans(uint64_t out[MALLET_STAT_COUNT]);
+void mallet__stats_merge(uint64_t out[MALLET_STAT_COUNT], const uint64_t counters[MALLET_STAT_COUNT]);
 
 #endif

@@ -23,7 +23,6 @@
 #include "span.h"
 
 __thread mallet_heap_t *mallet__tls_heap __attribute__((tls_model("initial-exec"))) = &mallet__heap_empty;
-__thread uint8_t mallet__lock_token __attribute__((tls_model("initial-exec")));
 
 mallet_lock_t mallet__abandoned_lock;
 static mallet_page_list_t abandoned[MALLET_CLASSES];   // ownerless pages per class

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// stats.c -- merging the counters, mallet_stats_get, the printed summary
-// (MALLET_STATS=1 at exit, mallet_stats_print, malloc_stats).
+// stats_report.c -- the counters of every heap merged (base/stats.c) and
+// reported: mallet_stats_get, the printed summary (MALLET_STATS=1 at exit,
+// mallet_stats_print, malloc_stats).
 //
 // Call counts come from the slow-path counters: a block is counted as
 // allocated when the free list holding it is placed before the fast path,
@@ -18,16 +19,13 @@
 #include "secure/secure.h"
 #include "mallet.h"
 
-uint64_t mallet__stats_orphan[MALLET_STAT_COUNT];
-
 // The counters of every heap; *listed and *listed_bytes get the blocks on
 // the calling thread's (and the profiler's) current free lists, which the
 // pages count as in use (page.h).
 static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint64_t *listed,
                         uint64_t *listed_bytes)
 {
-    for (int i = 0; i < MALLET_STAT_COUNT; i++)
-        out[i] = __atomic_load_n(&mallet__stats_orphan[i], __ATOMIC_RELAXED);
+    mallet__stats_merge_orphans(out);
     mallet_heap_t *self = mallet__heap_mine();
     *threads = 0;
     // The profiler's heap is idle while prof_heap_lock is held: its lists
@@ -39,8 +37,7 @@ static void stats_merge(uint64_t out[MALLET_STAT_COUNT], uint64_t *threads, uint
         if (h->internal)
             continue;
         *threads += !h->shared;
-        for (int i = 0; i < MALLET_STAT_COUNT; i++)
-            out[i] += __atomic_load_n(&h->stat[i], __ATOMIC_RELAXED);
+        mallet__stats_merge(out, h->stat);
     }
     mallet__unlock(&mallet__heaps_lock);
     *listed = *listed_bytes = 0;
