@@ -24,6 +24,15 @@
 #include "mallet.h"
 #include "os/os.h"
 
+#if MALLET_SECURE
+// malloc(0) in the secure build, from the malloc fast path (mem/heap.h).
+void *mallet__malloc_zero(void)
+{
+    void *p = mallet__zero_alloc();
+    return p ? p : mallet__malloc_slow(0, mallet__heap_self(), -1);
+}
+#endif
+
 MALLET_API MALLET_PROF_FRAME void *mallet_malloc(size_t size)
 {
     return mallet__malloc_fast(size);

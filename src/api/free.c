@@ -81,16 +81,6 @@ MALLET_PROF_FRAME void mallet__free_slow(void *ptr, const char *func)
     errno = saved;
 }
 
-void mallet__free_owned(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
-{
-    // Our own page, maybe on our full list: back to the queue, then the push.
-    mallet__lock(&heap->lock);
-    mallet__heap_unfull(heap, page);
-    MALLET_TRACK_FREE((void *)p, page->block_size);
-    mallet__page_push_local(page, p, p, 1);
-    mallet__unlock(&heap->lock);
-}
-
 MALLET_API MALLET_PROF_FRAME void mallet_free(void *p)
 {
     mallet__free_fast(p, "free");

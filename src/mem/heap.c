@@ -33,7 +33,6 @@
 #include "os/os.h"
 #include "thread.h"
 #include "prof/prof.h"
-#include "secure/secure.h"
 
 #define EMPTY_PAGES_DIRECT(n) [0 ... (n) - 1] = &mallet__page_empty
 
@@ -115,6 +114,16 @@ void mallet__heap_take_unfull(mallet_heap_t *heap)
         __atomic_store_n(&page->heap, (uintptr_t)heap, __ATOMIC_RELEASE);
         page = next;
     }
+}
+
+void mallet__free_owned(mallet_heap_t *heap, mallet_page_t *page, uintptr_t p)
+{
+    // Our own page, maybe on our full list: back to the queue, then the push.
+    mallet__lock(&heap->lock);
+    mallet__heap_unfull(heap, page);
+    MALLET_TRACK_FREE((void *)p, page->block_size);
+    mallet__page_push_local(page, p, p, 1);
+    mallet__unlock(&heap->lock);
 }
 
 void mallet__heap_unfull(mallet_heap_t *heap, mallet_page_t *page)
@@ -319,14 +328,6 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int
         errno = ENOMEM;
     return b;
 }
-
-#if MALLET_SECURE
-void *mallet__malloc_zero(void)
-{
-    void *p = mallet__zero_alloc();
-    return p ? p : mallet__malloc_slow(0, mallet__heap_self(), -1);
-}
-#endif
 
 MALLET_PROF_FRAME void *mallet__malloc_generic(mallet_heap_t *heap, size_t size)
 {

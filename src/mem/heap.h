@@ -96,9 +96,15 @@ static inline mallet_heap_t *mallet__heap_mine(void)
 void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int cls);
 // Any request the direct slots do not cover: larger small classes, large.
 void *mallet__malloc_generic(mallet_heap_t *heap, size_t size);
+
+// The fast paths below are compiled into the entry points only (api/,
+// override/), and their two exits are the entry points' own: free's slow
+// path (api/free.c), which sends a block where it belongs (the large
+// blocks, the guard, the profiler, another thread, its owner), and, in the
+// secure build, malloc(0) (api/alloc.c). Code in mem/ never calls them.
 #if MALLET_SECURE
-// malloc(0): an address in the inaccessible region (zero.c), or, when it is
-// full, an ordinary block.
+// malloc(0): an address in the inaccessible region (secure/zero.c), or,
+// when it is full, an ordinary block.
 void *mallet__malloc_zero(void);
 #endif
 // Everything free's fast path did not do: NULL, large, foreign, remote,
