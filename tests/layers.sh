@@ -12,7 +12,13 @@
 # never a header of its own or a higher layer through a folder path, never
 # another folder's private header. Every folder has its header. os and
 # debug are one level: each may include the other's header (debug reports
-# through os). A finding prints FILE: LINE: what; the test fails.
+# through os).
+#
+# And no call goes upward: when the objects are built ($BUILD, default
+# build, and the secure build's, build/secure), no object of a layer uses a symbol that a higher layer's object
+# defines -- except the hook table (base/hooks.h), whose constant
+# mallet__hooks api/hooks.c defines. A finding prints FILE: LINE: what, or
+# OBJECT: SYMBOL; the test fails.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -23,19 +29,7 @@ rank() {    # rank FOLDER -- the layer's height, or nothing for no layer
     esac
 }
 
-# The upward includes that remain, FILE INCLUDE, each one an open item of
-# the layer rule (src/README.md, "what still calls upward"): the sampler's
-# cut in the malloc slow path and the guard's and profiler's large blocks.
-# A line here that no longer matches a file is a finding too: remove it.
-ALLOWED='
-src/mem/heap.c prof/prof.h
-src/mem/heap_list.c prof/prof.h
-src/mem/large.c secure/secure.h
-src/mem/large.c prof/prof.h
-src/prof/prof.c secure/secure.h
-src/prof/prof.h secure/secure.h
-'
-bad=0 files=0 used=
+bad=0 files=0
 say() { echo "$1"; bad=$((bad + 1)); }
 
 for dir in src/*/; do
@@ -56,8 +50,6 @@ for f in src/*/*.c src/*/*.h; do
                 [ -n "$theirs" ] || continue
                 if [ "$to" = "$folder" ]; then
                     say "$f:$line: \"$inc\": a header of its own folder is included by its bare name"
-                elif [ "$theirs" -gt "$mine" ] && grep -qx "$f $inc" <<<"$ALLOWED"; then
-                    used="$used$f $inc"$'\n'
                 elif [ "$theirs" -gt "$mine" ]; then
                     say "$f:$line: \"$inc\": $to/ is a higher layer than $folder/"
                 elif [ "$theirs" -eq "$mine" ] && [ "$mine" -ne 0 ]; then
@@ -73,10 +65,35 @@ for f in src/*/*.c src/*/*.h; do
              sed 's/^\([0-9]*\):.*"\([^"]*\)".*/\1:\2/')
 done
 
-while read -r allowed; do
-    [ -z "$allowed" ] || grep -qx "$allowed" <<<"$used" || say "tests/layers.sh: \"$allowed\" is allowed but not found"
-done <<<"$ALLOWED"
+# Symbols: "LAYER DEFINED|USED SYMBOL OBJECT" for every object, then each
+# use matched with its definition.
+objs=0
+for obj_dir in "${BUILD:-build}/obj/src" build/secure/obj/src; do
+    [ -d "$obj_dir" ] || continue
+    while read -r what; do say "$what"; done < <(
+        for o in "$obj_dir"/*/*.o; do
+            layer=$(basename "$(dirname "$o")")
+            r=$(rank "$layer")
+            [ -n "$r" ] || continue
+            [ -f "src/$layer/$(basename "$o" .o).c" ] || continue   # a source since moved
+            nm "$o" | awk -v r="$r" -v o="${o#"$obj_dir"/}" '
+                $1 == "U" { print r, "U", $2, o; next }
+                NF == 3 && $2 ~ /^[TDBRVW]$/ { print r, "D", $3, o }'
+        done | awk '
+            $2 == "D" { def[$3] = $1; where[$3] = $4; next }
+            { use[++n] = $0 }
+            END {
+                for (i = 1; i <= n; i++) {
+                    split(use[i], u, " ")
+                    if ((u[3] in def) && def[u[3]] > u[1] && u[3] != "mallet__hooks")
+                        print "src/" u[4] ": uses " u[3] ", defined above it in src/" where[u[3]]
+                }
+            }')
+    for o in "$obj_dir"/*/*.o; do
+        [ -f "src/$(basename "$(dirname "$o")")/$(basename "$o" .o).c" ] && objs=$((objs + 1))
+    done
+done
 
-echo "layers: $files files, $bad findings"
+echo "layers: $files files, $objs objects, $bad findings"
 [ "$bad" -eq 0 ] && echo "1 passed, 0 failed" || echo "0 passed, 1 failed"
 [ "$bad" -eq 0 ]

@@ -32,9 +32,12 @@
 #include "base/base.h"
 #include "os/os.h"
 #include "thread.h"
-#include "prof/prof.h"
 
 #define EMPTY_PAGES_DIRECT(n) [0 ... (n) - 1] = &mallet__page_empty
+
+// The sampler's per-thread state (sample.h).
+__thread uint8_t mallet__prof_busy __attribute__((tls_model("initial-exec")));
+__thread size_t mallet__guard_align __attribute__((tls_model("initial-exec")));
 
 mallet_heap_t mallet__heap_empty = {
     .direct = { EMPTY_PAGES_DIRECT(MALLET_DIRECT_SLOTS) },
@@ -60,7 +63,7 @@ void mallet__heap_uninstall(mallet_heap_t *heap, unsigned c)
     if (page == &mallet__page_empty)
         return;
     if (heap->prof.cut[c])
-        mallet__prof_heal(heap, page, c);
+        mallet__hooks.sample_heal(heap, page, c);
     mallet__stat_add(heap, blocks_returned, mallet__page_unload(page));
     heap_set_current(heap, c, &mallet__page_empty);
 }
@@ -287,13 +290,13 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int
         mallet__remote_flush(heap);
     mallet__lock(&heap->lock);
     if (__builtin_expect(heap->prof.epoch != __atomic_load_n(&mallet__options_epoch, __ATOMIC_RELAXED), 0))
-        mallet__prof_restart(heap);
+        mallet__hooks.sample_restart(heap);
     mallet_page_t *page = heap->current[c];
     // Blocks on page->free, for the profiler: the fast path stops at a
     // cut, or at the last block (whose link ends the list), or finds none.
     uint32_t on_list = 1;
     if (heap->prof.cut[c] != 0) {
-        on_list = mallet__prof_heal(heap, page, c);
+        on_list = mallet__hooks.sample_heal(heap, page, c);
     } else if (page->free == 0) {
         page = heap_find_page(heap, c);
         on_list = heap->prof.fresh;
@@ -312,7 +315,7 @@ MALLET_PROF_FRAME void *mallet__malloc_slow(size_t req, mallet_heap_t *heap, int
     }
     mallet__unlock(&heap->lock);
     if (sampled) {
-        b = mallet__sample_alloc(req, c);
+        b = mallet__hooks.sample_alloc(req, c);
         if (b == NULL) {
             // Neither the guard nor the profiler took it: served as any
             // other allocation, without drawing again.

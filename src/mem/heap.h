@@ -251,9 +251,6 @@ void mallet__heap_take_unfull(mallet_heap_t *heap);
 // forgotten; the forking thread's heap is repaired, or given up when another
 // thread was sweeping it (api/fork.c).
 void mallet__heap_after_fork(void);
-// Check every free block of the calling thread's heap and of the abandoned
-// pages (check.c); the blocks checked.
-uint64_t mallet__check_heap(const char *func);
 // At the end of a slow path, no lock held: every CLOCK_EVERY calls, read
 // the clock, do the housekeeping due, start the purger or park the heap.
 void mallet__heap_tick(mallet_heap_t *heap);

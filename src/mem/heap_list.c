@@ -15,11 +15,12 @@
 
 #include "base/base.h"
 #include "os/os.h"
+#include "large.h"
 #include "thread.h"
-#include "prof/prof.h"
 
 mallet_lock_t mallet__heaps_lock;
 mallet_heap_t *mallet__heaps;
+mallet_heap_t *mallet__prof_heap;                 // sample.h
 static mallet_heap_t *heap_pool;         // heaps of exited threads, for reuse
 
 // --- the heap records themselves --------------------------------------------

@@ -31,11 +31,10 @@
 #include "debug/debug.h"
 #include "base/base.h"
 #include "os/os.h"
-#include "secure/secure.h"
-#include "prof/prof.h"
 #include "harden.h"
 #include "size_class.h"
 #include "large_cache.h"
+#include "sample.h"
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_GONE };
 
@@ -178,14 +177,14 @@ MALLET_PROF_FRAME void *mallet__large_alloc(size_t size, size_t align, bool *zer
     // mapping refused before the cache was emptied) must not leave its
     // errno behind when the block comes after all.
     int saved = errno;
-    if (mallet__guard_large_draw(size)) {
-        void *g = mallet__guard_alloc(size, align);
+    if (mallet__hooks.guard_large_draw(size)) {
+        void *g = mallet__hooks.guard_alloc(size, align);
         if (g) {
             // Fresh pages: zero. The profiler counts its bytes as any other's.
-            uint32_t id = mallet__prof_enabled() ? mallet__prof_large_draw(large_page_round(size)) : 0;
+            uint32_t id = mallet__prof_enabled() ? mallet__hooks.prof_large_draw(large_page_round(size)) : 0;
             if (id) {
-                mallet__guard_prof(g, id);
-                mallet__prof_large_record((uintptr_t)g, large_page_round(size), id);
+                mallet__hooks.guard_prof(g, id);
+                mallet__hooks.prof_large_record((uintptr_t)g, large_page_round(size), id);
             }
             if (zeroed)
                 *zeroed = true;
@@ -236,7 +235,7 @@ MALLET_PROF_FRAME void *mallet__large_alloc(size_t size, size_t align, bool *zer
         return NULL;
     }
 #endif
-    uint32_t prof = mallet__prof_enabled() ? mallet__prof_large_draw(got) : 0;
+    uint32_t prof = mallet__prof_enabled() ? mallet__hooks.prof_large_draw(got) : 0;
     mallet__lock(&mallet__large_lock);
     bool ok = record_insert(addr, got, size, prof);
     mallet__unlock(&mallet__large_lock);
@@ -246,7 +245,7 @@ MALLET_PROF_FRAME void *mallet__large_alloc(size_t size, size_t align, bool *zer
         return NULL;
     }
     if (prof)
-        mallet__prof_large_record(addr, got, prof);
+        mallet__hooks.prof_large_record(addr, got, prof);
     if (zeroed)
         *zeroed = fresh;
     MALLET_TRACK_MALLOC((void *)addr, size, got, fresh);
@@ -301,7 +300,7 @@ bool mallet__large_free(void *p, const char *func)
     mallet__unlock(&mallet__large_lock);
     mallet__large_release(drop, n);
     if (prof)
-        mallet__prof_drop(addr, prof);
+        mallet__hooks.prof_drop(addr, prof);
     return true;
 }
 
@@ -343,7 +342,7 @@ static void resize_in_place(large_slot_t *s, uintptr_t addr, size_t len, size_t 
 {
     // The profiler sees the request, rounded to pages, not the room.
     size_t was = large_page_round(s->req), now_req = large_page_round(size);
-    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(was, now_req, old_prof);
+    uint32_t old_prof = s->prof, prof = mallet__hooks.prof_large_resize(was, now_req, old_prof);
     uint64_t now = mallet__clock_ms();
     large_total_add(&mallet__large.live_bytes, len2 - len);
     s->size = len2;
@@ -360,11 +359,11 @@ static void resize_in_place(large_slot_t *s, uintptr_t addr, size_t len, size_t 
     mallet__unlock(&mallet__large_lock);
     mallet__large_release(drop, n);
     if (old_prof && prof)
-        mallet__prof_move(addr, prof, addr, now_req);
+        mallet__hooks.prof_move(addr, prof, addr, now_req);
     else if (old_prof)
-        mallet__prof_drop(addr, old_prof);
+        mallet__hooks.prof_drop(addr, old_prof);
     else if (prof)
-        mallet__prof_large_record(addr, now_req, prof);
+        mallet__hooks.prof_large_record(addr, now_req, prof);
 }
 #endif
 
@@ -453,7 +452,7 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
 #endif
     mallet__lock(&mallet__large_lock);
     s = slot_find((uintptr_t)p);
-    uint32_t old_prof = s->prof, prof = mallet__prof_large_resize(large_page_round(old_req) + guard, large_page_round(size) + guard, old_prof);
+    uint32_t old_prof = s->prof, prof = mallet__hooks.prof_large_resize(large_page_round(old_req) + guard, large_page_round(size) + guard, old_prof);
     if (q == p) {
         large_total_add(&mallet__large.live_bytes, len - old);
         mallet__large_peak_note(mallet__clock_ms());
@@ -471,11 +470,11 @@ MALLET_PROF_FRAME void *mallet__large_resize(void *p, size_t size)
     }
     mallet__unlock(&mallet__large_lock);
     if (old_prof && prof)
-        mallet__prof_move((uintptr_t)p, prof, (uintptr_t)q, large_page_round(size) + guard);
+        mallet__hooks.prof_move((uintptr_t)p, prof, (uintptr_t)q, large_page_round(size) + guard);
     else if (old_prof)
-        mallet__prof_drop((uintptr_t)p, old_prof);
+        mallet__hooks.prof_drop((uintptr_t)p, old_prof);
     else if (prof)
-        mallet__prof_large_record((uintptr_t)q, large_page_round(size) + guard, prof);
+        mallet__hooks.prof_large_record((uintptr_t)q, large_page_round(size) + guard, prof);
     return q;
 #endif
 }

@@ -121,11 +121,6 @@ void mallet__purge_forget_thread(void)
 
 size_t mallet__purge_all(void)
 {
-#if MALLET_SECURE
-    // A trim is a moment the program chose to spend time in the allocator:
-    // the secure build checks the free blocks first.
-    mallet__check_heap("malloc_trim");
-#endif
     mallet_heap_t *heap = mallet__heap_mine();
     if (heap != &mallet__heap_empty) {
         if (heap->rf_count)
@@ -140,10 +135,4 @@ size_t mallet__purge_all(void)
     mallet__large_totals(&lt);
     mallet__large_decay(now, true);
     return mallet__span_purge(now, true) + (size_t)lt.cached;
-}
-
-MALLET_API void mallet_trim(void)
-{
-    mallet__init();
-    mallet__purge_all();
 }

@@ -83,8 +83,7 @@ MALLET_API MALLET_PROF_FRAME void free_aligned_sized(void *p, size_t align, size
 MALLET_API int malloc_trim(size_t pad)
 {
     (void)pad;
-    mallet__init();
-    return mallet__purge_all() > 0;
+    return mallet__trim("malloc_trim") > 0;
 }
 
 MALLET_API void malloc_stats(void)

@@ -12,16 +12,13 @@
 #include <errno.h>
 #include <unwind.h>
 
-#include "secure/secure.h"
 #include "mem/mem.h"
 #include "base/base.h"
 
-mallet_heap_t *mallet__prof_heap;
 mallet_heap_t *mallet__prof_heap_gone;
 mallet_lock_t mallet__prof_heap_lock;
 int64_t mallet__prof_rate = -1;          // < 0: not read yet
 
-__thread uint8_t mallet__prof_busy __attribute__((tls_model("initial-exec")));
 // Large blocks: bytes left before the next sampled byte, and the generator.
 static __thread double large_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t large_rng __attribute__((tls_model("initial-exec")));
@@ -117,7 +114,7 @@ static double draw_bytes(uint64_t *s)
 static double merged_mean(void)
 {
     bool prof = mallet__prof_enabled(), guard = mallet__guard_enabled();
-    double p = prof ? rate() : 0, g = guard ? mallet__guard_rate() : 0;
+    double p = prof ? rate() : 0, g = guard ? mallet__hooks.guard_rate() : 0;
     if (!prof && !guard)
         return 1e30;                      // switched off since the last draw
     if ((prof && p <= 0) || (guard && g <= 0))
@@ -370,16 +367,16 @@ MALLET_PROF_FRAME void *mallet__sample_alloc(size_t req, unsigned c)
     // one of them hit), so each process on its own stays exact.
     size_t size = mallet__class_size(c);
     bool prof = mallet__prof_enabled(), guard = mallet__guard_enabled();
-    double pp = prof ? chance(rate(), size) : 0, pg = guard ? chance(mallet__guard_rate(), size) : 0;
+    double pp = prof ? chance(rate(), size) : 0, pg = guard ? chance(mallet__hooks.guard_rate(), size) : 0;
     double only_prof = pp * (1 - pg), only_guard = pg * (1 - pp), any = 1 - (1 - pp) * (1 - pg);
     double u = (double)(rng_next(&large_rng) >> 11) * (1.0 / 9007199254740992.0) * any;
     bool to_prof = u < only_prof || u >= only_prof + only_guard;
     bool to_guard = u >= only_prof;
     if (to_guard) {
-        void *b = mallet__guard_alloc(req, mallet__guard_align);
+        void *b = mallet__hooks.guard_alloc(req, mallet__guard_align);
         if (b) {
             if (to_prof) {
-                mallet__guard_prof(b, 0);
+                mallet__hooks.guard_prof(b, 0);
                 mallet__prof_busy = 1;
                 mallet_prof_stack_t st;
                 capture(&st);

@@ -48,63 +48,23 @@
 
 #include "base/base.h"
 #include "mem/mem.h"
-#include "secure/secure.h"
 
 struct mallet_heap;
 struct mallet_page;
 
-static inline bool mallet__prof_enabled(void)
-{
-    return __builtin_expect(mallet__option(prof) != 0, 0);
-}
-
 // --- the malloc slow path (heap.c) ----------------------------------------------
 
-// Set while the thread is inside the profiler: a malloc the profiler
-// causes is not sampled.
-extern __thread uint8_t mallet__prof_busy __attribute__((tls_model("initial-exec")));
-
-// Does a heap sample? Profiling or the guard on (guard.h), the heap not one
-// of libmallet's own (internal) or the profiler's (shared), the thread not
-// inside the profiler.
-static inline bool mallet__prof_heap_samples(bool internal, bool shared)
-{
-    return (mallet__prof_enabled() || mallet__guard_enabled()) && !internal && !shared && !mallet__prof_busy;
-}
-
+// The sampler's side of the countdown (mem/sample.h), called through the
+// hook table: the sampled allocation is the next one (true when it is the
+// one being served); cut page->free's n blocks before the sampled one.
+bool mallet__prof_take_slow(struct mallet_heap *heap, unsigned c);
+void mallet__prof_cut(struct mallet_heap *heap, struct mallet_page *page, unsigned c, uint32_t n);
 // Make class c's cut list whole again (the fast path stopped at the cut,
 // or the page stops being current). Returns the blocks on page->free.
 uint32_t mallet__prof_heal(struct mallet_heap *heap, struct mallet_page *page, unsigned c);
 // The options changed since the heap's countdowns were drawn: heal every
 // cut and draw them afresh (heap->lock held).
 void mallet__prof_restart(struct mallet_heap *heap);
-// One allocation of the class whose countdown is *wait is being served:
-// true when it is the sampled one (then the caller pops nothing and serves
-// it with mallet__prof_alloc).
-bool mallet__prof_take_slow(struct mallet_heap *heap, unsigned c);
-static inline bool mallet__prof_take(struct mallet_heap *heap, uint32_t *wait, unsigned c)
-{
-    if (*wait > 1) {
-        (*wait)--;
-        return false;
-    }
-    return mallet__prof_take_slow(heap, c);
-}
-// page->free holds n blocks for the fast path: count them against the
-// countdown *wait, cutting the list before the sampled one. The fast path
-// pops all but the last block; the slow path takes that one (its link ends
-// the list) and counts it then.
-void mallet__prof_cut(struct mallet_heap *heap, struct mallet_page *page, unsigned c, uint32_t n);
-static inline void mallet__prof_plan(struct mallet_heap *heap, uint32_t *wait, struct mallet_page *page,
-                                     unsigned c, uint32_t n)
-{
-    if (n == 0)
-        return;
-    if (*wait >= n)
-        *wait -= n - 1;
-    else
-        mallet__prof_cut(heap, page, c, n);
-}
 // Serve a sampled allocation of class c from the profiler's heap and
 // record it; NULL + ENOMEM when out of memory.
 void *mallet__prof_alloc(size_t req, unsigned c);
@@ -121,8 +81,6 @@ double mallet__sample_bytes(uint64_t *rng, double mean);
 
 // --- frees (free.c) -------------------------------------------------------------
 
-// The profiler's heap (NULL before the first sample).
-extern struct mallet_heap *mallet__prof_heap;
 // Free p, a live block of the profiler's heap, and drop its record. (A
 // block of the heap a fork child gave up only has its sample dropped,
 // mallet__prof_drop, and goes where any forgotten heap's blocks go.)

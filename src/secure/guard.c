@@ -71,7 +71,6 @@ static struct {
     struct sigaction old_segv, old_bus;   // the handlers before ours
 } pool;
 
-__thread size_t mallet__guard_align __attribute__((tls_model("initial-exec")));
 static __thread double large_left __attribute__((tls_model("initial-exec")));
 static __thread uint64_t large_rng __attribute__((tls_model("initial-exec")));
 static int64_t guard_rate = -1;           // < 0: not read yet

@@ -52,17 +52,6 @@
 #include "debug/debug.h"
 #include "base/base.h"
 
-#if defined(MALLET_TRACK_ASAN)
-#define MALLET_GUARD_BUILD 0
-#else
-#define MALLET_GUARD_BUILD 1
-#endif
-
-static inline bool mallet__guard_enabled(void)
-{
-    return MALLET_GUARD_BUILD && __builtin_expect(mallet__option(guard) != 0, 1);
-}
-
 // The mean bytes between guarded allocations, read from guard_sample_kb at
 // the first draw and fixed from then on (0: every allocation).
 double mallet__guard_rate(void);
@@ -95,10 +84,5 @@ typedef struct mallet_guard_totals {
 
 // For the statistics.
 void mallet__guard_totals(mallet_guard_totals_t *t);
-
-// The alignment a sampled small allocation is served with, when it is more
-// than its size asks for (aligned_alloc and friends set it around the slow
-// path; 0 otherwise).
-extern __thread size_t mallet__guard_align __attribute__((tls_model("initial-exec")));
 
 #endif

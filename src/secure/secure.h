@@ -9,7 +9,13 @@
 #ifndef MALLET_SECURE_H
 #define MALLET_SECURE_H
 
+#include <stdint.h>
+
 #include "guard.h"
 #include "zero.h"
+
+// Check every free block of the calling thread's heap and of the abandoned
+// pages (check.c); the blocks checked.
+uint64_t mallet__check_heap(const char *func);
 
 #endif
