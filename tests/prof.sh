@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# prof.sh -- the heap profiler end to end (the format: src/prof_dump.c): the sites of
+# prof.sh -- the heap profiler end to end (the format: src/prof/prof_dump.c): the sites of
 # tests/prof_sites.c, whose true sizes the program prints, against what the
 # profiles estimate.
 #

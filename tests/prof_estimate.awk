@@ -2,7 +2,7 @@
 #
 # prof_estimate.awk -- the heap profiler's estimates, per function, read from
 # a profile file without google-pprof (tests/prof.sh). The format and the
-# estimator are src/prof_dump.c's: gperftools' heap_v2 text, one record
+# estimator are src/prof/prof_dump.c's: gperftools' heap_v2 text, one record
 # per (stack, block size), each scaled by 1 / (1 - exp(-size / rate)).
 #
 #   awk -v exe=PATH -f prof_estimate.awk ELF HEAPFILE

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// test_lib_guard.c -- guarded sampling (src/guard.h). At guard_sample_kb=0
+// test_lib_guard.c -- guarded sampling (src/secure/guard.h). At guard_sample_kb=0
 // every allocation is guarded while the pool has a free slot, so each
 // misuse below is made on a guarded block for sure: a use after free (read
 // and write), an overflow and an underflow that fault, an overflow that

@@ -17,7 +17,7 @@
 #include "os/huge.h"
 #include "need_thp.h"
 
-// These tests check where blocks are placed and how they are advised: a guarded block (src/guard.h), placed alone
+// These tests check where blocks are placed and how they are advised: a guarded block (src/secure/guard.h), placed alone
 // between inaccessible pages, is none of that, so the guard is off.
 __attribute__((constructor)) static void guard_off(void)
 {

@@ -12,7 +12,7 @@
 
 #include "mallet.h"
 
-// These tests check where large blocks are placed and how they are reused: a guarded block (src/guard.h), placed alone
+// These tests check where large blocks are placed and how they are reused: a guarded block (src/secure/guard.h), placed alone
 // between inaccessible pages, is none of that, so the guard is off.
 __attribute__((constructor)) static void guard_off(void)
 {

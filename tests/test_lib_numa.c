@@ -17,7 +17,7 @@
 #include "os/huge.h"
 #include "os/numa.h"
 
-// These tests check the memory policy of the pages blocks are placed on: a guarded block (src/guard.h), placed alone
+// These tests check the memory policy of the pages blocks are placed on: a guarded block (src/secure/guard.h), placed alone
 // between inaccessible pages, is none of that, so the guard is off.
 __attribute__((constructor)) static void guard_off(void)
 {

@@ -12,7 +12,7 @@
 
 #include "mallet.h"
 
-// These tests check the statistics of frees between threads, to the block: a guarded block (src/guard.h), placed alone
+// These tests check the statistics of frees between threads, to the block: a guarded block (src/secure/guard.h), placed alone
 // between inaccessible pages, is none of that, so the guard is off.
 __attribute__((constructor)) static void guard_off(void)
 {

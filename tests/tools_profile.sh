@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # tools_profile.sh -- `mallet profile`: the reading side on profiles written
-# here by hand to the contract (src/prof_dump.c) around a real process map of
+# here by hand to the contract (src/prof/prof_dump.c) around a real process map of
 # tests/tools_prof_prog.c -- names from the ELF files of a PIE program, a
 # non-PIE one, a shared library and a stripped one; the estimates, checked
 # against the formula; the order and shares of the top table; the stacks

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// prof.h -- libmallet's heap profiles (the format is src/prof_dump.c's: the
+// prof.h -- libmallet's heap profiles (the format is src/prof/prof_dump.c's: the
 // gperftools text heap profile, version 2 sampling) as `mallet profile`
 // sees them:
 //   prof_read.c     reads a .heap file, estimates the true figures from the

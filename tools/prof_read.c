@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// prof_read.c -- reading a heap profile (src/prof_dump.c) into a prof_t:
+// prof_read.c -- reading a heap profile (src/prof/prof_dump.c) into a prof_t:
 // the header, the records, MAPPED_LIBRARIES; then the estimates and the
 // name of every pc's function.
 //

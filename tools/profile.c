@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // profile.c -- `mallet profile`: run a program on libmallet with its heap
-// profiler on (src/prof_dump.c), then turn the profiles it wrote into files
+// profiler on (src/prof/prof_dump.c), then turn the profiles it wrote into files
 // for people: the profile itself (for google-pprof), a flame graph and a
 // table of the top functions; or (--show) render one profile file.
 //

@@ -14,7 +14,7 @@
 // from .dynsym when the file is stripped (then only exported functions
 // have names).
 //
-// The way from a process's address there (src/prof_dump.c): the mapping
+// The way from a process's address there (src/prof/prof_dump.c): the mapping
 // that holds the address gives the file and the file offset (address -
 // start + offset); the PT_LOAD segment that holds that offset gives the
 // ELF virtual address (offset - p_offset + p_vaddr); the function whose

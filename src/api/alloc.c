@@ -58,7 +58,7 @@ MALLET_API MALLET_PROF_FRAME void *mallet_calloc(size_t count, size_t size)
     return p;
 }
 
-// block_sizes' block size of a guarded block (guard.h).
+// block_sizes' block size of a guarded block (secure/guard.h).
 #define BLOCK_GUARDED SIZE_MAX
 
 // The bytes a live block holds for its user (what a copy must carry), and

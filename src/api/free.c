@@ -13,10 +13,10 @@
 // at once, one sees the other's mark. For a large block the record's
 // tombstone plays that part.
 //
-// A guarded block (guard.h) is none of those: its free goes to the pool.
+// A guarded block (secure/guard.h) is none of those: its free goes to the pool.
 //
 // A block the profiler sampled belongs to the profiler's heap, which is no
-// thread's own: its free always comes here and goes back to prof.c.
+// thread's own: its free always comes here and goes back to prof/prof.c.
 //
 // free never changes errno: the slow path saves and restores it around
 // the system calls it may make.

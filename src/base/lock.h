@@ -11,12 +11,12 @@
 // lock, so a fork child can tell, for every lock, whether it is free, held
 // by the interrupted code of its own thread (a fork from a signal handler),
 // or held by a thread that did not come along -- whose data the child must
-// then repair or give up (thread.c, fork). Fork takes no lock at all.
+// then repair or give up (api/fork.c). Fork takes no lock at all.
 //
 // Global lock order (take left before right):
 //   heaps_lock -> heap->lock (one at a time) -> abandoned_lock -> seg_lock
-//   the profiler's locks (prof.h) and the exiting threads' heap lock
-//   (thread.c) come before all of these, one at a time
+//   the profiler's locks (prof/prof.h) and the exiting threads' heap lock
+//   (mem/thread.c) come before all of these, one at a time
 //   large_lock is a leaf: nothing is taken while it is held.
 //
 // The clock is CLOCK_MONOTONIC_COARSE in milliseconds: a vDSO read, cheap

@@ -4,7 +4,8 @@
 //
 // Counters are plain data: kept per thread heap, as plain increments on
 // slow paths (the fast paths count nothing), and merged on demand (stats.c)
-// with the totals of exited threads; api/stats.c reports them. The byte figures (allocated, active, mapped, resident)
+// with the totals of exited threads; api/stats_report.c reports them. The
+// byte figures (allocated, active, mapped, resident)
 // are not counted at all: they are read off the pages' counters (page.h)
 // and the large-block table when asked for.
 #ifndef MALLET_STATS_H

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
-// secure.c -- the secure build's slow-path pieces: the reports, shuffled
+// harden.c -- the secure build's slow-path pieces: the reports, shuffled
 // and filled carving, the quarantine's refill order, guard pages. The
 // inline checks the fast paths make, and the layout of a block, are in
-// secure.h. The default build compiles this file to nothing.
+// harden.h. The default build compiles this file to nothing.
 //
 // Invariant: a block on one of a page's lists (free, local_free,
-// thread_free) holds the fill (secure.h: all of it, or its first and last
+// thread_free) holds the fill (harden.h: all of it, or its first and last
 // 64 bytes) from its free (or carving) until it is handed out again.
 //
-// Calls: page.h, span.h, os.h, init.h (randomness), debug.h (reports).
+// Calls: page.h, span.h, os.h, base/random.h (randomness), debug.h (reports).
 #include "harden.h"
 
 #if MALLET_SECURE

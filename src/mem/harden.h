@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
-// secure.h -- the secure build's checks (make secure: MALLET_SECURE=1).
+// harden.h -- the secure build's checks in the core's lists (make secure:
+// MALLET_SECURE=1). They sit on the fast paths, so they are compiled into
+// mem/, not called through a hook; secure/ holds the secure features that
+// stand beside the core (malloc(0)'s region, the heap check, the guard).
 //
 // The secure build adds, on top of the checks every build has (double and
 // invalid frees, encoded free-list links):
@@ -33,7 +36,7 @@
 //                the segment's metadata unit, are inaccessible; large
 //                blocks end at a guard page and are inaccessible once freed
 //                (large.c), and malloc(0) returns a block no one may touch
-//                (zero.c).
+//                (secure/zero.c).
 //
 // The per-block work is inline in the fast paths (heap.h), where the block
 // and its page are in registers already. A check that fails there sends
@@ -78,7 +81,7 @@
 #if MALLET_SECURE
 
 #define MALLET_SECURE_TAIL 8        // bytes a small block gets beyond its request: the tag
-#define MALLET_QUARANTINE  8        // newest frees of a page sent to the back (secure.c)
+#define MALLET_QUARANTINE  8        // newest frees of a page sent to the back (harden.c)
 #define MALLET_CARVE_RUNS  8        // runs (an OS page each) fresh blocks are dealt from
 
 // A free block holds the fill in its first and last MALLET_FILL_EDGE bytes
@@ -99,7 +102,7 @@
 #define MALLET_FILL_BYTE  0xdf
 #define MALLET_FILL_WORD  0xdfdfdfdfdfdfdfdfull
 
-// Reports (secure.c): one line naming the block, then abort.
+// Reports (harden.c): one line naming the block, then abort.
 MALLET_NORETURN MALLET_COLD void mallet__secure_overflow(uintptr_t b, const char *func);
 MALLET_NORETURN MALLET_COLD void mallet__secure_written(uintptr_t b, const char *func);
 
@@ -241,7 +244,7 @@ static inline void mallet__secure_tag(const mallet_page_t *page, uintptr_t b, si
 }
 
 // mallet__secure_lay for a block whose gap the free fill does not cover
-// (secure.c): the link's place under a request of less than 8 bytes, or a
+// (harden.c): the link's place under a request of less than 8 bytes, or a
 // larger block's middle, is filled first. Returns b.
 void *mallet__secure_lay_gap(const mallet_page_t *page, uintptr_t b, size_t req);
 

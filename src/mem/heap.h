@@ -43,7 +43,7 @@ typedef struct mallet_heap {
     mallet_page_t *unfull;                         // full pages other threads freed into (atomic stack)
     uint8_t alive;                                 // owned by a running thread
     uint8_t internal;                              // libmallet's own (not in the statistics)
-    uint8_t shared;                                // the profiler's: owned by prof_lock's holder (prof.c)
+    uint8_t shared;                                // the profiler's: owned by prof_lock's holder (prof/prof.c)
     mallet_page_t *rf_page;                        // page of the pending remote-free batch
     uintptr_t rf_head;                             // batch: first block (links encoded for rf_page)
     uintptr_t rf_tail;                             // batch: last block
@@ -53,7 +53,7 @@ typedef struct mallet_heap {
     uint64_t parked_ms;                            // clock time the heap was last parked
     uint32_t parked_calls;                         // parked again within that millisecond
     uint64_t stat[MALLET_STAT_COUNT];              // counters, see stats.h
-    mallet_prof_heap_t prof;                       // sampling state, see prof.h
+    mallet_prof_heap_t prof;                       // sampling state, see sample.h
     struct mallet_heap *next;                      // in the list of live heaps / the free pool
     struct mallet_heap *prev;                      // in the list of live heaps
     // Last, and never cleared when a record is reused: another thread may
@@ -89,7 +89,7 @@ static inline mallet_heap_t *mallet__heap_mine(void)
     return mallet__tls_parked ? mallet__tls_parked : mallet__tls_heap;
 }
 
-// --- slow paths (heap.c, free.c) ----------------------------------------------
+// --- slow paths (heap.c, api/free.c) --------------------------------------------
 
 // Allocate `req` bytes of class cls (cls < 0: the class of req) for heap
 // (the size first: it arrives in the register malloc received it in).
@@ -221,7 +221,7 @@ mallet_heap_t *mallet__heap_create(void);
 // A heap for libmallet's own allocations (what pthread_create allocates for
 // the purger thread): its blocks are left out of the statistics.
 mallet_heap_t *mallet__heap_create_internal(void);
-// The profiler's heap: no thread's own, used under prof_lock (prof.c).
+// The profiler's heap: no thread's own, used under prof_lock (prof/prof.c).
 mallet_heap_t *mallet__heap_create_shared(void);
 // Retire the record of a heap that has no pages left; heaps_lock held.
 void mallet__heap_release_locked(mallet_heap_t *heap);

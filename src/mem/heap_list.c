@@ -173,7 +173,7 @@ void mallet__heap_after_fork(void)
         // middle of a fast path, leaving its pages half updated: their heaps
         // are not walked, only forgotten (records and pages stay unused;
         // frees of their blocks still land safely on thread_free).
-        // libmallet's own heaps stay (the profiler's too, unless prof.c
+        // libmallet's own heaps stay (the profiler's too, unless prof/prof.c
         // gave it up), unless the purger was sweeping one.
         for (mallet_heap_t *h = mallet__heaps, *next; h; h = next) {
             next = h->next;

@@ -20,7 +20,7 @@
 //
 // The secure build guards large blocks too: a block's mapping ends with an
 // inaccessible OS page, the guard, and the bytes between the request and
-// the guard hold the fill (secure.h), checked at free; a freed block's range
+// the guard hold the fill (harden.h), checked at free; a freed block's range
 // is made inaccessible at once, kept resident in the cache, and made
 // accessible again only when a block is carved from it.
 #include "large.h"

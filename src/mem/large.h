@@ -49,7 +49,7 @@ void mallet__large_forget(uintptr_t addr);
 // Guards the record table, the cache and the totals; a leaf lock.
 extern mallet_lock_t mallet__large_lock;
 // In a fork child: repair what a vanished thread holding large_lock may
-// have left half done (thread.c, fork).
+// have left half done (api/fork.c).
 void mallet__large_after_fork(void);
 
 typedef struct mallet_large_totals {

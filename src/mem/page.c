@@ -15,7 +15,7 @@
 #include <stdlib.h>
 
 // Bytes of blocks carved at a time. The secure build carves an OS page per
-// run of its shuffle (secure.c).
+// run of its shuffle (harden.c).
 #if MALLET_SECURE
 #define MALLET_CARVE_BYTES (MALLET_CARVE_RUNS * 4096)
 #else

@@ -94,7 +94,7 @@ typedef struct mallet_page {
     uint32_t capacity;              // blocks carved so far (lazily, a few KiB at a time)
     uint32_t reserved;              // blocks that fit
 #if MALLET_SECURE
-    uint32_t canary;                // laid after every request (secure.h)
+    uint32_t canary;                // laid after every request (harden.h)
 #endif
     uint8_t cls;                    // size class
     uint8_t units;                  // length in units
@@ -103,7 +103,7 @@ typedef struct mallet_page {
     uint8_t internal;               // owned by libmallet's own heap: not in the statistics
     uint64_t thread_free;           // other threads' frees: packed chain (atomic)
 #if MALLET_SECURE
-    uintptr_t local_tail;           // oldest block of local_free (secure.c's quarantine)
+    uintptr_t local_tail;           // oldest block of local_free (harden.c's quarantine)
 #endif
     struct mallet_page *next;       // in its list
     struct mallet_page *prev;       // in its list
@@ -125,7 +125,7 @@ typedef struct mallet_segment {
     uint64_t purged_units;          // bit u: free unit u's memory went back to the OS
     struct mallet_segment *next;    // in the global segment list
 #if MALLET_SECURE
-    uint64_t guard_units;           // bit u: unit u's last OS page is a guard (secure.c)
+    uint64_t guard_units;           // bit u: unit u's last OS page is a guard (harden.c)
 #endif
     uint64_t dirty_ms[MALLET_SEG_UNITS];          // when each free unit was last used
     mallet_page_t *unit_page[MALLET_SEG_UNITS];   // page covering each unit

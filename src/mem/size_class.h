@@ -56,7 +56,7 @@ extern mallet_class_t mallet__classes[MALLET_CLASSES];
 void mallet__size_class_init(void);
 
 // The smallest block handed out: 16 bytes, or 32 in the secure build,
-// whose free blocks keep a link and 24 bytes of fill (secure.h).
+// whose free blocks keep a link and 24 bytes of fill (harden.h).
 #if defined(MALLET_SECURE) && MALLET_SECURE
 #define MALLET_MIN_BLOCK 32
 #else

@@ -70,7 +70,7 @@ typedef struct mallet_span_totals {
 
 void mallet__span_totals(mallet_span_totals_t *t);
 // In a fork child: give up the segments when a vanished thread held
-// seg_lock (thread.c, fork).
+// seg_lock (api/fork.c).
 void mallet__span_after_fork(void);
 // Cheap reads of two totals, without the lock.
 uint64_t mallet__span_mapped(void);

@@ -2,11 +2,12 @@
 //
 // prof.c -- sampling: the countdowns, the cut in a free list, the stack of
 // a sample (libgcc's unwinder), the profiler's heap that serves and takes
-// back the sampled blocks, and the profiler's part of fork. prof.h explains the design; prof_record.c keeps
-// the record, prof_dump.c writes it.
+// back the sampled blocks, and the profiler's part of fork. prof.h explains
+// the design; prof_record.c keeps the record, prof_dump.c writes it.
 //
-// Like options and stats, the profiler is used from several layers: the
-// malloc and free slow paths (heap.c, free.c) and large blocks (large.c).
+// The core reaches it only through the hook table (base/hooks.h): the
+// malloc slow path (mem/heap.c) and large blocks (mem/large.c); the free
+// slow path (api/free.c) and fork (api/fork.c) call it directly.
 #include "prof.h"
 
 #include <errno.h>

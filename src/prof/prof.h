@@ -28,7 +28,7 @@
 // a free of a sampled block always misses the free fast path (the owner
 // test fails in every thread), and the free slow path hands it back here,
 // where the record is dropped. Large blocks carry a sample id in their
-// record (large.c). Everything the profiler keeps -- call stacks, counts,
+// record (mem/large.c). Everything the profiler keeps -- call stacks, counts,
 // the table of live samples -- is in memory it maps itself, never in the
 // heap, and nothing here calls malloc (tests/test_lib_prof.c counts the
 // mallocs made while every allocation is sampled: none). A stack is walked
@@ -52,7 +52,7 @@
 struct mallet_heap;
 struct mallet_page;
 
-// --- the malloc slow path (heap.c) ----------------------------------------------
+// --- the malloc slow path (mem/heap.c, through base/hooks.h) -----------------------
 
 // The sampler's side of the countdown (mem/sample.h), called through the
 // hook table: the sampled allocation is the next one (true when it is the
@@ -79,14 +79,14 @@ double mallet__sample_rate_once(int64_t *cache, int64_t kb);
 // allocated (0: the next byte); *rng is its generator's state.
 double mallet__sample_bytes(uint64_t *rng, double mean);
 
-// --- frees (free.c) -------------------------------------------------------------
+// --- frees (api/free.c) ------------------------------------------------------------
 
 // Free p, a live block of the profiler's heap, and drop its record. (A
 // block of the heap a fork child gave up only has its sample dropped,
 // mallet__prof_drop, and goes where any forgotten heap's blocks go.)
 void mallet__prof_free(struct mallet_page *page, uintptr_t p);
 
-// --- large blocks (large.c) -----------------------------------------------------
+// --- large blocks (mem/large.c, through base/hooks.h) ------------------------------
 
 // A large block of `size` bytes is being allocated: its sample id when it
 // is to be sampled, else 0. No lock is taken (it runs under large_lock).
@@ -104,14 +104,14 @@ void mallet__prof_large_record(uintptr_t p, size_t size, uint32_t id);
 // records a new one (mallet__prof_large_record).
 uint32_t mallet__prof_large_resize(size_t old, size_t len, uint32_t id);
 
-// --- fork ---------------------------------------------------------------------------
+// --- fork --------------------------------------------------------------------------
 
-// In a fork child, before the heaps' own repair (thread.c, fork): the
+// In a fork child, before the heaps' own repair (api/fork.c): the
 // record is kept, and repaired when a vanished thread was changing it; the
 // profiler's heap is given up when a vanished thread was using it.
 void mallet__prof_after_fork(void);
 
-// --- the stack (prof_unwind.c) ------------------------------------------------------
+// --- the stack (prof_unwind.c) -----------------------------------------------------
 
 // The frames from code address pc, with rsp = sp and rbp = fp there, into
 // out[0 .. max) (pc first, then return addresses); 0 when some frame's rule
@@ -128,7 +128,7 @@ void mallet__stack_reports_on(void);
 // frame, in this function).
 void mallet__prof_unwind_both(uintptr_t *fast, uint32_t *nfast, uintptr_t *slow, uint32_t *nslow, uint32_t max);
 
-// --- the record (prof_record.c) ---------------------------------------------------
+// --- the record (prof_record.c) ----------------------------------------------------
 
 #define MALLET_PROF_DEPTH 64
 
@@ -194,7 +194,7 @@ void mallet__prof_record_repair(void);
 // A fork child writes its own peak profile from its first new peak on.
 void mallet__prof_peak_reset(void);
 
-// --- writing (prof_dump.c) ----------------------------------------------------------
+// --- writing (prof_dump.c) ---------------------------------------------------------
 
 // Write a profile to path; 0, or -1 with errno set.
 int mallet__prof_write(const char *path);

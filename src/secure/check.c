@@ -17,7 +17,7 @@
 // list, page by page: proportional to the free memory the heap holds, with
 // no system call and no page fault (purged memory belongs to no page).
 //
-// Calls: heap.h, thread.h (abandoned pages), page.h, init.h.
+// Calls: mem/ (the heap, the abandoned pages, page checks), base/ (start-up).
 #include "mem/mem.h"
 #include "mallet.h"
 #include "base/base.h"

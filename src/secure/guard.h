@@ -6,7 +6,7 @@
 // makes it, and the report names where the block was allocated and freed.
 //
 // Which allocations. About one per guard_sample_kb KiB allocated: small
-// blocks share the profiler's sampler (prof.h: a Poisson process over the
+// blocks share the profiler's sampler (prof/prof.h: a Poisson process over the
 // bytes allocated, drawn in the slow path, the fast paths untouched), whose
 // rate is then the sum of the two and whose every sample is given to the
 // guard, the profiler or both with the chances that keep each one's own

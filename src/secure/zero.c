@@ -15,7 +15,7 @@
 // Everything is under zero_lock (a leaf lock): zero-size requests are rare.
 // When the region is full, malloc(0) falls back to an ordinary block.
 //
-// Calls: os.h (the region, the bitmap), lock.h, debug.h (reports).
+// Calls: os/ (the region, the bitmap), base/lock.h, debug/ (reports).
 #include "zero.h"
 
 #if MALLET_SECURE
