@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# 55-prof.sh -- what the sampling heap profiler (src/prof.h, MALLET_PROF=1)
+# 55-prof.sh -- what the sampling heap profiler (src/prof/prof.h, MALLET_PROF=1)
 # costs. First the fast-path instruction counts of section 21 for libmallet
 # as built (prof=0), for libmallet built from the last commit before the
 # profiler, and with prof=1: the profiler's promise is that prof=0 leaves the
@@ -36,9 +36,9 @@ quick=
 
 echo "## The heap profiler's cost"
 echo
-echo "Regenerate: \`${quick}bench/sections/55-prof.sh\`. The profiler (\`MALLET_PROF=1\`, src/prof.h) samples"
+echo "Regenerate: \`${quick}bench/sections/55-prof.sh\`. The profiler (\`MALLET_PROF=1\`, src/prof/prof.h) samples"
 echo "about one allocation per 512 KiB allocated (\`MALLET_PROF_SAMPLE_KB\`, left at its default here),"
-echo "records its call stack (src/prof_unwind.c: each return address's unwind rule read once and kept,"
+echo "records its call stack (src/prof/prof_unwind.c: each return address's unwind rule read once and kept,"
 echo "libgcc's unwinder where a rule does not fit) and writes a profile at exit; the peak profile"
 echo "(\`MALLET_PROF_PEAK\`) is off, as it is by default. Its promise: with prof=0 the malloc and free"
 echo "fast paths keep their instruction counts (within 1 per pair), and with prof=1 the workloads"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# 56-guard.sh -- what guarded sampling (src/guard.h, on by default) costs.
+# 56-guard.sh -- what guarded sampling (src/secure/guard.h, on by default) costs.
 # Its bar: at the default rate, at most 0.5% of the CPU of every workload,
 # and the fast paths' instruction counts unchanged. First section 21's
 # fast-path counts for libmallet built from the last commit before the
@@ -28,7 +28,7 @@ PRE=ab87638   # the last commit before the guard
 # The guard at its defaults, the profiler off: nothing from the caller's
 # environment.
 unset MALLET_GUARD MALLET_GUARD_SAMPLE_KB MALLET_GUARD_SLOTS MALLET_PROF MALLET_STATS
-default_kb=$(sed -n 's/.*X(guard_sample_kb, \([0-9]*\),.*/\1/p' src/options.h)
+default_kb=$(sed -n 's/.*X(guard_sample_kb, \([0-9]*\),.*/\1/p' src/base/options.h)
 hot_kb=$((default_kb / 64))
 if [ "$BENCH_QUICK" = 1 ]; then
     reps=3 fp=2000000 rows=50000 docs=20000 scale=1 long=1 pairs=20000 batches=20
@@ -42,7 +42,7 @@ quick=
 
 echo "## Guarded sampling's cost"
 echo
-echo "Regenerate: \`${quick}bench/sections/56-guard.sh\`. The guard (src/guard.h, on by default) serves"
+echo "Regenerate: \`${quick}bench/sections/56-guard.sh\`. The guard (src/secure/guard.h, on by default) serves"
 echo "about one allocation per $default_kb KiB allocated (\`MALLET_GUARD_SAMPLE_KB\`, left at its default"
 echo "here) alone between inaccessible pages: small blocks are drawn by the profiler's sampler (the"
 echo "countdown in the malloc slow path), large blocks by a countdown of their own, each counting as"
@@ -211,7 +211,7 @@ print("Guarded blocks per run at the default (from `MALLET_STATS=1`, summed over
       " averaged over the %d runs) and per CPU second; then, from one more run of each workload with the"
       " default guard under perf (cpu-clock at 2000 Hz, DWARF call graphs, the kernel's samples included),"
       " the share of perf's samples with one of these on the stack: **guard + sampler**, the total we"
-      " hold to the bar: the guard's functions (`mallet__guard_*`; the static helpers of src/guard.c that"
+      " hold to the bar: the guard's functions (`mallet__guard_*`; the static helpers of src/secure/guard.c that"
       " are not inlined into them, `slot_near` and `slot_of_call`; `mallet__sample_alloc`, which hands a"
       " sampled small allocation to the guard) with all they call (the call stacks, `mallet__stack_capture`;"
       " the `mprotect` and `mmap` system calls and the page faults of the slack fill, in the kernel), and"

@@ -21,11 +21,12 @@
 
 #include "secure/secure.h"
 #include "mem/mem.h"
+#include "fast.h"
 #include "mallet.h"
 #include "os/os.h"
 
 #if MALLET_SECURE
-// malloc(0) in the secure build, from the malloc fast path (mem/heap.h).
+// malloc(0) in the secure build, from the malloc fast path (fast.h).
 void *mallet__malloc_zero(void)
 {
     void *p = mallet__zero_alloc();

@@ -2,8 +2,8 @@
 //
 // api.h -- the entry points, the one header override/ includes from api/:
 // the malloc family in mallet_* names (alloc.c, free.c, include/mallet.h),
-// start-up (init.h), trimming (trim.c), the counters merged and reported
-// (stats_report.c), the version.
+// malloc's and free's fast paths (fast.h), start-up (init.h), trimming
+// (trim.c), the counters merged and reported (stats_report.c), the version.
 //
 // api/ uses every layer below it; nothing below calls it, except start-up
 // through the hook table (base/hooks.h).
@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "fast.h"
 #include "init.h"
 
 // malloc_trim's work (trim.c): the secure build's check in func's name,

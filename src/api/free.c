@@ -24,6 +24,7 @@
 
 #include "secure/secure.h"
 #include "mem/mem.h"
+#include "fast.h"
 #include "mallet.h"
 #include "prof/prof.h"
 

@@ -7,7 +7,7 @@
 // Who may hook what: start-up and fork are the entry points' (api/); the
 // sampler's and large blocks' hooks are the profiler's (prof/); the guard's
 // are secure/guard.c's. Only slow paths call through it: the fast paths
-// (mem/heap.h) never do.
+// (api/fast.h) never do.
 // The table is constant, so it is whole before the first call of the
 // process, from ld.so on, and no thread ever sees it change.
 #ifndef MALLET_HOOKS_H
