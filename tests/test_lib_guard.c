@@ -96,10 +96,14 @@ __attribute__((noinline)) static void free_site(char *p)
     kept(p);
 }
 
+// write 2 writes the byte's complement: the slack's fill is a random byte
+// per block, which a constant would match one time in 255.
 __attribute__((noinline)) static int use_site(char *p, long at, int write)
 {
     volatile char *v = (volatile char *)p;
-    if (write)
+    if (write == 2)
+        v[at] = (char)~v[at];
+    else if (write)
         v[at] = 1;
     return v[at] + (int)(uintptr_t)kept(NULL);
 }
@@ -173,7 +177,7 @@ static void misuse_child(void *arg)
         if ((n & (align - 1)) == 0)
             _exit(4);                                        // no slack to write into
         *named = (uintptr_t)p + n;
-        use_site(p, (long)n, 1);
+        use_site(p, (long)n, 2);
         free_site(p);
         break;
     case DOUBLE_FREE:
