@@ -298,11 +298,19 @@ static inline bool mallet__secure_fill_intact(const mallet_page_t *page, uintptr
 {
     uint32_t bs = page->block_size;
     mallet_vec_t d = { mallet__secure_load64(b + 8) ^ page->mark, 0 };
-    if (bs > MALLET_FILL_ALL) {
-        d |= mallet__secure_diff_slots(b + 16, 3) | mallet__secure_diff_slots(b + bs - 64, 4);
-    } else {
+    if (bs < 80) {
         for (uintptr_t at = b + 16; at < b + bs; at += 16)
             d |= mallet__secure_vload(at) ^ MALLET_FILL_VEC;
+    } else {
+        // 64 bytes a turn (four independent loads), the last turn the
+        // block's last 64, overlapping the one before.
+        uintptr_t last = b + bs - 64;
+        if (bs > MALLET_FILL_ALL)
+            d |= mallet__secure_diff_slots(b + 16, 3);
+        else
+            for (uintptr_t at = b + 16; at < last; at += 64)
+                d |= mallet__secure_diff_slots(at, 4);
+        d |= mallet__secure_diff_slots(last, 4);
     }
     return (d[0] | d[1]) == 0;
 }
@@ -312,12 +320,17 @@ static inline void mallet__secure_fill(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
     mallet__secure_store64(b + 8, page->mark);
-    if (bs > MALLET_FILL_ALL) {
-        mallet__secure_fill_slots(b + 16, 3);
-        mallet__secure_fill_slots(b + bs - 64, 4);
-    } else {
+    if (bs < 80) {
         for (uintptr_t at = b + 16; at < b + bs; at += 16)
             mallet__secure_vstore(at, MALLET_FILL_VEC);
+    } else {
+        uintptr_t last = b + bs - 64;
+        if (bs > MALLET_FILL_ALL)
+            mallet__secure_fill_slots(b + 16, 3);
+        else
+            for (uintptr_t at = b + 16; at < last; at += 64)
+                mallet__secure_fill_slots(at, 4);
+        mallet__secure_fill_slots(last, 4);
     }
 }
 
