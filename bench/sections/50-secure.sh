@@ -47,7 +47,7 @@ echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sect
 echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
 echo "(\`make secure\`: a tag at the end of every small block and the gap up to it checked at free, the"
-echo "first and last 64 bytes of freed blocks filled and checked on reuse, the newest 8 frees of a page"
+echo "every byte of freed blocks of up to 1 KiB (the first and last 64 of larger ones) filled and checked on reuse, the newest 8 frees of a page"
 echo "sent to the back of its free list, blocks dealt from 8 random runs, large blocks ending at a guard"
 echo "page and inaccessible once freed, malloc(0) in an inaccessible region, the heap checked at exit, guard"
 if [ -n "$scudo" ]; then
