@@ -4,8 +4,9 @@
 #   make TRACK=valgrind        describe blocks to memcheck
 #   make SECURE=1              the secure build (guard pages, canaries, ...);
 #                              `make secure` makes build/libmallet-secure.so
-#   make SECURE=whole          the same, free blocks filled whole (measured
-#                              against in bench/sections/50-secure.sh)
+#   make SECURE=whole|edges    the same, every free block filled whole, or
+#                              only the two ends of those over 128 bytes
+#                              (measured against in bench/sections/50-secure.sh)
 # A variant builds into its own folder under build/, so they coexist.
 #   make install [DESTDIR=] [PREFIX=/usr/local] [LIBDIR=]   and uninstall
 #   make deb                   the Debian packages, into build/deb/
@@ -32,7 +33,7 @@ MULTIARCH  := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC
 endif
 LIBDIR     ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 
-BUILD := build$(if $(SECURE),/secure$(if $(filter whole,$(SECURE)),-whole))$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
+BUILD := build$(if $(SECURE),/secure$(if $(filter whole edges,$(SECURE)),-$(SECURE)))$(if $(SAN),/san-$(SAN))$(if $(TRACK),/track-$(TRACK))$(if $(filter-out 0,$(DEBUG)),/debug-$(DEBUG))
 
 # CPPFLAGS is for the packages' build flags (dpkg-buildflags: fortify).
 CFLAGS  ?= -O2 -g
@@ -50,7 +51,10 @@ ifneq ($(SECURE),)
 CFLAGS  += -DMALLET_SECURE=1
 endif
 ifeq ($(SECURE),whole)
-CFLAGS  += -DMALLET_FILL_WHOLE=1
+CFLAGS  += -DMALLET_FILL_ALL=UINT32_MAX
+endif
+ifeq ($(SECURE),edges)
+CFLAGS  += -DMALLET_FILL_ALL=128
 endif
 
 # --- sources, by layer -------------------------------------------------------

@@ -9,6 +9,10 @@
 // tests/violations.sh runs it and sorts each run into report (SIGABRT and a
 // message), fault (SIGSEGV or SIGBUS), erased, missed (exit 0).
 //
+// `violation uaf-write-at SIZE OFFSET reuse|once` is the write after free
+// of a block of SIZE bytes at OFFSET, for violations.sh's sweep over the
+// small classes.
+//
 // Exit codes: 0 ran to the end; 3 a read after free found the old data gone
 // (erased; 0 with "leaked" on stdout when it was still there); 2 bad usage.
 //
@@ -145,16 +149,16 @@ static int overflow_large_8(void) { return overflow(LARGE, 7); }
 
 // --- write after free --------------------------------------------------------
 
-// Free a small block and change byte `at` (SIZE_MAX: its last usable byte).
-// With reuse, allocate blocks of its size until it comes back (or
+// Free a block of n bytes and change byte `at` (SIZE_MAX: its last usable
+// byte). With reuse, allocate blocks of its size until it comes back (or
 // REUSE_TRIES times), then free them all: the allocator gets every chance
 // to check the freed block.
-static int write_after_free_small(size_t at, int reuse)
+static int write_after_free(size_t n_bytes, size_t at, int reuse)
 {
     char **got = reuse ? malloc(REUSE_TRIES * sizeof *got) : NULL;
     if (reuse && !got)
         return 2;
-    char *p = alloc(SMALL);
+    char *p = alloc(n_bytes);
     if (at == SIZE_MAX)
         at = malloc_usable_size(p) - 1;
     free(opaque(p));
@@ -163,7 +167,7 @@ static int write_after_free_small(size_t at, int reuse)
         return 0;
     int n = 0;
     while (n < REUSE_TRIES) {
-        got[n] = alloc(SMALL);
+        got[n] = alloc(n_bytes);
         if (got[n++] == p)
             break;
     }
@@ -177,12 +181,16 @@ static int write_after_free_small(size_t at, int reuse)
     return 0;
 }
 
-static int uaf_write_small_0(void) { return write_after_free_small(0, 0); }
-static int uaf_write_small_40(void) { return write_after_free_small(40, 0); }
-static int uaf_write_small_last(void) { return write_after_free_small(SIZE_MAX, 0); }
-static int uaf_write_small_0_reuse(void) { return write_after_free_small(0, 1); }
-static int uaf_write_small_40_reuse(void) { return write_after_free_small(40, 1); }
-static int uaf_write_small_last_reuse(void) { return write_after_free_small(SIZE_MAX, 1); }
+static int uaf_write_small_0(void) { return write_after_free(SMALL, 0, 0); }
+static int uaf_write_small_40(void) { return write_after_free(SMALL, 40, 0); }
+static int uaf_write_small_last(void) { return write_after_free(SMALL, SIZE_MAX, 0); }
+static int uaf_write_small_0_reuse(void) { return write_after_free(SMALL, 0, 1); }
+static int uaf_write_small_40_reuse(void) { return write_after_free(SMALL, 40, 1); }
+static int uaf_write_small_last_reuse(void) { return write_after_free(SMALL, SIZE_MAX, 1); }
+// Byte 65 of 128: past the first 64 bytes that allocators which fill only
+// a block's ends cover, before the last 64.
+static int uaf_write_128_at_65(void) { return write_after_free(128, 65, 0); }
+static int uaf_write_128_at_65_reuse(void) { return write_after_free(128, 65, 1); }
 
 // Free a large block and change a byte in its middle; with reuse, allocate
 // and free one block of its size afterwards.
@@ -231,6 +239,7 @@ static int read_after_free(size_t n)
 }
 
 static int uaf_read_small(void) { return read_after_free(SMALL); }
+static int uaf_read_512(void) { return read_after_free(512); }
 static int uaf_read_large(void) { return read_after_free(LARGE); }
 
 // --- zero-size blocks and freed pointers in other calls ----------------------
@@ -295,9 +304,12 @@ static const struct {
     {"uaf-write-small-0-reuse", uaf_write_small_0_reuse},
     {"uaf-write-small-40-reuse", uaf_write_small_40_reuse},
     {"uaf-write-small-last-reuse", uaf_write_small_last_reuse},
+    {"uaf-write-128-at-65", uaf_write_128_at_65},
+    {"uaf-write-128-at-65-reuse", uaf_write_128_at_65_reuse},
     {"uaf-write-large", uaf_write_large},
     {"uaf-write-large-reuse", uaf_write_large_reuse},
     {"uaf-read-small", uaf_read_small},
+    {"uaf-read-512", uaf_read_512},
     {"uaf-read-large", uaf_read_large},
     {"zero-size-read", zero_size_read},
     {"zero-size-write", zero_size_write},
@@ -313,6 +325,16 @@ int main(int argc, char **argv)
             puts(violations[i].name);
         return 0;
     }
+    // The sweep's form (violations.sh): a write after free of a block of
+    // SIZE bytes at OFFSET, with or without reuse.
+    if (argc == 5 && strcmp(argv[1], "uaf-write-at") == 0) {
+        size_t n = strtoul(argv[2], NULL, 10), at = strtoul(argv[3], NULL, 10);
+        if (n == 0 || at >= n)
+            return 2;
+        int code = write_after_free(n, at, strcmp(argv[4], "reuse") == 0);
+        fflush(stdout);
+        return code;
+    }
     for (size_t i = 0; argc == 2 && i < count; i++) {
         if (strcmp(argv[1], violations[i].name) == 0) {
             int code = violations[i].run();
@@ -320,6 +342,6 @@ int main(int argc, char **argv)
             return code;
         }
     }
-    fprintf(stderr, "usage: violation NAME | --list\n");
+    fprintf(stderr, "usage: violation NAME | --list | uaf-write-at SIZE OFFSET reuse|once\n");
     return 2;
 }

@@ -10,7 +10,8 @@
 # (user + system) and peak RSS; per-workload ratios secure / default and
 # secure / Scudo and their geometric means. Without Scudo the section says
 # so and compares the two builds only. Then two side measurements: the
-# secure build against `make SECURE=whole` (free blocks filled whole) on
+# secure build against `make SECURE=edges` and `make SECURE=whole` (free
+# blocks filled at their two ends only, or whole at every size) on
 # four workloads and python3, and python3 and sqlite3 with the check at
 # exit off and on. The short workloads (churn, producer/consumer, larson, the fast-path loops) run
 # 4 times their section 20/21 iterations, and wall time is read from the
@@ -46,7 +47,7 @@ echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sect
 echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
 echo "(\`make secure\`: a tag at the end of every small block and the gap up to it checked at free, the"
-echo "first and last 64 bytes of freed blocks filled and checked on reuse, the newest 8 frees of a page"
+echo "every byte of freed blocks of up to 1 KiB (the first and last 64 of larger ones) filled and checked on reuse, the newest 8 frees of a page"
 echo "sent to the back of its free list, blocks dealt from 8 random runs, large blocks ending at a guard"
 echo "page and inaccessible once freed, malloc(0) in an inaccessible region, the heap checked at exit, guard"
 if [ -n "$scudo" ]; then
@@ -120,12 +121,14 @@ print("column.")
 PYEOF
 rm -f "$raw"
 
-# The fill's extent: the secure build (free blocks filled in their first and
-# last 64 bytes) against `make SECURE=whole` (filled and checked whole), on
+# The fill's extent: `make SECURE=edges` (free blocks filled in their first
+# and last 64 bytes), the secure build (every byte of a block of up to 1 KiB,
+# the two ends above) and `make SECURE=whole` (every block whole), on
 # the workloads where block sizes vary most; and what the check at exit
 # costs, python3 and sqlite3 with MALLET_CHECK_AT_EXIT 1 and 0.
-whole=$BUILD/secure-whole/libmallet.so
+whole=$BUILD/secure-whole/libmallet.so edges=$BUILD/secure-edges/libmallet.so
 make -s SECURE=whole lib >/dev/null 2>&1 || true
+make -s SECURE=edges lib >/dev/null 2>&1 || true
 side_table() {   # side_table RAW: median wall per workload and allocator, ratio last / first
     "$PY" - "$1" <<'PYEOF'
 import statistics, sys
@@ -135,28 +138,30 @@ for w, a, rep, _, kib, status, user, sys_, wall in rows:
     works.count(w) or works.append(w)
     allocs.count(a) or allocs.append(a)
     runs.setdefault((w, a), []).append(float(wall) if int(status) == 0 else None)
-print("| workload | " + " | ".join(a + " wall s" for a in allocs) + " | %s / %s |" % (allocs[-1], allocs[0]))
-print("|---|" + "---|" * (len(allocs) + 1))
+print("| workload | " + " | ".join(a + " wall s" for a in allocs) + " | " +
+      " | ".join("%s / %s" % (a, allocs[0]) for a in allocs[1:]) + " |")
+print("|---|" + "---|" * (2 * len(allocs) - 1))
 for w in works:
     m = [None if None in runs[(w, a)] else statistics.median(runs[(w, a)]) for a in allocs]
     cells = ["failed" if x is None else "%.3f" % x for x in m]
-    ratio = "-" if None in m else "%.2fx" % (m[-1] / m[0])
-    print("| %s | %s | %s |" % (w, " | ".join(cells), ratio))
+    ratios = ["-" if None in (x, m[0]) else "%.2fx" % (x / m[0]) for x in m[1:]]
+    print("| %s | %s | %s |" % (w, " | ".join(cells), " | ".join(ratios)))
 PYEOF
 }
-if [ -f "$whole" ]; then
+if [ -f "$whole" ] && [ -f "$edges" ]; then
     lib_synthetic_workloads "$scale"
     keep=()
     for w in "${WORKLOADS[@]}"; do
         case ${w%%|*} in churn-1t|larson-4t|bigheap-1t|server-2t) keep+=("$w") ;; esac
     done
     WORKLOADS=("${keep[@]}" "python3|PYTHONMALLOC=malloc /usr/bin/python3 $work/work.py")
-    ALLOCATORS=("edges $BUILD/libmallet-secure.so" "whole $whole")
+    ALLOCATORS=("edges $edges" "1KiB $BUILD/libmallet-secure.so" "whole $whole")
     raw=$(mktemp)
     lib_run_matrix "$raw" "$reps"
     echo
-    echo "The fill's extent. \`edges\` is the secure build as shipped (a free block's first and last 64"
-    echo "bytes hold the fill: every byte of a block of up to 128); \`whole\` is \`make SECURE=whole\`"
+    echo "The fill's extent. \`edges\` is \`make SECURE=edges\` (a free block's first and last 64 bytes"
+    echo "hold the fill: every byte of a block of up to 128); \`1KiB\` is the secure build as shipped"
+    echo "(every byte of a block of up to 1 KiB, the two ends above); \`whole\` is \`make SECURE=whole\`"
     echo "(every byte of every free block filled at free and checked when handed out again). Same"
     echo "method, $reps repetitions, medians:"
     echo

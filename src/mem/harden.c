@@ -38,7 +38,7 @@ void *mallet__secure_lay_gap(const mallet_page_t *page, uintptr_t b, size_t req)
     if (req < 8)
         mallet__secure_fill_bytes(b + req, 8 - req);
     size_t from = req > MALLET_FILL_EDGE ? req : MALLET_FILL_EDGE;
-    if (!MALLET_FILL_WHOLE && from + MALLET_FILL_EDGE < bs)
+    if (bs > MALLET_FILL_ALL && from + MALLET_FILL_EDGE < bs)
         mallet__secure_fill_bytes(b + from, bs - MALLET_FILL_EDGE - from);
     mallet__secure_tag(page, b, req);
     return (void *)b;

@@ -14,9 +14,9 @@
 //                realloc check the tag and the whole gap: "heap overflow
 //                past 0x...". An overflow by any number of bytes up to the
 //                block's end is seen, whatever the request.
-//   fill/check   a free block holds the fill (0xdf) in its first and last
-//                64 bytes but its link and its mark (page.h): every byte of
-//                a block of up to 128.
+//   fill/check   a free block of up to 1 KiB holds the fill (0xdf) in
+//                every byte but its link and its mark (page.h); a larger
+//                one in its first and last 64 bytes.
 //                When it is handed out again the fill must be whole:
 //                "write after free of 0x...". A read after free sees the
 //                fill there, not the data.
@@ -84,17 +84,21 @@
 #define MALLET_QUARANTINE  8        // newest frees of a page sent to the back (harden.c)
 #define MALLET_CARVE_RUNS  8        // runs (an OS page each) fresh blocks are dealt from
 
-// A free block holds the fill in its first and last MALLET_FILL_EDGE bytes
-// (the link aside): in all of it up to twice that size. The two ends are
-// where a malloc and a free touch the block anyway (the link, the tag), so
-// checking them costs no cache miss; the whole of a larger block would
-// (bench/results.md, "The secure build's cost", has the measurements).
+// A free block of up to MALLET_FILL_ALL bytes holds the fill in every byte
+// (the link and mark aside), so that a write after free anywhere in it is
+// seen and a read after free sees only the fill. A larger one holds it in
+// its first and last MALLET_FILL_EDGE bytes: the two ends are where a
+// malloc and a free touch the block anyway (the link, the tag), while its
+// whole would cost a cache line per 64 bytes at free and again at reuse,
+// whether or not the program ever touched them. Programs allocate blocks of
+// up to 1 KiB far more often than larger ones; bench/results.md ("The
+// secure build's cost") measures the choice against the two ends alone
+// (`make SECURE=edges`) and against every block whole (`make SECURE=whole`).
 #define MALLET_FILL_EDGE 64
-// `make SECURE=whole` fills and checks every byte of a free block instead:
-// the build bench/sections/50-secure.sh measures that choice against.
-#ifndef MALLET_FILL_WHOLE
-#define MALLET_FILL_WHOLE 0
+#ifndef MALLET_FILL_ALL
+#define MALLET_FILL_ALL 1024
 #endif
+_Static_assert(MALLET_FILL_ALL >= 2 * MALLET_FILL_EDGE, "the two ends cover every block not filled whole");
 
 // The size a small block must have to serve a request of n bytes.
 #define MALLET_SECURE_PAD(n) ((n) <= SIZE_MAX - MALLET_SECURE_TAIL ? (n) + MALLET_SECURE_TAIL : (n))
@@ -254,8 +258,7 @@ void *mallet__secure_lay_gap(const mallet_page_t *page, uintptr_t b, size_t req)
 static inline void *mallet__secure_lay(const mallet_page_t *page, uintptr_t b, size_t req)
 {
     uint32_t bs = page->block_size;
-    if (__builtin_expect(req < 8 || (!MALLET_FILL_WHOLE && bs > 2 * MALLET_FILL_EDGE &&
-                                     req + MALLET_FILL_EDGE < bs), 0))
+    if (__builtin_expect(req < 8 || (bs > MALLET_FILL_ALL && req + MALLET_FILL_EDGE < bs), 0))
         return mallet__secure_lay_gap(page, b, req);
     mallet__secure_tag(page, b, req);
     return (void *)b;
@@ -289,17 +292,25 @@ static inline void mallet__secure_resize(const mallet_page_t *page, uintptr_t b,
     mallet__secure_lay(page, b, n);
 }
 
-// Is the fill of free block b whole: its mark, bytes 16..63 and the last
-// 64 (all of bytes 16..bs-1 of a block of up to 64 bytes)?
+// Is the fill of free block b whole: its mark and bytes 16..bs-1 (of a
+// block of more than MALLET_FILL_ALL bytes, bytes 16..63 and the last 64)?
 static inline bool mallet__secure_fill_intact(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
     mallet_vec_t d = { mallet__secure_load64(b + 8) ^ page->mark, 0 };
-    if (!MALLET_FILL_WHOLE && bs > MALLET_FILL_EDGE) {
-        d |= mallet__secure_diff_slots(b + 16, 3) | mallet__secure_diff_slots(b + bs - 64, 4);
-    } else {
+    if (bs < 80) {
         for (uintptr_t at = b + 16; at < b + bs; at += 16)
             d |= mallet__secure_vload(at) ^ MALLET_FILL_VEC;
+    } else {
+        // 64 bytes a turn (four independent loads), the last turn the
+        // block's last 64, overlapping the one before.
+        uintptr_t last = b + bs - 64;
+        if (bs > MALLET_FILL_ALL)
+            d |= mallet__secure_diff_slots(b + 16, 3);
+        else
+            for (uintptr_t at = b + 16; at < last; at += 64)
+                d |= mallet__secure_diff_slots(at, 4);
+        d |= mallet__secure_diff_slots(last, 4);
     }
     return (d[0] | d[1]) == 0;
 }
@@ -309,12 +320,17 @@ static inline void mallet__secure_fill(const mallet_page_t *page, uintptr_t b)
 {
     uint32_t bs = page->block_size;
     mallet__secure_store64(b + 8, page->mark);
-    if (!MALLET_FILL_WHOLE && bs > MALLET_FILL_EDGE) {
-        mallet__secure_fill_slots(b + 16, 3);
-        mallet__secure_fill_slots(b + bs - 64, 4);
-    } else {
+    if (bs < 80) {
         for (uintptr_t at = b + 16; at < b + bs; at += 16)
             mallet__secure_vstore(at, MALLET_FILL_VEC);
+    } else {
+        uintptr_t last = b + bs - 64;
+        if (bs > MALLET_FILL_ALL)
+            mallet__secure_fill_slots(b + 16, 3);
+        else
+            for (uintptr_t at = b + 16; at < last; at += 64)
+                mallet__secure_fill_slots(at, 4);
+        mallet__secure_fill_slots(last, 4);
     }
 }
 
