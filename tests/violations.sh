@@ -67,6 +67,7 @@ uaf-write-small-40-reuse    missed        report        report
 uaf-write-small-last-reuse  missed        report        report
 uaf-write-large             missed        fault         report
 uaf-write-large-reuse       missed        fault         report
+uaf-write-large-reused      missed        fault         report
 uaf-read-small              missed        erased        report
 uaf-read-large              missed        fault         report
 zero-size-read              missed        fault         report

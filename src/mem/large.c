@@ -21,8 +21,9 @@
 // The secure build guards large blocks too: a block's mapping ends with an
 // inaccessible OS page, the guard, and the bytes between the request and
 // the guard hold the fill (harden.h), checked at free; a freed block's range
-// is made inaccessible at once, kept resident in the cache, and made
-// accessible again only when a block is carved from it.
+// is made inaccessible at once, quarantined behind the ranges freed after it
+// (large_cache.c), kept resident in the cache, and made accessible again
+// only when a block is carved from it.
 #include "large.h"
 
 #include <errno.h>
@@ -295,7 +296,11 @@ bool mallet__large_free(void *p, const char *func)
         size = used;
     }
 #endif
+#if MALLET_SECURE
+    mallet__large_quarantine_put(addr, size, mallet__clock_ms());
+#else
     mallet__large_cache_put(addr, size, mallet__clock_ms());
+#endif
     n += mallet__large_cache_trim(drop + n);
     mallet__unlock(&mallet__large_lock);
     mallet__large_release(drop, n);
@@ -502,6 +507,9 @@ void mallet__large_after_fork(void)
         // again from them.
         mallet__large.cached = 0;
         mallet__large.cached_bytes = 0;
+#if MALLET_SECURE
+        mallet__large.quarantined = 0;
+#endif
         mallet__large.used = mallet__large.live = mallet__large.live_bytes = 0;
         large_table_t *t = mallet__large.table;
         for (size_t i = 0; t && i < t->cap; i++) {
