@@ -7,7 +7,8 @@
 // leave and takes them back; both share the state of large_cache.h, under
 // large_lock, and unmap outside it.
 //
-// The secure build puts a freed range in a quarantine first.
+// The secure build puts a freed range in a quarantine first, and places
+// blocks in cached ranges by rules of its own (cache_place).
 #include "large.h"
 
 #include "base/base.h"
@@ -170,6 +171,54 @@ size_t mallet__large_cache_trim(large_cached_t *drop)
     return n;
 }
 
+#if MALLET_SECURE
+// Where a block of len bytes goes in cached range c, 0 when it does not
+// (the secure build; large.c says why huge pages decide it). A block of a
+// huge page or more starts on a huge page boundary, so that each of its
+// huge pages is one page table entry for the kernel to flip. A smaller one
+// keeps out of the range's whole huge pages: protecting part of one splits
+// it into 4 KiB pages for good, dear to open again at every later reuse,
+// so the block goes before the range's first whole huge page or after its
+// last, and into no range that has no room there (a smaller range may
+// grow to it, or fresh memory serves it).
+static uintptr_t cache_place(const large_cached_t *c, size_t len)
+{
+    uintptr_t start = c->addr, end = c->addr + c->size;
+    uintptr_t up = (start + MALLET_HUGE_SIZE - 1) & ~(uintptr_t)(MALLET_HUGE_SIZE - 1);
+    if (len - mallet__os_page_size() >= MALLET_HUGE_SIZE)
+        return up < end && end - up >= len ? up : 0;
+    if (c->size < len)
+        return 0;
+    if (up + MALLET_HUGE_SIZE > end || up - start >= len)
+        return start;
+    if (end - (end & ~(uintptr_t)(MALLET_HUGE_SIZE - 1)) >= len)
+        return end - len;
+    return 0;
+}
+#endif
+
+static inline bool cache_fits(const large_cached_t *c, size_t len)
+{
+#if MALLET_SECURE
+    return cache_place(c, len) != 0;
+#else
+    return c->size >= len;
+#endif
+}
+
+// May a request of len bytes grow a smaller cached range? Not a secure
+// block of a huge page or more: mremap would move the range to an address
+// of the kernel's choosing, splitting its huge pages.
+static inline bool cache_may_grow(size_t len)
+{
+#if MALLET_SECURE
+    return len - mallet__os_page_size() < MALLET_HUGE_SIZE;
+#else
+    (void)len;
+    return true;
+#endif
+}
+
 // Take cached memory for a block of len bytes; lock held. The best fit of
 // at least len wins: its pages are resident, so the block costs no page
 // faults. The block is carved from the front of the range and the rest
@@ -177,15 +226,17 @@ size_t mallet__large_cache_trim(large_cached_t *drop)
 // with the block). When nothing is large enough, the largest smaller range
 // is taken (*short_by set) for the caller to mremap up to len: the pages it
 // has stay resident and only the difference faults in, where a fresh
-// mapping would fault in all of them.
+// mapping would fault in all of them. (The secure build places the block
+// by cache_place's rules; the caller trims after it, as the range may
+// leave two pieces.)
 uintptr_t mallet__large_cache_take(size_t len, size_t *got, bool *short_by)
 {
     size_t best = CACHE_MAX, below = CACHE_MAX;
     for (size_t i = 0; i < mallet__large.cached; i++) {
         size_t s = mallet__large.cache[i].size;
-        if (s >= len && (best == CACHE_MAX || s < mallet__large.cache[best].size))
+        if (cache_fits(&mallet__large.cache[i], len) && (best == CACHE_MAX || s < mallet__large.cache[best].size))
             best = i;
-        if (s < len && (below == CACHE_MAX || s > mallet__large.cache[below].size))
+        if (s < len && cache_may_grow(len) && (below == CACHE_MAX || s > mallet__large.cache[below].size))
             below = i;
     }
     *short_by = false;
@@ -201,6 +252,25 @@ uintptr_t mallet__large_cache_take(size_t len, size_t *got, bool *short_by)
     }
     large_cached_t *c = &mallet__large.cache[best];
     uintptr_t addr = c->addr;
+#if MALLET_SECURE
+    uintptr_t at = cache_place(c, len);
+    if (at != addr) {
+        // The bytes before the block stay in c, those after it (a rest
+        // under one unit goes with the block) become an entry of their own.
+        uintptr_t end = c->addr + c->size;
+        size_t rest = (size_t)(end - (at + len));
+        if (rest < MALLET_UNIT_SIZE || mallet__large.cached == CACHE_MAX) {
+            len += rest;
+        } else {
+            mallet__large.cache[mallet__large.cached++] = (large_cached_t){ at + len, rest, c->since_ms };
+        }
+        c->size = (size_t)(at - c->addr);
+        c->since_ms = mallet__clock_ms();
+        large_total_add(&mallet__large.cached_bytes, -(uint64_t)len);
+        *got = len;
+        return at;
+    }
+#endif
     if (c->size - len < MALLET_UNIT_SIZE) {
         *got = c->size;
         mallet__large_cache_remove(best);
