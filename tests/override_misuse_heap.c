@@ -38,7 +38,9 @@
 // misuse itself, so under valgrind every test skips.
 #include "override_common.h"
 
+#include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifndef MALLET_SECURE
@@ -457,6 +459,131 @@ TEST(a_large_block_keeps_its_guard_through_realloc)
     p = opaque_ptr(realloc(p, BIG / 4 + 3));
     CHECK(p != NULL && p[0] == 'x' && p[BIG / 4] == 'x');
     free(p);
+}
+
+// Does a read of the byte at p fault? A SIGSEGV handler jumps back over it.
+static sigjmp_buf probe_jump;
+
+static void probe_fault(int sig)
+{
+    (void)sig;
+    siglongjmp(probe_jump, 1);
+}
+
+static bool read_faults(const char *p)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = probe_fault;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old);
+    volatile bool faulted = true;
+    if (sigsetjmp(probe_jump, 1) == 0) {
+        (void)*(volatile const char *)opaque_ptr((void *)p);
+        faulted = false;
+    }
+    sigaction(SIGSEGV, &old, NULL);
+    return faulted;
+}
+
+// The secure build quarantines the newest freed large ranges, this many
+// (QUARANTINE_RANGES, src/mem/large_cache.h).
+enum { QUARANTINED = 8 };
+
+typedef struct {
+    char *p;           // block (live) or freed range
+    size_t n;          // its request
+    char tag;          // live: the byte marked in it (span_mark)
+    long frees;        // freed: the count of frees at its own free
+} span_t;
+
+// Mark the block: its byte at every 64 KiB and its last byte hold tag.
+static void span_mark(span_t *b, char tag)
+{
+    for (size_t at = 0; at < b->n; at += 1 << 16)
+        b->p[at] = tag;
+    b->p[b->n - 1] = tag;
+    b->tag = tag;
+}
+
+// Are the marks of `was` (the block before a realloc) in b, as far as b
+// kept its bytes?
+static bool span_kept(const span_t *b, const span_t *was)
+{
+    bool ok = true;
+    size_t keep = was->n < b->n ? was->n : b->n;
+    for (size_t at = 0; at < keep; at += 1 << 16)
+        ok &= b->p[at] == was->tag;
+    return ok && (was->n > b->n || b->p[was->n - 1] == was->tag);
+}
+
+// Large blocks below, at and above a huge page, freed, allocated and
+// reallocated in a random order. Every block keeps its bytes through
+// realloc. In the secure build a freed block's range faults at once (its
+// first, middle and last byte) and for as long as it is quarantined, and
+// no block is placed over a quarantined range. A realloc that moves a
+// block may have freed it through the quarantine, pushing the oldest
+// quarantined range out: it counts as a free for the ages of the ranges
+// watched (but its old range, unmapped when mremap moved it, is not
+// watched).
+TEST(freed_large_ranges_stay_inaccessible_and_unused_while_quarantined)
+{
+    static const size_t sizes[] = { 300000, (1 << 20) + 5, (2 << 20) + 1, (3 << 20) - 7, 5 << 20 };
+    enum { LIVE = 6, SIZES = sizeof sizes / sizeof sizes[0] };
+    if (test_on_mallet()) {
+        // Neither a guarded sample nor the clock may take a block or a
+        // range out of the ways this test watches.
+        mallet_option_set("guard", 0);
+        mallet_option_set("purge_delay_ms", 1000000);
+    }
+    span_t live[LIVE] = { { 0 } }, freed[QUARANTINED] = { { 0 } };
+    long frees = 0, rounds = test_scaled(600, 20);
+    uint64_t seed = 7;
+    for (long r = 0; r < rounds; r++) {
+        span_t *b = &live[test_rand(&seed) % LIVE];
+        size_t n = sizes[test_rand(&seed) % SIZES];
+        char tag = (char)('a' + r % 26);
+        if (b->p && test_rand(&seed) % 3 == 0) {
+            span_t was = *b;
+            was.p = opaque_ptr(b->p);
+            char *q = opaque_ptr(realloc(b->p, n));
+            CHECK(q != NULL);
+            if (q == NULL)
+                return;
+            b->p = q;
+            b->n = n;
+            CHECK(span_kept(b, &was));
+            if (q != was.p) {
+                frees++;
+                if (MALLET_SECURE)
+                    CHECK(read_faults(was.p) && read_faults(was.p + was.n / 2));
+            }
+        } else {
+            if (b->p) {
+                char *stale = opaque_ptr(b->p);
+                free(b->p);
+                if (MALLET_SECURE)
+                    CHECK(read_faults(stale) && read_faults(stale + b->n / 2) && read_faults(stale + b->n - 1));
+                freed[frees % QUARANTINED] = (span_t){ stale, b->n, 0, frees };
+                frees++;
+            }
+            b->p = opaque_ptr(malloc(n));
+            b->n = n;
+            CHECK(b->p != NULL);
+            if (b->p == NULL)
+                return;
+        }
+        for (int i = 0; MALLET_SECURE && i < QUARANTINED; i++) {
+            const span_t *f = &freed[i];
+            if (f->p == NULL || frees - f->frees > QUARANTINED)
+                continue;
+            CHECK(read_faults(f->p + f->n / 2));
+            CHECK(b->p + b->n <= f->p || f->p + f->n <= b->p);
+        }
+        span_mark(b, tag);
+    }
+    for (int k = 0; k < LIVE; k++)
+        free(live[k].p);
 }
 
 // --- malloc(0) --------------------------------------------------------------------------

@@ -207,6 +207,21 @@ static int write_after_free_large(int reuse)
 static int uaf_write_large(void) { return write_after_free_large(0); }
 static int uaf_write_large_reuse(void) { return write_after_free_large(1); }
 
+// Free a large block, allocate one of its size and keep it live, then write
+// into the middle of the freed one: where the allocator handed the freed
+// range straight back, the write lands in the live block, unnoticed.
+static int uaf_write_large_reused(void)
+{
+    char *p = alloc(LARGE);
+    free(opaque(p));
+    char *q = alloc(LARGE);
+    printf("the live block %s the freed one\n", q == p ? "is" : "is not");
+    fflush(stdout);
+    flip(p, LARGE / 2);
+    free(opaque(q));
+    return 0;
+}
+
 // --- read after free ---------------------------------------------------------
 
 // The byte at i of a block written by read_after_free: no allocator fill
@@ -308,6 +323,7 @@ static const struct {
     {"uaf-write-128-at-65-reuse", uaf_write_128_at_65_reuse},
     {"uaf-write-large", uaf_write_large},
     {"uaf-write-large-reuse", uaf_write_large_reuse},
+    {"uaf-write-large-reused", uaf_write_large_reused},
     {"uaf-read-small", uaf_read_small},
     {"uaf-read-512", uaf_read_512},
     {"uaf-read-large", uaf_read_large},

@@ -69,6 +69,7 @@ uaf-write-128-at-65         missed        report        report
 uaf-write-128-at-65-reuse   missed        report        report
 uaf-write-large             missed        fault         report
 uaf-write-large-reuse       missed        fault         report
+uaf-write-large-reused      missed        fault         report
 uaf-read-small              missed        erased        report
 uaf-read-512                missed        erased        report
 uaf-read-large              missed        fault         report

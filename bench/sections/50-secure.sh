@@ -73,7 +73,8 @@ echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libm
 echo "(\`make secure\`: a tag at the end of every small block and the gap up to it checked at free, the"
 echo "every byte of freed blocks of up to 1 KiB (the first and last 64 of larger ones) filled and checked on reuse, the newest 8 frees of a page"
 echo "sent to the back of its free list, blocks dealt from 8 random runs, large blocks ending at a guard"
-echo "page and inaccessible once freed, malloc(0) in an inaccessible region, the heap checked at exit, guard"
+echo "page, inaccessible once freed and quarantined behind the next 8 large frees, and from 2 MiB up"
+echo "placed on whole huge pages, malloc(0) in an inaccessible region, the heap checked at exit, guard"
 if [ -n "$scudo" ]; then
     echo "pages), and LLVM's standalone Scudo, a hardened allocator, as a yardstick (\`$scudo\`,"
     echo "Debian's libclang-rt-14-dev, default options), interleaved, $reps repetitions, medians. Each command"

@@ -34,9 +34,9 @@
 //                canaries and order.
 //   guard pages  the last OS page of every page of blocks, and the last of
 //                the segment's metadata unit, are inaccessible; large
-//                blocks end at a guard page and are inaccessible once freed
-//                (large.c), and malloc(0) returns a block no one may touch
-//                (secure/zero.c).
+//                blocks end at a guard page and are inaccessible once freed,
+//                and quarantined (large.c, large_cache.c), and malloc(0)
+//                returns a block no one may touch (secure/zero.c).
 //
 // The per-block work is inline in the fast paths (heap.h), where the block
 // and its page are in registers already. A check that fails there sends

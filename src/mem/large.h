@@ -17,7 +17,8 @@
 // The cache is bounded in bytes (what the live large bytes fell short of
 // their recent peak, plus large_cache_mb) and entries (large_cache_count),
 // and the count of live mappings is held under map_budget, far below the
-// kernel's limit.
+// kernel's limit. The secure build quarantines a freed range before it
+// joins the cache, and places its blocks on huge pages (large.c).
 #ifndef MALLET_LARGE_H
 #define MALLET_LARGE_H
 

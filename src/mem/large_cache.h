@@ -2,7 +2,7 @@
 //
 // large_cache.h -- private to large.c and large_cache.c: the state they
 // share under large_lock (the record table, the cache of freed ranges, the
-// peak windows) and the cache's functions.
+// secure build's quarantine, the peak windows) and the cache's functions.
 #ifndef MALLET_LARGE_CACHE_H
 #define MALLET_LARGE_CACHE_H
 
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "os/os.h"
+#include "harden.h"
 
 typedef struct large_cached {
     uintptr_t addr;        // range start
@@ -23,6 +24,13 @@ typedef struct large_cached {
 #define EVICT_MAX 8
 // A peak window lasts this many decay delays (mallet__large_peak_note).
 #define PEAK_DELAYS 4
+// Freed ranges the secure build keeps out of reach of reuse, the newest
+// ones (large_cache.c); none in the default build.
+#if MALLET_SECURE
+#define QUARANTINE_RANGES 8
+#else
+#define QUARANTINE_RANGES 0
+#endif
 
 typedef struct large_state {
     struct large_table *table;  // the records
@@ -35,6 +43,11 @@ typedef struct large_state {
     uint64_t peak;         // most live bytes in the current peak window
     uint64_t peak_before;  // most live bytes in the window before it
     uint64_t peak_since;   // when the current window began, in ms
+#if MALLET_SECURE
+    large_cached_t quarantine[QUARANTINE_RANGES];  // the newest freed ranges, a ring
+    size_t q_head;         // the oldest of them
+    size_t quarantined;    // how many (their bytes count in cached_bytes)
+#endif
 } large_state_t;
 
 extern large_state_t mallet__large;
@@ -62,5 +75,8 @@ uintptr_t mallet__large_cache_take(size_t len, size_t *got, bool *short_by);
 size_t mallet__large_cache_take_after(uintptr_t addr, size_t need, size_t want);
 void mallet__large_cache_return(uintptr_t addr, size_t size);
 void mallet__large_release(const large_cached_t *drop, size_t n);
+#if MALLET_SECURE
+void mallet__large_quarantine_put(uintptr_t addr, size_t size, uint64_t now);
+#endif
 
 #endif
