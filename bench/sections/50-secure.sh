@@ -36,20 +36,20 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # n COUNT -- COUNT / div, at least 1.
 n() { local v=$(($1 / div)); echo $((v > 0 ? v : 1)); }
-fp=$(n 60000000) rows=$(n 100000) docs=$(n 20000)
+fp=$(n 240000000) rows=$(n 130000) docs=$(n 25000)
 lib_make_sql "$work/script.sql" "$rows"
 lib_make_py "$work/work.py" "$docs"
 WORKLOADS=(
-    "churn-1t|$B/lib_churn 1 $(n 100000000)"
-    "churn-2t|$B/lib_churn 2 $(n 50000000)"
-    "churn-4t|$B/lib_churn 4 $(n 25000000)"
+    "churn-1t|$B/lib_churn 1 $(n 200000000)"
+    "churn-2t|$B/lib_churn 2 $(n 100000000)"
+    "churn-4t|$B/lib_churn 4 $(n 60000000)"
     "prodcons-2x2|$B/lib_xthread 2 $(n 4000000)"
-    "larson-4t|$B/lib_larson 4 10 $(n 200000)"
-    "realloc-grow|$B/lib_realloc 32 262144 $(n 8)"
-    "large-blocks|$B/lib_large $(n 1500)"
-    "bigheap-1t|$B/lib_bigheap 1 262144 $(n 5000000)"
-    "bigheap-2t|$B/lib_bigheap 2 262144 $(n 5000000)"
-    "server-2t|$B/lib_server 2 50000 $(n 20)"
+    "larson-4t|$B/lib_larson 4 40 $(n 2000000)"
+    "realloc-grow|$B/lib_realloc 32 262144 $(n 48)"
+    "large-blocks|$B/lib_large $(n 12000)"
+    "bigheap-1t|$B/lib_bigheap 1 262144 $(n 10000000)"
+    "bigheap-2t|$B/lib_bigheap 2 262144 $(n 10000000)"
+    "server-2t|$B/lib_server 2 50000 $(n 90)"
     "fanout-1x2|$B/lib_fanout 2 $(n 40000000)"
     "bigbuf|$B/lib_bigbuf 20 $(n 200)"
     "fastpath-pair|$B/lib_fastpath pair $fp"
@@ -70,7 +70,7 @@ echo
 echo "Regenerate: \`$([ "$BENCH_QUICK" = 1 ] && echo 'BENCH_QUICK=1 ')bench/sections/50-secure.sh\`."
 echo
 echo "The same workloads under \`build/libmallet.so\` (default) and \`build/libmallet-secure.so\`"
-echo "(\`make secure\`: a tag at the end of every small block and the gap up to it checked at free, the"
+echo "(\`make secure\`: a tag at the end of every small block and the gap up to it checked at free,"
 echo "every byte of freed blocks of up to 1 KiB (the first and last 64 of larger ones) filled and checked on reuse, the newest 8 frees of a page"
 echo "sent to the back of its free list, blocks dealt from 8 random runs, large blocks ending at a guard"
 echo "page, inaccessible once freed and quarantined behind the next 8 large frees, and from 2 MiB up"
